@@ -338,16 +338,29 @@ class GenerationCache:
     @staticmethod
     def key(identity: BackendIdentity, sampling: SamplingSettings, request: GenerationRequest) -> str:
         """sha256 of the canonical JSON of everything that affects the output."""
-        payload = {
-            "v": KEY_VERSION,
-            "identity": identity.as_dict(),
-            "sampling": sampling.as_dict(),
-            "request": _request_dict(request),
-        }
-        blob = json.dumps(
-            _canon(payload), sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False
-        )
-        return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+        return GenerationCache.keyer(identity, sampling)(request)
+
+    @staticmethod
+    def keyer(identity: BackendIdentity, sampling: SamplingSettings) -> Callable[[GenerationRequest], str]:
+        """:meth:`key` for many requests of one run: the identity and sampling part of
+        the canonical JSON is serialised and hashed once, not once per request.
+
+        The bytes hashed are exactly those of ``json.dumps(payload, sort_keys=True)``
+        for ``{"identity", "request", "sampling", "v"}``, so keys do not change."""
+
+        def dumps(obj: Any) -> str:
+            return json.dumps(_canon(obj), sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+        head = hashlib.sha256(('{"identity":' + dumps(identity.as_dict()) + ',"request":').encode("utf-8"))
+        tail = (',"sampling":' + dumps(sampling.as_dict()) + f',"v":{KEY_VERSION}}}').encode("utf-8")
+
+        def key(request: GenerationRequest) -> str:
+            h = head.copy()
+            h.update(dumps(_request_dict(request)).encode("utf-8"))
+            h.update(tail)
+            return h.hexdigest()
+
+        return key
 
     def get_many(self, keys: Sequence[str]) -> dict[str, str]:
         """The cached texts for those ``keys`` that have one."""
@@ -504,12 +517,13 @@ class GenerationCache:
 
 
 def cached_generate(
-    backend: Backend,
+    backend: Backend | Callable[[], Backend],
     requests: Sequence[GenerationRequest],
     sampling: SamplingSettings,
     cache: GenerationCache | None,
     *,
     on_progress: Callable[[int], Any] | None = None,
+    identity: BackendIdentity | None = None,
 ) -> tuple[list[str], int]:
     """Return ``(texts in request order, number of requests actually generated)``.
 
@@ -520,31 +534,39 @@ def cached_generate(
     that had finished. ``on_progress(n)`` is called with the number of request
     slots just completed (hits in one call up front, then per result), which
     fits ``tqdm.update``.
+
+    ``backend`` may be a zero-argument loader, called only when something is
+    missing; with ``identity`` (what the backend will report, known without
+    loading it) a fully cached run never loads the model. Should the loaded
+    backend report another identity, the lookup is redone with the real one.
     """
     requests = list(requests)
     if not requests:
         return [], 0
-    identity = backend.identity()
-    keys = [GenerationCache.key(identity, sampling, r) for r in requests]
-    slots: dict[str, list[int]] = {}
-    for i, k in enumerate(keys):
-        slots.setdefault(k, []).append(i)
+    loaded: list[Backend] = []
 
-    texts: list[str | None] = [None] * len(requests)
-    hits = cache.get_many(list(slots)) if cache is not None else {}
-    n_hit = 0
-    for k, text in hits.items():
-        for i in slots[k]:
-            texts[i] = text
-            n_hit += 1
+    def get_backend() -> Backend:
+        if not loaded:
+            loaded.append(backend() if (callable(backend) and not hasattr(backend, "generate")) else backend)  # type: ignore[operator,arg-type]
+        return loaded[0]
+
+    if identity is None or cache is None:
+        identity = get_backend().identity()
+    texts, slots, misses = _lookup(requests, identity, sampling, cache)
+    if misses and not loaded:
+        real = get_backend().identity()
+        if real != identity:  # the hint was wrong: never serve another model's text
+            identity = real
+            texts, slots, misses = _lookup(requests, identity, sampling, cache)
+    n_hit = sum(t is not None for t in texts)
     if n_hit and on_progress is not None:
         on_progress(n_hit)
 
-    misses = [k for k in slots if k not in hits]
     if misses:
         meta = {"backend": identity.backend, "backend_version": identity.backend_version, "model_revision": identity.model_revision}
         done = [False] * len(misses)
         lock = threading.Lock()
+        model = identity.model
 
         def on_result(j: int, text: str) -> None:
             k = misses[j]
@@ -555,11 +577,11 @@ def cached_generate(
                 for i in slots[k]:
                     texts[i] = text
             if cache is not None:
-                cache.put(k, text, model=identity.model, meta=meta)
+                cache.put(k, text, model=model, meta=meta)
             if on_progress is not None:
                 on_progress(len(slots[k]))
 
-        out = backend.generate([requests[slots[k][0]] for k in misses], sampling, on_result)
+        out = get_backend().generate([requests[slots[k][0]] for k in misses], sampling, on_result)
         if out is None or len(out) != len(misses):
             raise BackendError(
                 f"backend returned {0 if out is None else len(out)} completions for {len(misses)} requests"
@@ -568,3 +590,22 @@ def cached_generate(
             if not done[j]:  # a backend that skipped the callback for some
                 on_result(j, text)
     return texts, len(misses)  # type: ignore[return-value]
+
+
+def _lookup(
+    requests: Sequence[GenerationRequest],
+    identity: BackendIdentity,
+    sampling: SamplingSettings,
+    cache: GenerationCache | None,
+) -> tuple[list[str | None], dict[str, list[int]], list[str]]:
+    """Texts found in the cache (None where missing), request slots per key, and the missing keys."""
+    key = GenerationCache.keyer(identity, sampling)
+    slots: dict[str, list[int]] = {}
+    for i, r in enumerate(requests):
+        slots.setdefault(key(r), []).append(i)
+    texts: list[str | None] = [None] * len(requests)
+    hits = cache.get_many(list(slots)) if cache is not None else {}
+    for k, text in hits.items():
+        for i in slots[k]:
+            texts[i] = text
+    return texts, slots, [k for k in slots if k not in hits]
