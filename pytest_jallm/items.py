@@ -161,7 +161,7 @@ class ExampleItem(_JallmItem):
 
     def runtest(self) -> None:
         result = self._result()
-        outcome = next(it for it in result.items if it.id == self.example_id)
+        outcome = result.item(self.example_id)
         if outcome.score is None:
             return  # corpus-level metric: no per-item verdict
         self.user_properties.append(("jallm_item_score", f"{outcome.score:.4f}"))

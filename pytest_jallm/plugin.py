@@ -178,6 +178,16 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         jallm.evaluation.close()
 
 
+# pytest only looks at names starting "pytest_"; specname makes this a second implementation.
+@pytest.hookimpl(wrapper=True, tryfirst=True, specname="pytest_terminal_summary")
+def pytest_terminal_summary_linear_failures(terminalreporter, exitstatus: int, config: pytest.Config):
+    restore = scale.index_teardown_reports(terminalreporter)  # pytest's summary is quadratic otherwise
+    try:
+        return (yield)
+    finally:
+        restore()
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
     jallm = config.stash[SESSION_KEY]
     rows = jallm.summaries
@@ -187,9 +197,13 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     terminalreporter.write_line(render_terminal(rows))
     ev = jallm.evaluation
     if ev.prompts_requested:  # this process generated (not an xdist controller)
+        t = ev.timings
+        load = f"model load {t['load']:.1f} s" if ev.backend_loaded else "model not loaded"
         terminalreporter.write_line(
             f"pytest-jallm: {ev.prompts_requested} prompts, {ev.prompts_generated} generated, "
-            f"{ev.prompts_requested - ev.prompts_generated} from the generation cache"
+            f"{ev.prompts_requested - ev.prompts_generated} from the generation cache "
+            f"({load}, generation {t['generate']:.1f} s, data and prompts {t['prepare']:.1f} s, "
+            f"scoring {t['score']:.1f} s)"
         )
     from .results import write_reports
 

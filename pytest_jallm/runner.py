@@ -70,6 +70,13 @@ class BenchmarkResult:
     produced_by: dict[str, Any]
     generated: int = 0  # completions this run actually generated (the rest came from the cache)
     seconds: float = 0.0
+    _by_id: dict[str, ItemOutcome] | None = field(default=None, init=False, repr=False, compare=False)
+
+    def item(self, item_id: str) -> ItemOutcome:
+        """One example's outcome; an index, since per-item tests ask once per example."""
+        if self._by_id is None:
+            self._by_id = {it.id: it for it in self.items}
+        return self._by_id[item_id]
 
     def item_scores(self) -> dict[str, float] | None:
         if any(it.score is None for it in self.items):
@@ -196,13 +203,33 @@ class Evaluation:
         self.errors: dict[str, BaseException] = {}
         self.prompts_requested = 0  # across the session, for the summary line
         self.prompts_generated = 0
+        # Seconds per phase across the session: where a run's time went.
+        self.timings: dict[str, float] = {"prepare": 0.0, "load": 0.0, "generate": 0.0, "score": 0.0}
         self._cache = None
+        self._identity: BackendIdentity | None = None
 
     @property
     def backend(self) -> Backend:
         if self._backend is None:
+            started = time.perf_counter()
             self._backend = self._make_backend()
+            self.timings["load"] += time.perf_counter() - started
         return self._backend
+
+    @property
+    def backend_loaded(self) -> bool:
+        return self._backend is not None
+
+    def identity(self) -> BackendIdentity:
+        """The backend's identity; known without loading the model when the backend can say so."""
+        if self._backend is not None:
+            return self._backend.identity()
+        if self._identity is None:
+            from .backends import peek_identity
+
+            peeked = peek_identity(self.settings.backend, self.settings.model, self.settings.backend_options)
+            self._identity = peeked if peeked is not None else self.backend.identity()
+        return self._identity
 
     def cache(self):
         if self._cache is None and self.settings.cache_path is not None:
@@ -213,7 +240,11 @@ class Evaluation:
 
     def prepared(self, spec: BenchmarkSpec, spec_path: Path) -> PreparedBenchmark:
         if spec.name not in self._prepared:
-            self._prepared[spec.name] = prepare(spec, spec_path, self.settings)
+            started = time.perf_counter()
+            try:
+                self._prepared[spec.name] = prepare(spec, spec_path, self.settings)
+            finally:
+                self.timings["prepare"] += time.perf_counter() - started
         return self._prepared[spec.name]
 
     def run(self, benchmarks: Sequence[tuple[BenchmarkSpec, Path]]) -> None:
@@ -232,16 +263,19 @@ class Evaluation:
             return
         requests = [r for p in todo for r in p.requests]
         started = time.perf_counter()
+        load_before = self.timings["load"]
         try:
-            backend = self.backend
+            # With a cache the identity is peeked, so a fully cached run never loads the model.
+            identity = self.identity() if self.cache() is not None else None
             bar = self._progress(len(requests)) if self._progress else None
             try:
                 texts, generated = cached_generate(
-                    backend,
+                    lambda: self.backend,
                     requests,
                     self.settings.sampling,
                     self.cache(),
                     on_progress=(bar.update if bar is not None else None),
+                    identity=identity,
                 )
             finally:
                 if bar is not None:
@@ -253,9 +287,11 @@ class Evaluation:
                 raise  # KeyboardInterrupt: the cache already holds what finished
             return
         elapsed = time.perf_counter() - started
+        self.timings["generate"] += elapsed - (self.timings["load"] - load_before)
         self.prompts_requested += len(requests)
         self.prompts_generated += generated
-        identity = backend.identity()
+        identity = self.identity()
+        started = time.perf_counter()
         offset = 0
         for p in todo:
             outputs = texts[offset : offset + len(p.requests)]
@@ -268,6 +304,7 @@ class Evaluation:
             result.generated = generated
             result.seconds = elapsed
             self.results[p.spec.name] = result
+        self.timings["score"] += time.perf_counter() - started
 
     def close(self) -> None:
         if self._backend is not None:

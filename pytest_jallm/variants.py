@@ -694,12 +694,13 @@ class VariantSearch:
             ev = self.evaluation
             bar = self.progress(len(requests)) if self.progress else None
             try:
-                texts, _ = cached_generate(ev.backend, requests, ev.settings.sampling, ev.cache(),
-                                           on_progress=(bar.update if bar is not None else None))
+                texts, _ = cached_generate(lambda: ev.backend, requests, ev.settings.sampling, ev.cache(),
+                                           on_progress=(bar.update if bar is not None else None),
+                                           identity=ev.identity() if ev.cache() is not None else None)
             finally:
                 if bar is not None:
                     bar.close()
-            identity = ev.backend.identity()
+            identity = ev.identity()
             offset = 0
             for (name, fmt), reqs, golds in built:
                 outputs = texts[offset: offset + len(reqs)]

@@ -58,6 +58,37 @@ def test_identity_records_revision_dtype_and_versions(model_dir: Path) -> None:
     assert ident.settings["dtype"] == "float32"
 
 
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("model", ["tiny-ja-good", "tiny-ja-weak"])
+@pytest.mark.parametrize("dtype", ["auto", "float32", "bfloat16"])
+def test_peeked_identity_is_the_loaded_identity(model: str, dtype: str) -> None:
+    # A cached re-run trusts the peeked identity to pick cache rows without
+    # loading the model: it must be exactly what the loaded backend reports.
+    path = str(ROOT / "models" / model)
+    peeked = HFBackend.peek_identity(path, dtype=dtype, add_special_tokens=False, batch_size=4, device="cpu")
+    loaded = HFBackend(path, dtype=dtype, add_special_tokens=False, device="cpu").identity()
+    assert peeked == loaded
+
+
+def test_peek_declines_when_the_loaded_dtype_is_not_certain(model_dir: Path, tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    assert HFBackend.peek_identity("org/not-a-local-dir") is None  # hub ids resolve their revision on load
+    assert HFBackend.peek_identity(str(model_dir), trust_remote_code=True) is None
+    assert HFBackend.peek_identity(str(model_dir), dtype="half") is None  # an alias: loads as float16
+    for change in ({"dtype": None, "torch_dtype": None}, {"quantization_config": {"quant_method": "gptq"}}):
+        copy = tmp_path / f"m{len(change)}"
+        shutil.copytree(model_dir, copy)
+        config = json.loads((copy / "config.json").read_text())
+        config.update(change)
+        (copy / "config.json").write_text(json.dumps(config))
+        assert HFBackend.peek_identity(str(copy)) is None, change
+    assert HFBackend.peek_identity(str(model_dir)) is not None
+
+
 def test_chat_request_without_template_is_a_clear_error(model_dir: Path) -> None:
     backend = HFBackend(str(model_dir), device="cpu")
     backend.tokenizer.chat_template = None

@@ -57,6 +57,22 @@ def backend_factory(name: str) -> Callable[..., Backend]:
     )
 
 
+def peek_identity(name: str, model: str, options: dict[str, Any]) -> BackendIdentity | None:
+    """What the backend will report as its identity, if it can say so without loading the
+    model (a `peek_identity` classmethod); None otherwise, or on any doubt."""
+    try:
+        factory = backend_factory(name)
+    except BackendError:
+        return None  # the real load reports the error
+    peek = getattr(factory, "peek_identity", None)
+    if peek is None:
+        return None
+    try:
+        return peek(model, **options)
+    except Exception:
+        return None
+
+
 __all__ = [
     "Backend",
     "BackendError",
@@ -64,5 +80,6 @@ __all__ = [
     "GenerationRequest",
     "SamplingSettings",
     "backend_factory",
+    "peek_identity",
     "resolve_backend_name",
 ]

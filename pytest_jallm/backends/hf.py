@@ -32,7 +32,55 @@ def _resolve_revision(model: str, revision: str | None) -> str:
     return "main"
 
 
+def _versions() -> str:
+    from importlib.metadata import version
+
+    return f"transformers {version('transformers')}, torch {version('torch')}"
+
+
+def _configured_dtype(model_dir: str) -> str | None:
+    """The dtype `dtype="auto"` loads, read from config.json; None when that is not certain."""
+    import json
+
+    try:
+        with open(os.path.join(model_dir, "config.json"), encoding="utf-8") as fh:
+            config = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(config, dict) or "quantization_config" in config:
+        return None  # quantized weights load in a dtype of the quantizer's choosing
+    dtype = config.get("dtype") or config.get("torch_dtype")
+    return dtype if dtype in ("float32", "float16", "bfloat16") else None
+
+
 class HFBackend:
+    @classmethod
+    def peek_identity(
+        cls,
+        model: str,
+        *,
+        revision: str | None = None,
+        dtype: str = "auto",
+        add_special_tokens: bool = True,
+        trust_remote_code: bool = False,
+        **_options: Any,
+    ) -> BackendIdentity | None:
+        """The identity this backend will report, without importing torch or loading weights,
+        so a fully cached re-run never loads the model. None when it cannot be known for sure
+        (a hub id, remote code, dtype left to a config that does not name one)."""
+        if not os.path.isdir(model) or trust_remote_code:
+            return None
+        resolved = _configured_dtype(model) if dtype == "auto" else dtype
+        if resolved not in ("float32", "float16", "bfloat16"):  # aliases like "half" load as one of these
+            return None
+        return BackendIdentity(
+            backend="hf",
+            backend_version=_versions(),
+            model=model,
+            model_revision=_resolve_revision(model, revision),
+            settings={"dtype": resolved, "add_special_tokens": add_special_tokens},
+        )
+
     def __init__(
         self,
         model: str,
@@ -47,7 +95,6 @@ class HFBackend:
     ):
         try:
             import torch
-            import transformers
             from transformers import AutoModelForCausalLM, AutoTokenizer
         except ImportError as e:  # pragma: no cover - torch is a core dependency
             raise BackendError(f"the hf backend needs torch and transformers: {e}") from e
@@ -60,7 +107,6 @@ class HFBackend:
         self.batch_size = batch_size
         self.add_special_tokens = add_special_tokens
         self.progress = progress
-        self._transformers_version = transformers.__version__
         torch_dtype: Any = "auto" if dtype == "auto" else getattr(torch, dtype, None)
         if torch_dtype is None:
             raise BackendError(f"--jallm-dtype {dtype!r} is not a torch dtype (try float32, bfloat16, float16, auto)")
@@ -84,7 +130,7 @@ class HFBackend:
     def identity(self) -> BackendIdentity:
         return BackendIdentity(
             backend="hf",
-            backend_version=f"transformers {self._transformers_version}, torch {self._torch.__version__}",
+            backend_version=_versions(),
             model=self.model_name,
             model_revision=self.revision,
             settings={"dtype": self.dtype, "add_special_tokens": self.add_special_tokens},

@@ -71,6 +71,51 @@ def _jsonable(value: Any) -> Any:
     return repr(value)
 
 
+_IDENTITY_ARGS = (
+    "revision", "tokenizer", "tensor_parallel_size", "pipeline_parallel_size", "dtype", "max_model_len",
+    "quantization", "trust_remote_code", "seed", "engine_kwargs", "guided_choice",
+)
+
+
+def _identity(
+    vllm_version: str,
+    model: str,
+    *,
+    revision: str | None = None,
+    tokenizer: str | None = None,
+    tensor_parallel_size: int = 1,
+    pipeline_parallel_size: int = 1,
+    dtype: str = "auto",
+    max_model_len: int | None = None,
+    quantization: str | None = None,
+    trust_remote_code: bool = False,
+    seed: int = 0,
+    engine_kwargs: Mapping[str, Any] | None = None,
+    guided_choice: bool = False,
+) -> BackendIdentity:
+    settings: dict[str, Any] = {
+        "tokenizer": tokenizer,
+        "dtype": dtype,
+        "quantization": quantization,
+        "max_model_len": max_model_len,
+        "trust_remote_code": trust_remote_code,
+        "seed": seed,
+        "guided_choice": guided_choice,
+        # Do not change greedy outputs in theory; recorded anyway.
+        "tensor_parallel_size": tensor_parallel_size,
+        "pipeline_parallel_size": pipeline_parallel_size,
+    }
+    if engine_kwargs:
+        settings["engine_kwargs"] = _jsonable(dict(engine_kwargs))
+    return BackendIdentity(
+        backend="vllm",
+        backend_version=vllm_version,
+        model=model,
+        model_revision=revision or "unspecified",
+        settings=settings,
+    )
+
+
 class VLLMBackend:
     """Backend over ``vllm.LLM`` (offline, in-process, GPU)."""
 
@@ -155,27 +200,35 @@ class VLLMBackend:
     # ------------------------------------------------------------------ identity
 
     def identity(self) -> BackendIdentity:
-        settings: dict[str, Any] = {
-            "tokenizer": self.tokenizer,
-            "dtype": self.dtype,
-            "quantization": self.quantization,
-            "max_model_len": self.max_model_len,
-            "trust_remote_code": self.trust_remote_code,
-            "seed": self.seed,
-            "guided_choice": self.guided_choice,
-            # Do not change greedy outputs in theory; recorded anyway.
-            "tensor_parallel_size": self.tensor_parallel_size,
-            "pipeline_parallel_size": self.pipeline_parallel_size,
-        }
-        if self.engine_kwargs:
-            settings["engine_kwargs"] = _jsonable(self.engine_kwargs)
-        return BackendIdentity(
-            backend="vllm",
-            backend_version=str(getattr(self._vllm, "__version__", "unknown")),
-            model=self.model_name,
-            model_revision=self.revision or "unspecified",
-            settings=settings,
+        return _identity(
+            str(getattr(self._vllm, "__version__", "unknown")),
+            self.model_name,
+            revision=self.revision,
+            tokenizer=self.tokenizer,
+            tensor_parallel_size=self.tensor_parallel_size,
+            pipeline_parallel_size=self.pipeline_parallel_size,
+            dtype=self.dtype,
+            max_model_len=self.max_model_len,
+            quantization=self.quantization,
+            trust_remote_code=self.trust_remote_code,
+            seed=self.seed,
+            engine_kwargs=self.engine_kwargs,
+            guided_choice=self.guided_choice,
         )
+
+    @classmethod
+    def peek_identity(cls, model: str, **options: Any) -> BackendIdentity | None:
+        """The identity :meth:`identity` will report, without starting the engine (which takes
+        minutes for a large model), so a fully cached re-run never starts it. It depends only
+        on the arguments and vLLM's version, read from the installed package's metadata."""
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            installed = version("vllm")
+        except PackageNotFoundError:
+            return None
+        known = {k: v for k, v in options.items() if k in _IDENTITY_ARGS}
+        return _identity(installed, model, **known)
 
     # ------------------------------------------------------------------ requests
 
