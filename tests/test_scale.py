@@ -187,3 +187,45 @@ def test_whole_benchmarks_dist_only_when_dist_was_not_given() -> None:
     explicit = argparse.Namespace(numprocesses=2, dist="loadscope", distload=False)
     assert not prefer_whole_benchmarks(explicit) and explicit.dist == "loadscope"
     assert not prefer_whole_benchmarks(argparse.Namespace(numprocesses=None, dist="no", distload=False))
+
+
+def test_failure_summary_keeps_teardown_sections_with_the_index(pytester: pytest.Pytester) -> None:
+    # The plugin swaps pytest's per-failure scan of all reports for an index
+    # (pytest's summary is otherwise quadratic in per-example tests). The
+    # summary must read the same: every failure keeps its own teardown output,
+    # and the lookup agrees with pytest's own method for every test.
+    pytester.makeconftest(
+        """
+        import pytest
+
+        @pytest.hookimpl(wrapper=True)
+        def pytest_terminal_summary(terminalreporter):
+            tr = terminalreporter
+            patched = tr.__dict__.get("_get_teardown_reports")
+            assert patched is not None, "the index is not installed"
+            for rep in tr.getreports("failed") + tr.getreports("passed"):
+                key = getattr(rep, "id", rep.nodeid)
+                assert patched(key) == type(tr)._get_teardown_reports(tr, key)
+            return (yield)
+        """
+    )
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.fixture(params=range(30))
+        def noisy(request):
+            yield request.param
+            print(f"teardown of case {request.param}")
+
+        def test_case(noisy):
+            assert noisy % 3 != 0
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider", "-rA")
+    result.assert_outcomes(passed=20, failed=10)
+    out = result.stdout.str()
+    for case in range(30):
+        assert f"teardown of case {case}" in out
+    assert out.count("Captured stdout teardown") == 30  # each failure and (with -rA) each pass
+    assert "the index is not installed" not in out
