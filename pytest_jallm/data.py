@@ -11,6 +11,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import json
+import math
 import os
 import random
 from dataclasses import dataclass, field
@@ -102,8 +103,103 @@ def _infer_format(source: Source, files: Sequence[str]) -> str:
     return formats.pop()  # type: ignore[return-value]
 
 
+_INT64 = (-(2**63), 2**63 - 1)
+_UNSURE = object()
+
+
+def _value_kind(value: Any) -> Any:
+    """A tag for the Arrow type `datasets` would give this JSON value when it keeps it as
+    it is in Python; None for null (fits any column); _UNSURE when Arrow might convert it."""
+    t = type(value)
+    if value is None:
+        return None
+    if t is bool:
+        return t
+    if t is str:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # an escaped lone surrogate: readers differ on it
+            return _UNSURE
+        return t
+    if t is int:
+        return t if _INT64[0] <= value <= _INT64[1] else _UNSURE
+    if t is float:
+        return t if math.isfinite(value) else _UNSURE
+    if t is list:
+        inner = {_value_kind(v) for v in value} - {None}
+        if len(inner) > 1 or not inner.isdisjoint({_UNSURE, list}) or any(isinstance(k, tuple) for k in inner):
+            return _UNSURE
+        return ("list", inner.pop() if inner else None)
+    return _UNSURE  # objects become Arrow structs with the union of their keys
+
+
+def _merge_kinds(seen: Any, kind: Any) -> Any:
+    if seen is None or seen == kind:
+        return kind
+    if kind is None:
+        return seen
+    if isinstance(seen, tuple) and isinstance(kind, tuple):  # lists: an empty one fits any element type
+        if seen[1] is None or kind[1] is None:
+            return seen if kind[1] is None else kind
+    return _UNSURE
+
+
+def plain_json_rows(path: str) -> list[dict[str, Any]] | None:
+    """Rows of a local JSON Lines file (or JSON array of objects) read by the standard library,
+    when they are certainly what `datasets.load_dataset("json", ...)` returns; else None.
+
+    Arrow unifies each column to one type (ints among floats become floats, a missing key
+    becomes None, objects gain the union of their keys), so rows are returned here only
+    when no such conversion can happen: every row has the same keys and every column holds
+    one scalar type (or lists of one), with nulls; and no floats in a JSON array, whose
+    floats datasets parses with ujson, which rounds some (JSON Lines go through pyarrow,
+    which is exact). Benchmark files are like that, and the
+    run then neither imports `datasets` nor writes its Arrow cache (seconds per run).
+    """
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except (OSError, UnicodeDecodeError):
+        return None  # the datasets path reports it with the file's name
+    if not text.strip():
+        return []
+    is_array = text.lstrip().startswith("[")
+    try:
+        if is_array:
+            rows = json.loads(text)
+        else:
+            rows = [json.loads(line) for line in text.split("\n") if line.strip()]
+    except ValueError:
+        return None
+    if not isinstance(rows, list) or not rows or not all(type(r) is dict for r in rows):
+        return None
+    keys = set(rows[0])
+    kinds: dict[str, Any] = dict.fromkeys(keys)
+    for row in rows:
+        if row.keys() != keys:
+            return None
+        for k, v in row.items():
+            merged = _merge_kinds(kinds[k], _value_kind(v))
+            if merged is _UNSURE or (is_array and merged in (float, ("list", float))):
+                return None  # datasets parses a JSON array's floats with ujson, which rounds some
+            kinds[k] = merged
+    return rows
+
+
+def _tagged(rows: list[dict[str, Any]], path: str) -> list[dict[str, Any]]:
+    stem = Path(path.split("?")[0]).stem
+    for i, row in enumerate(rows):
+        row["_file"] = stem
+        row["_row"] = i
+    return rows
+
+
 def _load_with_datasets(fmt: str, files: Sequence[str], source: Source) -> list[dict[str, Any]]:
     """Rows of each file in order, tagged with `_file` (its stem) and `_row` (index in it)."""
+    if fmt in ("json", "jsonl") and all(os.path.isfile(f) for f in files):
+        plain = [plain_json_rows(f) for f in files]
+        if all(rows is not None for rows in plain):
+            return [row for f, rows in zip(files, plain) for row in _tagged(rows, f)]  # type: ignore[arg-type]
     import datasets
 
     datasets.disable_progress_bars()
@@ -133,11 +229,7 @@ def _load_with_datasets(fmt: str, files: Sequence[str], source: Source) -> list[
             if "corresponds to no data" in str(e):
                 continue  # a CSV with a header only: no rows
             raise
-        stem = Path(path.split("?")[0]).stem
-        for i, row in enumerate(ds.to_list()):
-            row["_file"] = stem
-            row["_row"] = i
-            rows.append(row)
+        rows += _tagged(ds.to_list(), path)
     return rows
 
 

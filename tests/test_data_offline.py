@@ -26,7 +26,10 @@ def test_local_load_makes_no_network_call(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(datasets.config, "HF_UPDATE_DOWNLOAD_COUNTS", True)
     path = tmp_path / "rows.jsonl"
-    path.write_text(json.dumps({"q": "問"}, ensure_ascii=False) + "\n", encoding="utf-8")
+    # An int and a float in one column: Arrow unifies them, so this goes through datasets.
+    lines = [{"q": "問", "n": 1}, {"q": "答", "n": 1.5}]
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in lines), encoding="utf-8")
     rows, origin = load_rows(Source(path=str(path)), tmp_path, None, "test")
-    assert rows[0]["q"] == "問" and origin == str(path)
+    assert rows[0]["q"] == "問" and rows[0]["n"] == 1.0 and type(rows[0]["n"]) is float
+    assert origin == str(path)
     assert calls == []
