@@ -350,6 +350,38 @@ def test_identity(fake_vllm):
     assert "chunk_size" not in ident["settings"]
 
 
+@pytest.mark.parametrize("options", [
+    {},
+    {"revision": "deadbeef", "dtype": "bfloat16", "max_model_len": 4096, "quantization": "fp8",
+     "tensor_parallel_size": 2, "guided_choice": True, "engine_kwargs": {"kv_cache_dtype": "fp8"},
+     "gpu_memory_utilization": 0.7, "chunk_size": 100},
+])
+def test_peeked_identity_is_the_engines_identity(fake_vllm, monkeypatch, options):
+    # A fully cached re-run picks rows by the peeked identity and never starts
+    # the engine, so it must equal what a started engine reports.
+    import importlib.metadata
+
+    real_version = importlib.metadata.version
+    monkeypatch.setattr(importlib.metadata, "version",
+                        lambda name: fake_vllm.__version__ if name == "vllm" else real_version(name))
+    from pytest_jallm.backends.vllm import VLLMBackend
+
+    peeked = VLLMBackend.peek_identity("org/model", **options)
+    assert peeked == make_backend(model="org/model", **options).identity()
+
+
+def test_peek_declines_without_an_installed_vllm(monkeypatch):
+    import importlib.metadata
+
+    def not_installed(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", not_installed)
+    from pytest_jallm.backends.vllm import VLLMBackend
+
+    assert VLLMBackend.peek_identity("org/model") is None
+
+
 def test_identity_without_revision(fake_vllm):
     assert make_backend().identity().model_revision == "unspecified"
 

@@ -27,6 +27,7 @@ checked against vLLM 0.33.0. See docs/vllm.md.
 from __future__ import annotations
 
 import gc
+import inspect
 from typing import Any, Mapping, Sequence
 
 from .base import (
@@ -77,41 +78,27 @@ _IDENTITY_ARGS = (
 )
 
 
-def _identity(
-    vllm_version: str,
-    model: str,
-    *,
-    revision: str | None = None,
-    tokenizer: str | None = None,
-    tensor_parallel_size: int = 1,
-    pipeline_parallel_size: int = 1,
-    dtype: str = "auto",
-    max_model_len: int | None = None,
-    quantization: str | None = None,
-    trust_remote_code: bool = False,
-    seed: int = 0,
-    engine_kwargs: Mapping[str, Any] | None = None,
-    guided_choice: bool = False,
-) -> BackendIdentity:
+def _identity(vllm_version: str, model: str, args: Mapping[str, Any]) -> BackendIdentity:
+    """The identity of an engine made with these `_IDENTITY_ARGS` values."""
     settings: dict[str, Any] = {
-        "tokenizer": tokenizer,
-        "dtype": dtype,
-        "quantization": quantization,
-        "max_model_len": max_model_len,
-        "trust_remote_code": trust_remote_code,
-        "seed": seed,
-        "guided_choice": guided_choice,
+        "tokenizer": args["tokenizer"],
+        "dtype": args["dtype"],
+        "quantization": args["quantization"],
+        "max_model_len": args["max_model_len"],
+        "trust_remote_code": args["trust_remote_code"],
+        "seed": args["seed"],
+        "guided_choice": args["guided_choice"],
         # Do not change greedy outputs in theory; recorded anyway.
-        "tensor_parallel_size": tensor_parallel_size,
-        "pipeline_parallel_size": pipeline_parallel_size,
+        "tensor_parallel_size": args["tensor_parallel_size"],
+        "pipeline_parallel_size": args["pipeline_parallel_size"],
     }
-    if engine_kwargs:
-        settings["engine_kwargs"] = _jsonable(dict(engine_kwargs))
+    if args["engine_kwargs"]:
+        settings["engine_kwargs"] = _jsonable(dict(args["engine_kwargs"]))
     return BackendIdentity(
         backend="vllm",
         backend_version=vllm_version,
         model=model,
-        model_revision=revision or "unspecified",
+        model_revision=args["revision"] or "unspecified",
         settings=settings,
     )
 
@@ -200,21 +187,8 @@ class VLLMBackend:
     # ------------------------------------------------------------------ identity
 
     def identity(self) -> BackendIdentity:
-        return _identity(
-            str(getattr(self._vllm, "__version__", "unknown")),
-            self.model_name,
-            revision=self.revision,
-            tokenizer=self.tokenizer,
-            tensor_parallel_size=self.tensor_parallel_size,
-            pipeline_parallel_size=self.pipeline_parallel_size,
-            dtype=self.dtype,
-            max_model_len=self.max_model_len,
-            quantization=self.quantization,
-            trust_remote_code=self.trust_remote_code,
-            seed=self.seed,
-            engine_kwargs=self.engine_kwargs,
-            guided_choice=self.guided_choice,
-        )
+        args = {name: getattr(self, name) for name in _IDENTITY_ARGS}
+        return _identity(str(getattr(self._vllm, "__version__", "unknown")), self.model_name, args)
 
     @classmethod
     def peek_identity(cls, model: str, **options: Any) -> BackendIdentity | None:
@@ -227,8 +201,9 @@ class VLLMBackend:
             installed = version("vllm")
         except PackageNotFoundError:
             return None
-        known = {k: v for k, v in options.items() if k in _IDENTITY_ARGS}
-        return _identity(installed, model, **known)
+        defaults = inspect.signature(cls.__init__).parameters  # one place for the defaults
+        args = {name: options.get(name, defaults[name].default) for name in _IDENTITY_ARGS}
+        return _identity(installed, model, args)
 
     # ------------------------------------------------------------------ requests
 
