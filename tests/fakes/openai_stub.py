@@ -107,11 +107,23 @@ class OpenAIStub:
                     stub.requests.append(req)
                     stub.in_flight += 1
                     stub.max_in_flight = max(stub.max_in_flight, stub.in_flight)
+                counted = True
+
+                def done() -> None:
+                    # Before the reply is written: once the client has it, it may send
+                    # its next request, which must not find this one still counted.
+                    nonlocal counted
+                    if counted:
+                        counted = False
+                        with stub._lock:
+                            stub.in_flight -= 1
+
                 try:
                     reply = stub.handler(req)
                     if reply.delay and stub._stopping.wait(reply.delay):
                         return  # stopping: drop the connection
                     payload = reply.raw if reply.raw is not None else json.dumps(reply.json).encode()
+                    done()
                     self.send_response(reply.status)
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(payload)))
@@ -122,8 +134,7 @@ class OpenAIStub:
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (timeout test)
                 finally:
-                    with stub._lock:
-                        stub.in_flight -= 1
+                    done()
 
             do_POST = _serve
             do_GET = _serve
