@@ -12,3 +12,10 @@ import pyarrow  # noqa: F401
 import scipy.stats  # noqa: F401
 import torch  # noqa: F401
 import transformers  # noqa: F401
+
+import os as _os
+import tempfile as _tempfile
+
+# Local model revisions are memoised under ~/.cache; tests (and the subprocesses they
+# start, which inherit this) keep theirs in a throw-away directory instead.
+_os.environ.setdefault("JALLM_REVISION_MEMO", _os.path.join(_tempfile.mkdtemp(prefix="jallm-revmemo-"), "memo.json"))

@@ -13,23 +13,7 @@ from .base import (
     SamplingSettings,
     apply_stop,
 )
-
-
-def _resolve_revision(model: str, revision: str | None) -> str:
-    """A local directory has no hub revision: record its config's content hash instead."""
-    if revision:
-        return revision
-    if os.path.isdir(model):
-        import hashlib
-
-        h = hashlib.sha256()
-        for name in sorted(os.listdir(model)):
-            if name.endswith((".json", ".safetensors", ".bin", ".model", ".txt")):
-                with open(os.path.join(model, name), "rb") as fh:
-                    for chunk in iter(lambda: fh.read(1 << 20), b""):
-                        h.update(chunk)
-        return "local-sha256:" + h.hexdigest()[:16]
-    return "main"
+from .revision import resolve_revision
 
 
 def _versions() -> str:
@@ -77,7 +61,7 @@ class HFBackend:
             backend="hf",
             backend_version=_versions(),
             model=model,
-            model_revision=_resolve_revision(model, revision),
+            model_revision=resolve_revision(model, revision, default="main"),
             settings={"dtype": resolved, "add_special_tokens": add_special_tokens},
         )
 
@@ -100,7 +84,7 @@ class HFBackend:
             raise BackendError(f"the hf backend needs torch and transformers: {e}") from e
         self._torch = torch
         self.model_name = model
-        self.revision = _resolve_revision(model, revision)
+        self.revision = resolve_revision(model, revision, default="main")
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = device

@@ -38,6 +38,7 @@ from .base import (
     SamplingSettings,
     apply_stop,
 )
+from .revision import resolve_revision
 
 log = logging.getLogger(__name__)
 
@@ -177,16 +178,8 @@ class OpenAIBackend:
         return f"OpenAIBackend(model={self.model!r}, base_url={self._public_base_url!r}, mode={self.mode!r})"
 
     def _model_revision(self) -> str:
-        if self.revision:
-            return self.revision
-        if os.path.isdir(self.model):  # a local directory served by a loopback server
-            try:
-                from .hf import _resolve_revision
-
-                return _resolve_revision(self.model, None)
-            except Exception:  # pragma: no cover - hf backend unavailable
-                pass
-        return "unspecified"
+        # A local directory served by a loopback server: its content hash.
+        return resolve_revision(self.model, self.revision, default="unspecified")
 
     def _probe_server_info(self) -> str | None:
         """``GET /version`` (vLLM, SGLang's ``/get_server_info`` is not probed): one short try, cached."""

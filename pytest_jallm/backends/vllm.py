@@ -38,6 +38,7 @@ from .base import (
     SamplingSettings,
     apply_stop,
 )
+from .revision import resolve_revision
 
 INSTALL_HINT = "pip install 'pytest-jallm[vllm]'"
 
@@ -98,7 +99,7 @@ def _identity(vllm_version: str, model: str, args: Mapping[str, Any]) -> Backend
         backend="vllm",
         backend_version=vllm_version,
         model=model,
-        model_revision=args["revision"] or "unspecified",
+        model_revision=resolve_revision(model, args["revision"], default="unspecified"),
         settings=settings,
     )
 
