@@ -61,6 +61,13 @@ def _read_text(path: str) -> str:
         raise DataError(f"{path}: not valid UTF-8 ({e.reason} at byte {e.start})") from None
 
 
+def _parse_xml(where: str, data: bytes | str) -> ET.Element:
+    try:
+        return ET.fromstring(data)
+    except ET.ParseError as e:
+        raise DataError(f"{where}: malformed XML: {e}") from None
+
+
 def _bad(path: str, row: Any, field: str, problem: str) -> DataError:
     return DataError(f"{path}: row {row}: field '{field}': {problem}")
 
@@ -188,10 +195,7 @@ def load_jsem(files: Sequence[str], options: Mapping[str, Any]) -> Rows:
     """
     rows: Rows = []
     for path in files:
-        try:
-            root = ET.fromstring(_read_bytes(path))
-        except ET.ParseError as e:
-            raise DataError(f"{path}: malformed XML: {e}") from None
+        root = _parse_xml(path, _read_bytes(path))
         for i, problem in enumerate(root.iter("problem")):
             answer = (problem.get("answer") or "").strip()
             if answer in _JSEM_SKIPPED:
@@ -232,10 +236,7 @@ def load_niilc(files: Sequence[str], options: Mapping[str, Any]) -> Rows:
     """NIILC questions: non-empty answers joined with ',' (llm-jp-eval), '-' (no answer) dropped."""
     rows: Rows = []
     for path in files:
-        try:
-            root = ET.fromstring(_read_bytes(path))
-        except ET.ParseError as e:
-            raise DataError(f"{path}: malformed XML: {e}") from None
+        root = _parse_xml(path, _read_bytes(path))
         for i, q in enumerate(root.iter("question")):
             qid = q.get("id", str(i))
             text = q.find("text")
@@ -558,10 +559,7 @@ def load_wikicorpus(files: Sequence[str], options: Mapping[str, Any]) -> Rows:
     rows: Rows = []
     for where, data in docs:
         text = data.decode("utf-8", errors="replace").replace("&", "&amp;")
-        try:
-            root = ET.fromstring(text)
-        except ET.ParseError as e:
-            raise DataError(f"{where}: malformed XML: {e}") from None
+        root = _parse_xml(where, text)
         for k, par in enumerate(root.findall("par")):
             ja, en = [], []
             for sen in par.findall("sen"):
