@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 SCRIPTED = "pytest_jallm.testing:ScriptedBackend"
@@ -56,3 +57,17 @@ def base_args(script: str, *more: str) -> list[str]:
 def comparable(doc: dict) -> dict:
     """A results document without what legitimately differs between equal runs."""
     return {k: v for k, v in doc.items() if k not in ("created", "shard")}
+
+
+def cache_rows(path: Path) -> int:
+    """Rows in a generation cache, read through an independent connection (what another
+    process sees); 0 while the file or its table does not exist yet."""
+    if not path.exists():
+        return 0
+    conn = sqlite3.connect(str(path), timeout=30)
+    try:
+        return conn.execute("SELECT COUNT(*) FROM generations").fetchone()[0]
+    except sqlite3.OperationalError:  # tables not created yet
+        return 0
+    finally:
+        conn.close()

@@ -24,6 +24,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from jallm_toy import cache_rows
 from pytest_jallm.backends.base import Backend, BackendIdentity, GenerationRequest, SamplingSettings
 from pytest_jallm.cache import CacheError, CacheWriteWarning, GenerationCache, _canon, cached_generate
 
@@ -49,17 +50,6 @@ def _env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     return env
-
-
-def _rows(path: Path) -> int:
-    """Row count through an independent connection (what another process sees)."""
-    conn = sqlite3.connect(str(path), timeout=30)
-    try:
-        return conn.execute("SELECT COUNT(*) FROM generations").fetchone()[0]
-    except sqlite3.OperationalError:  # table not created yet
-        return 0
-    finally:
-        conn.close()
 
 
 # --------------------------------------------------------------------------
@@ -392,7 +382,7 @@ def test_resume_after_sigkill(tmp_path):
         )
     try:
         deadline = time.monotonic() + 60
-        while not path.exists() or _rows(path) < 10:
+        while not path.exists() or cache_rows(path) < 10:
             assert proc.poll() is None, (tmp_path / "stderr.txt").read_text()
             assert time.monotonic() < deadline, "the subprocess never stored 10 results"
             time.sleep(0.01)
@@ -402,7 +392,7 @@ def test_resume_after_sigkill(tmp_path):
         proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
 
-    before = _rows(path)  # the dead process's committed rows (recovered from the WAL)
+    before = cache_rows(path)  # the dead process's committed rows (recovered from the WAL)
     assert 10 <= before < n, before
     # Everything it generated was stored, bar at most the one in flight at the kill.
     assert slow.count_generated(counter) - before in (0, 1)

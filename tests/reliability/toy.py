@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Iterable
 
-from jallm_toy import SCRIPTED, SPEC  # one toy spec shared with the scale/report tests
+from jallm_toy import SCRIPTED, SPEC, cache_rows  # noqa: F401  (one toy spec and row count shared with the other tests)
 
 # Subprocess runs skip the hypothesis plugin: it costs ~1 s of start-up and nothing here uses it.
 FAST = ("-p", "no:cacheprovider", "-p", "no:hypothesispytest")
@@ -80,19 +79,6 @@ def start(root: Path, script: str, *args: str, **extra_env: str) -> subprocess.P
         pytest_argv(script, *args), cwd=root, env=env(**extra_env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True, start_new_session=True,
     )
-
-
-def cache_rows(path: Path) -> int:
-    """Rows in a generation cache, read through an independent connection."""
-    if not path.exists():
-        return 0
-    conn = sqlite3.connect(str(path), timeout=30)
-    try:
-        return conn.execute("SELECT COUNT(*) FROM generations").fetchone()[0]
-    except sqlite3.OperationalError:  # tables not created yet
-        return 0
-    finally:
-        conn.close()
 
 
 def prompts_generated(log: Path) -> list[int]:
