@@ -194,12 +194,20 @@ def _tagged(rows: list[dict[str, Any]], path: str) -> list[dict[str, Any]]:
     return rows
 
 
-def _load_with_datasets(fmt: str, files: Sequence[str], source: Source) -> list[dict[str, Any]]:
-    """Rows of each file in order, tagged with `_file` (its stem) and `_row` (index in it)."""
+def _load_file_format(fmt: str, files: Sequence[str], source: Source) -> list[dict[str, Any]]:
+    """Rows of each file in order, tagged with `_file` (its stem) and `_row` (index in it).
+
+    `datasets` reads them, except flat local JSON, which the standard library reads when
+    that gives the very same rows (:func:`plain_json_rows`)."""
     if fmt in ("json", "jsonl") and all(os.path.isfile(f) for f in files):
-        plain = [plain_json_rows(f) for f in files]
-        if all(rows is not None for rows in plain):
-            return [row for f, rows in zip(files, plain) for row in _tagged(rows, f)]  # type: ignore[arg-type]
+        rows: list[dict[str, Any]] = []
+        for path in files:
+            plain = plain_json_rows(path)
+            if plain is None:
+                break  # one file needs datasets: let it read them all, alike
+            rows += _tagged(plain, path)
+        else:
+            return rows
     import datasets
 
     datasets.disable_progress_bars()
@@ -219,7 +227,7 @@ def _load_with_datasets(fmt: str, files: Sequence[str], source: Source) -> list[
             kwargs["header"] = None
             # Typed as text so ids like "007" and answers like "0" survive.
             kwargs["features"] = datasets.Features({c: datasets.Value("string") for c in source.columns})
-    rows: list[dict[str, Any]] = []
+    rows = []
     for path in files:
         if os.path.isfile(path) and os.path.getsize(path) < 4096 and not Path(path).read_bytes().strip():
             continue  # an empty file has no rows (datasets' own error for it names nothing)
@@ -269,7 +277,7 @@ def load_rows(source: Source, spec_dir: Path, data_dir: Path | None, where: str)
             if fmt in LOADERS:
                 rows = LOADERS[fmt](files, source.loader_options)
             elif fmt in _EXTENSION_FORMATS.values():
-                rows = _load_with_datasets(fmt, files, source)
+                rows = _load_file_format(fmt, files, source)
             else:
                 raise DataError(
                     f"{where}: unknown format {fmt!r}; expected json, jsonl, csv, tsv, parquet or one of "
