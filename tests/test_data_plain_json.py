@@ -46,8 +46,10 @@ def test_real_benchmark_files_read_the_same(path: Path, tmp_path: Path) -> None:
 @pytest.mark.skipif(not (SHARED / "jglue").is_dir(), reason=f"JGLUE not found under {SHARED}")
 def test_flat_benchmark_files_take_the_fast_path() -> None:
     # Otherwise the equivalence above is vacuous and no run gets faster.
-    for name in ("jcommonsenseqa-v1.3/valid-v1.3.json", "jnli-v1.3/valid-v1.3.json", "jsts-v1.3/valid-v1.3.json"):
+    for name in ("jcommonsenseqa-v1.3/valid-v1.3.json", "jnli-v1.3/valid-v1.3.json"):
         assert plain_json_rows(str(SHARED / "jglue" / name)), name
+    # JSTS's similarity labels are floats, which only datasets may read (see below).
+    assert plain_json_rows(str(SHARED / "jglue" / "jsts-v1.3" / "valid-v1.3.json")) is None
 
 
 def test_declines_what_arrow_would_convert(tmp_path: Path) -> None:
@@ -58,14 +60,14 @@ def test_declines_what_arrow_would_convert(tmp_path: Path) -> None:
         "mixed list": [{"a": [1, "x"]}],
         "bool and int": [{"a": True}, {"a": 2}],
         "beyond int64": [{"a": 2**70}],
-        "float in a JSON array": [{"a": 0.5}],
+        # datasets parses some files with ujson, which rounds floats; a list column that
+        # pyarrow cannot type sends even JSON Lines there (found by the property below).
+        "float": [{"a": 0.5}],
+        "float beside an untyped list": [{"l": [None, ""], "a": 2.3457517728667064e16}],
     }
     for name, rows in cases.items():
-        if name == "float in a JSON array":
-            (tmp_path / "r.json").write_text(json.dumps(rows), encoding="utf-8")
-            assert plain_json_rows(str(tmp_path / "r.json")) is None, name
-            assert plain_json_rows(str(_write_jsonl(tmp_path / "r.jsonl", rows))) == rows  # JSON Lines: exact
-            continue
+        (tmp_path / "r.json").write_text(json.dumps(rows), encoding="utf-8")
+        assert plain_json_rows(str(tmp_path / "r.json")) is None, f"{name} (JSON array)"
         assert plain_json_rows(str(_write_jsonl(tmp_path / "r.jsonl", rows))) is None, name
     (tmp_path / "bad.jsonl").write_text('{"a": 1}\n{"a": \n', encoding="utf-8")
     assert plain_json_rows(str(tmp_path / "bad.jsonl")) is None  # datasets reports the parse error
