@@ -403,7 +403,9 @@ def load_igakuqa(files: Sequence[str], options: Mapping[str, Any]) -> Rows:
     Drops problems that need an image (``text_only`` false) and those that are not
     five-choice a-e questions (e.g. numeric-entry calculation problems). Rows get
     ``choices`` (texts), ``answer_letters`` (a list: some problems take two or three
-    answers), ``answer_text`` (the correct choices' texts, a list) and ``choices_lettered``.
+    answers), ``answer_text`` (the correct choices' texts, a list) and ``choices_lettered``,
+    plus what IgakuQA's own scoring script accepts: ``accepted_answers`` (letter lists; a
+    gold written ``"a or d"`` accepts either) and ``any_answer_correct`` (problem 116A71).
     ``language: en`` reads the English translation from the sibling
     ``<exam>-<block>_translate.jsonl`` (problem_text_en, choices_en), joined on problem_id;
     the image filter still comes from the Japanese file.
@@ -429,8 +431,10 @@ def load_igakuqa(files: Sequence[str], options: Mapping[str, Any]) -> Rows:
             answer = rec["answer"]
             if not isinstance(answer, list) or not answer:
                 raise _bad(path, i, "answer", f"expected a non-empty list of letters, got {answer!r}")
-            if len(rec["choices"]) != 5 or not all(a in letters for a in answer):
+            accepted = _igakuqa_accepted(answer, letters)
+            if len(rec["choices"]) != 5 or accepted is None:
                 continue
+            answer = accepted[0]
             pid = str(rec["problem_id"])
             question, choices = rec["problem_text"], list(rec["choices"])
             if language == "en":
@@ -447,6 +451,8 @@ def load_igakuqa(files: Sequence[str], options: Mapping[str, Any]) -> Rows:
                     "choices": [str(c) for c in choices],
                     "choices_lettered": "\n".join(f"{letters[k]}. {c}" for k, c in enumerate(choices)),
                     "answer_letters": list(answer),
+                    "accepted_answers": accepted,
+                    "any_answer_correct": pid in _IGAKUQA_ALL_CREDITED,
                     "answer_text": [str(choices[letters.index(a)]) for a in answer],
                     "n_answers": len(answer),
                     "_file": _stem(path),
@@ -454,6 +460,22 @@ def load_igakuqa(files: Sequence[str], options: Mapping[str, Any]) -> Rows:
                 }
             )
     return _postprocess(rows, options)
+
+
+# IgakuQA's scripts/evaluate_main.py credits every answer to problem 116A71.
+_IGAKUQA_ALL_CREDITED = frozenset({"116A71"})
+
+
+def _igakuqa_accepted(answer: list[Any], letters: str) -> list[list[str]] | None:
+    """The accepted letter lists: the gold, plus alternatives where the data writes ``"a or d"``
+    (112B30, which IgakuQA's script grades as a or d). None when this is no a-e choice answer."""
+    if len(answer) == 1 and isinstance(answer[0], str) and " or " in answer[0]:
+        alternatives = [[a.strip()] for a in answer[0].split(" or ")]
+    else:
+        alternatives = [list(answer)]
+    if not all(isinstance(a, str) and len(a) == 1 and a in letters for alt in alternatives for a in alt):
+        return None
+    return alternatives
 
 
 def _jsonl(path: str) -> list[dict[str, Any]]:

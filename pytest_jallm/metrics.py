@@ -75,8 +75,20 @@ Notes on each metric (what exactly is computed, and where it departs from a naiv
     C*).ratio()`` (default ``autojunk``), averaged -> ``gestalt_score``.  Their "Accuracy" is *not* a
     threshold on that ratio: the response is mapped to the choice it is most similar to, and the item
     is correct iff that choice is the gold -> ``gestalt_accuracy`` (needs ``contexts[i]["choices"]``;
-    ties go to the first choice in list order, as ``max`` does).  rapidfuzz's ``fuzz.ratio`` is an
+    ties go to the first choice in list order, as ``max`` does).  A gold of several lines (a
+    multi-answer question) maps each answer line to its most similar choice instead; the item is
+    correct iff the set of mapped choices is the gold set.  rapidfuzz's ``fuzz.ratio`` is an
     Indel (LCS-subsequence) ratio, not Ratcliff/Obershelp, and is not used here.
+``choice_set_accuracy`` / ``choice_set_f1``
+    IgakuQA's scoring (jungokasai/IgakuQA ``scripts/evaluate_main.py``, read for its facts): the
+    response's answer letters and the gold letters are each sorted and compared, so the order of
+    a multi-answer response does not matter and a repeated answer is wrong.  The response is
+    read by :func:`choice_letters` (one choice text, ``"b. text"`` or letter per line, or IgakuQA's
+    ``"b,e"``); a line naming no choice counts as a wrong answer.  Golds come from
+    ``contexts[i]["accepted_answers"]`` (any listed letter list is right -- IgakuQA's 112B30
+    accepts a or d), else ``["answer_letters"]``, else the gold text's lines;
+    ``["any_answer_correct"]`` credits every response (IgakuQA's 116A71).  ``choice_set_f1`` is the
+    partial credit ``2|P∩G|/(|P|+|G|)`` of the answer sets (best over accepted answers).
 ``comet_wmt22``
     Unbabel/wmt22-comet-da system score; needs ``contexts[i]["source"]`` and ``pip install
     'pytest-jallm[comet]'`` (the model is downloaded by comet on first use).
@@ -105,6 +117,7 @@ __all__ = [
     "MissingDependencyError",
     "UnknownMetricError",
     "char_f1_item",
+    "choice_letters",
     "extract_answer",
     "extract_final_number",
     "gestalt_ratio",
@@ -527,19 +540,100 @@ def gestalt_ratio(a: str, b: str) -> float:
     return difflib.SequenceMatcher(None, _as_str(a), _as_str(b)).ratio()
 
 
+def _answer_lines(text: str) -> list[str]:
+    return [line.strip() for line in text.split("\n") if line.strip()]
+
+
 def _gestalt_accuracy(preds: list[str], golds: list[str], contexts: list[Mapping[str, Any]]) -> MetricResult:
     scores: list[float] = []
     for i, (pred, gold, ctx) in enumerate(zip(preds, golds, contexts)):
-        choices = ctx.get("choices")
-        if not isinstance(choices, (list, tuple)) or not choices:
-            raise ValueError(
-                f"gestalt_accuracy: item {i} has no 'choices' in its context; the metric maps the "
-                "answer to its most similar choice (use gestalt_score for the plain similarity)"
-            )
-        normed = [normalize(_as_str(c)) for c in choices]
-        best = max(normed, key=lambda c: gestalt_ratio(pred, c))
-        scores.append(1.0 if best == gold else 0.0)
+        normed = _context_choices("gestalt_accuracy", i, ctx, "(use gestalt_score for the plain similarity)")
+        gold_lines = _answer_lines(gold)
+        if len(gold_lines) <= 1:
+            best = max(normed, key=lambda c: gestalt_ratio(pred, c))
+            scores.append(1.0 if best == gold else 0.0)
+            continue
+        # Several correct choices: each answer line is mapped to its most similar choice.
+        mapped = {max(normed, key=lambda c, line=line: gestalt_ratio(line, c)) for line in _answer_lines(pred)}
+        scores.append(1.0 if mapped == set(gold_lines) else 0.0)
     return MetricResult(_mean(scores), scores)
+
+
+# choice sets (IgakuQA) -------------------------------------------------------------------------
+
+_LETTER_LIST = re.compile(r"^[a-z](?:\s*[,、]\s*[a-z])*$")
+_LABELLED = re.compile(r"^([a-z])\s*[.)]\s*(.+)$")
+
+
+def _context_choices(metric: str, i: int, ctx: Mapping[str, Any], hint: str = "") -> list[str]:
+    choices = ctx.get("choices")
+    if not isinstance(choices, (list, tuple)) or not choices:
+        raise ValueError(
+            f"{metric}: item {i} has no 'choices' in its context; the metric maps the answer to the "
+            f"choices {hint}".rstrip()
+        )
+    return [normalize(_as_str(c)) for c in choices]
+
+
+def choice_letters(pred: str, choices: Sequence[str]) -> list[str]:
+    """The answer letters of a (normalised) response, sorted; a line naming no choice stays as text.
+
+    A response is IgakuQA's own form (``"b,e"``) or one answer per line, each the choice's text,
+    ``"b. text"`` (the prompt's label and the text) or a lone letter.
+    """
+    letters = [chr(ord("a") + k) for k in range(len(choices))]
+    lines = _answer_lines(pred)
+    if len(lines) == 1 and _LETTER_LIST.match(lines[0].lower()):
+        return sorted(re.split(r"\s*[,、]\s*", lines[0].lower()))
+    out = []
+    for line in lines:
+        if line in choices:
+            out.append(letters[choices.index(line)])
+            continue
+        labelled = _LABELLED.match(line)
+        low = line.lower()
+        if labelled and labelled.group(1).lower() in letters and normalize(labelled.group(2)) == choices[letters.index(labelled.group(1).lower())]:
+            out.append(labelled.group(1).lower())
+        elif low in letters:
+            out.append(low)
+        else:
+            out.append("\x00" + line)  # names no choice: never equal to a gold letter
+    return sorted(out)
+
+
+def _gold_letters(i: int, gold: str, ctx: Mapping[str, Any], choices: list[str]) -> list[list[str]]:
+    """Every accepted answer (a sorted letter list): the gold, then any alternative the data allows."""
+    accepted = ctx.get("accepted_answers")
+    if isinstance(accepted, (list, tuple)) and accepted:
+        return [sorted(str(a).lower() for a in alt) for alt in accepted]
+    letters = ctx.get("answer_letters")
+    if isinstance(letters, (list, tuple)) and letters:
+        return [sorted(str(a).lower() for a in letters)]
+    return [choice_letters(gold, choices)]
+
+
+def _choice_set(partial: bool) -> Callable[..., MetricResult]:
+    name = "choice_set_f1" if partial else "choice_set_accuracy"
+
+    def run(preds: list[str], golds: list[str], contexts: list[Mapping[str, Any]]) -> MetricResult:
+        scores: list[float] = []
+        for i, (pred, gold, ctx) in enumerate(zip(preds, golds, contexts)):
+            choices = _context_choices(name, i, ctx, "to read it as answer letters")
+            if ctx.get("any_answer_correct"):
+                scores.append(1.0)
+                continue
+            answer = choice_letters(pred, choices)
+            best = 0.0
+            for accepted in _gold_letters(i, gold, ctx, choices):
+                if answer == accepted:
+                    best = 1.0
+                elif partial and answer:
+                    hits = len(set(answer) & set(accepted))
+                    best = max(best, 2 * hits / (len(set(answer)) + len(set(accepted))))
+            scores.append(best)
+        return MetricResult(_mean(scores), scores)
+
+    return run
 
 
 # COMET -----------------------------------------------------------------------------------------
@@ -596,6 +690,8 @@ _METRICS: dict[str, Metric] = {
         Metric("code_exec", True, True, _code_exec),
         Metric("gestalt_score", True, False, _per_item(gestalt_ratio)),
         Metric("gestalt_accuracy", True, True, _gestalt_accuracy),
+        Metric("choice_set_accuracy", True, True, _choice_set(partial=False)),
+        Metric("choice_set_f1", True, False, _choice_set(partial=True)),
         Metric("comet_wmt22", False, False, _comet),
     ]
 }
