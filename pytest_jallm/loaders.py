@@ -189,6 +189,9 @@ _JSEM_SKIPPED = {"", "infelicitous", "unacceptable", "weakacceptable"}
 def load_jsem(files: Sequence[str], options: Mapping[str, Any]) -> Rows:
     """JSeM problems: premise = the `<p><script>` texts joined, hypothesis = `<h><script>`.
 
+    Each script's text is stripped of surrounding whitespace, as llm-jp-eval's XML reader
+    (xmltodict) does; a few problems have a line break inside `<script>`.
+
     Problems whose answer is empty, infelicitous, unacceptable or weakacceptable are left
     out, as llm-jp-eval does. llm-jp-eval then shuffles all problems (seed 42) and cuts
     80/10/10: use ``shuffle_seed: 42`` and ``slice: [0.9, 1.0]`` for its test split.
@@ -208,7 +211,7 @@ def load_jsem(files: Sequence[str], options: Mapping[str, Any]) -> Rows:
                 script = p.find("script")
                 if script is None:
                     raise _bad(path, f"{i} (jsem_id {problem.get('jsem_id')})", "p.script", "a premise has no <script>")
-                texts.append(_text_of(script))
+                texts.append(_text_of(script).strip())
             h = problem.find("h/script")
             if h is None:
                 raise _bad(path, f"{i} (jsem_id {problem.get('jsem_id')})", "h.script", "the hypothesis has no <script>")
@@ -218,7 +221,7 @@ def load_jsem(files: Sequence[str], options: Mapping[str, Any]) -> Rows:
                     "id": f"{_stem(path)}-{i}",
                     "jsem_id": problem.get("jsem_id", ""),
                     "premise": "".join(texts),
-                    "hypothesis": _text_of(h),
+                    "hypothesis": _text_of(h).strip(),
                     "answer": answer,
                     "phenomenon": _stem(path),
                     "_file": _stem(path),
