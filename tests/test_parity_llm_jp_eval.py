@@ -1,0 +1,137 @@
+"""Parity with llm-jp-eval 1.3.0, item by item, on the real benchmark files.
+
+`../shared/parity/llm-jp-eval-1.3.0/<dataset>.json` holds what llm-jp-eval 1.3.0's own
+processors and prompt code made of the real files (its README says how). Each test here
+runs the plugin's preparation path -- spec -> data -> prompt, `runner.prepare`, exactly
+what a pytest run calls -- on the same files in `../shared/data` (through the specs'
+`mirror` paths, i.e. `--jallm-data-dir` semantics) and compares: item count, every
+input and gold, the instruction, output length, and the 0-shot and 4-shot prompts of the
+first items, character for character. Both folders are outside the project; without
+them these tests skip.
+
+Where the plugin deliberately differs from llm-jp-eval it is a spec option, off by
+default (docs/catalog.md lists them); these tests check the default.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_jallm.prompt import render_input
+from pytest_jallm.runner import PreparedBenchmark, RunSettings, prepare
+from pytest_jallm.spec import BenchmarkSpec, load_spec
+
+ROOT = Path(__file__).resolve().parents[1]
+PARITY = ROOT.parent / "shared" / "parity" / "llm-jp-eval-1.3.0"
+DATA = ROOT.parent / "shared" / "data"
+
+DATASETS = [
+    "jamp", "janli", "jcommonsenseqa", "jemhopqa", "jmmlu", "jnli", "jsem", "jsick", "jsquad",
+    "jsts", "mawps", "niilc", "wiki_coreference", "wiki_dependency", "wiki_ner", "wiki_pas",
+    "wiki_reading",
+]
+# JNLI's and JSQuAD's train files are not published in shared/data (nor were they fed to
+# llm-jp-eval for the fixtures), so their fixtures have no few-shots and no 4-shot prompts.
+NO_FEWSHOT_FIXTURE = {"jnli", "jsquad"}
+# Not yet reproduced (strict: a fix makes these fail until the mark goes).
+PENDING = {
+    "jmmlu": "llm-jp-eval's per-subject shuffle, split and few-shot pool are not implemented yet",
+    "wiki_coreference": "the wiki tasks are not read with rhoknp yet",
+    "wiki_dependency": "the wiki tasks are not read with rhoknp yet",
+    "wiki_ner": "the wiki tasks are not read with rhoknp yet",
+    "wiki_pas": "the wiki tasks are not read with rhoknp yet",
+    "wiki_reading": "the wiki tasks are not read with rhoknp yet",
+}
+PARAMS = [pytest.param(n, marks=pytest.mark.xfail(reason=PENDING[n], strict=True)) if n in PENDING else n for n in DATASETS]
+# The Wikipedia Annotated Corpus, as a source: its root directory (id/ and knp/).
+WAC_MIRROR = "wikipedia-annotated-corpus"
+
+
+def _fixture(name: str) -> dict[str, Any]:
+    path = PARITY / f"{name}.json"
+    if not path.is_file():
+        pytest.skip(f"llm-jp-eval 1.3.0 parity fixture not found at {path} (see shared/parity/llm-jp-eval-1.3.0/README.md)")
+    if not DATA.is_dir():
+        pytest.skip(f"real benchmark files not found at {DATA} (see shared/data/README.md)")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _spec(name: str) -> tuple[BenchmarkSpec, Path]:
+    path = ROOT / "benchmarks" / f"{name}.yaml"
+    spec = load_spec(path)
+    if name.startswith("wiki_") and spec.source.mirror is None:
+        # Until the wiki specs carry their `mirror`, read the corpus where that mirror points.
+        fs = spec.fewshot
+        spec = spec.model_copy(update={
+            "source": spec.source.model_copy(update={"mirror": WAC_MIRROR}),
+            "fewshot": fs.model_copy(update={"source": fs.source.model_copy(update={"mirror": WAC_MIRROR})}),
+        })
+    return spec, path
+
+
+@lru_cache(maxsize=None)
+def _prepared(name: str, num_fewshot: int, limit: int | None) -> PreparedBenchmark:
+    spec, path = _spec(name)
+    settings = RunSettings(model="parity", data_dir=DATA, num_fewshot=num_fewshot, limit=limit)
+    return prepare(spec, path, settings)
+
+
+def _assert_same_items(what: str, ours: list[str], theirs: list[str]) -> None:
+    """Compare long lists and report the first differences readably (not a 5,000-line diff)."""
+    assert len(ours) == len(theirs), f"{what}: {len(ours)} items, llm-jp-eval has {len(theirs)}"
+    bad = [i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b]
+    if bad:
+        shown = "\n".join(f"  item {i}: ours {ours[i]!r}\n  {' ' * len(str(i))}       theirs {theirs[i]!r}" for i in bad[:3])
+        pytest.fail(f"{what}: {len(bad)} of {len(ours)} differ, first at item {bad[0]}:\n{shown}")
+
+
+@pytest.mark.parametrize("name", PARAMS)
+def test_every_test_item_matches(name: str) -> None:
+    fixture = _fixture(name)
+    prep = _prepared(name, 0, None)
+    inputs = [render_input(prep.spec, ex) for ex in prep.examples]
+    golds = [ex.gold for ex in prep.examples]
+    assert len(inputs) == fixture["num_test_samples"], f"{name}: {len(inputs)} test items, llm-jp-eval has {fixture['num_test_samples']}"
+    _assert_same_items(f"{name} inputs", inputs, [s["input"] for s in fixture["samples"]])
+    _assert_same_items(f"{name} golds", golds, [s["output"] for s in fixture["samples"]])
+
+
+@pytest.mark.parametrize("name", DATASETS)
+def test_instruction_and_output_length_match(name: str) -> None:
+    fixture = _fixture(name)
+    spec, _ = _spec(name)
+    assert spec.instruction == fixture["instruction"]
+    assert spec.max_new_tokens == fixture["output_length"]
+    assert spec.primary_metric == fixture["metrics"][0]
+
+
+@pytest.mark.parametrize("name", PARAMS)
+def test_zero_shot_prompts_match(name: str) -> None:
+    fixture = _fixture(name)
+    expected = fixture["prompt_0shot_first3"]
+    prep = _prepared(name, 0, None)
+    assert prep.shots == []
+    _assert_same_items(f"{name} 0-shot prompts", [r.prompt for r in prep.requests[: len(expected)]], expected)
+
+
+@pytest.mark.parametrize("name", PARAMS)
+def test_four_shot_prompts_and_shots_match(name: str) -> None:
+    if name in NO_FEWSHOT_FIXTURE:
+        pytest.skip(f"{name}: llm-jp-eval's few-shots come from the JGLUE train file, which shared/data lacks")
+    fixture = _fixture(name)
+    expected = fixture["prompt_4shot_first3"]
+    prep = _prepared(name, 4, len(expected))
+    shots = [{"input": render_input(prep.spec, s), "output": s.gold} for s in prep.shots]
+    assert shots == fixture["few_shots"]
+    _assert_same_items(f"{name} 4-shot prompts", [r.prompt for r in prep.requests], expected)
+
+
+def test_every_fixture_is_covered() -> None:
+    if not PARITY.is_dir():
+        pytest.skip(f"llm-jp-eval 1.3.0 parity fixtures not found at {PARITY}")
+    assert sorted(p.stem for p in PARITY.glob("*.json")) == sorted(DATASETS)
