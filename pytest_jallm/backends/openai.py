@@ -10,18 +10,25 @@ it arrives; results are returned in request order.
 
 The API key is read from the environment variable named by ``api_key_env``
 at request time and is never stored on the backend, so it cannot end up in
-``identity()``, ``repr()``, exception messages or logs.
+``identity()``, ``repr()``, exception messages or logs. Redirects are never
+followed (a 3xx is an error naming the target), so the key is only ever sent to
+the configured origin; text a server sends back in an error is redacted for the
+key and its common encodings (:func:`redact_secret`).
 """
 
 from __future__ import annotations
 
+import base64
 import concurrent.futures as cf
 import email.utils
+import functools
+import html
 import http.client
 import json
 import logging
 import os
 import random
+import re
 import socket
 import threading
 import time
@@ -49,6 +56,14 @@ MAX_RETRY_AFTER_S = 300.0  # cap of a server-requested wait
 MAX_BODY_IN_ERROR = 500  # characters of a server's error body quoted in a BackendError
 MAX_STOP_SENT = 4  # OpenAI rejects more; the rest are applied client-side by apply_stop
 _LOOPBACK = ("localhost", "127.0.0.1", "::1")
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """API calls never follow redirects: urllib would re-send the Authorization header to
+    whatever origin the server names. A 3xx surfaces as an HTTPError instead."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
 
 
 class _RetryableError(Exception):
@@ -84,6 +99,57 @@ def _parse_retry_after(value: str | None) -> float | None:
     if secs != secs:  # NaN
         return None
     return min(max(secs, 0.0), MAX_RETRY_AFTER_S)
+
+
+def _char_pattern(ch: str) -> str:
+    """One character of a secret as written raw or escaped (URL, JSON, HTML, backslash)."""
+    forms = [re.escape(ch)]
+    for b in [ch.encode("utf-8")]:
+        forms.append("".join(f"%(?:25)*{x:02X}" for x in b))  # %2D, %252D (double-encoded)
+    code = ord(ch)
+    forms += [rf"\\+u{code:04X}", rf"\\+x{code:02X}" if code < 256 else None, rf"&#0*{code};", rf"&#[xX]0*{code:X};"]
+    if not ch.isalnum():
+        forms.append(r"\\+" + re.escape(ch))  # JSON's \/
+    if ch == " ":
+        forms.append(r"\+")
+    return "(?:" + "|".join(f for f in forms if f) + ")"
+
+
+def _base64_fragments(secret: str) -> list[str]:
+    """The parts of base64 (standard and URL-safe) of *any* text containing ``secret``
+    (e.g. ``user:key`` in Basic auth) that do not depend on the surrounding bytes."""
+    raw = secret.encode("utf-8")
+    fragments = []
+    for offset in range(3):
+        encoded = base64.b64encode(b"\0" * offset + raw).decode()
+        start = 4 if offset else 0  # the first group mixes in the unknown prefix
+        end = len(encoded) - (4 if (offset + len(raw)) % 3 else 0)  # the last group the unknown suffix
+        fragment = encoded[start:end]
+        if len(fragment) >= 8:
+            fragments += [fragment, fragment.replace("+", "-").replace("/", "_")]
+    return fragments
+
+
+@functools.lru_cache(maxsize=8)
+def _secret_pattern(secret: str) -> re.Pattern[str]:
+    alternatives = ["".join(_char_pattern(c) for c in secret)]
+    alternatives += [re.escape(f) for f in _base64_fragments(secret)]
+    return re.compile("|".join(alternatives), re.IGNORECASE)
+
+
+def redact_secret(text: str, secret: str | None) -> str:
+    """``text`` with ``secret`` replaced by ``***``, also where it is URL-encoded (partly or twice),
+    JSON- or HTML-escaped, or inside base64 (``user:key``). If the secret can still be decoded out
+    of the result, the whole text is withheld."""
+    if not secret or len(secret) < 4:
+        return text
+    text = _secret_pattern(secret).sub("***", text)
+    decoded = text
+    for _ in range(3):
+        decoded = html.unescape(urllib.parse.unquote(decoded))
+        if any(secret in d for d in (decoded, decoded.replace("\\", ""), decoded.replace("+", " "))):
+            return "[withheld: the text contained the API key]"
+    return text
 
 
 def _sanitize_base_url(url: str) -> str:
@@ -164,9 +230,9 @@ class OpenAIBackend:
         }
         self._public_base_url = _sanitize_base_url(base_url)
         if parts.hostname in _LOOPBACK or (parts.hostname or "").startswith("127."):
-            self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+            self._opener = urllib.request.build_opener(_NoRedirect, urllib.request.ProxyHandler({}))
         else:
-            self._opener = urllib.request.build_opener()  # honours *_proxy / no_proxy
+            self._opener = urllib.request.build_opener(_NoRedirect)  # honours *_proxy / no_proxy
         self._server_info: str | None = None
         self._server_info_probed = False
         self._lock = threading.Lock()
@@ -230,11 +296,8 @@ class OpenAIBackend:
         return headers
 
     def _redact(self, text: str) -> str:
-        """Remove the API key from text quoted back from a server (defence in depth)."""
-        key = os.environ.get(self.api_key_env)
-        if key and len(key) >= 4:
-            text = text.replace(key, "***")
-        return text
+        """Remove the API key (and its encodings) from text quoted back from a server."""
+        return redact_secret(text, os.environ.get(self.api_key_env))
 
     def build_payload(self, request: GenerationRequest, sampling: SamplingSettings) -> tuple[str, dict[str, Any]]:
         """Return ``(endpoint_kind, json_body)`` for one request."""
@@ -292,6 +355,13 @@ class OpenAIBackend:
             finally:
                 e.close()
             err_body = self._redact(" ".join(err_body.split()))[:MAX_BODY_IN_ERROR]
+            if 300 <= status <= 399:
+                target = urllib.parse.urljoin(url, (e.headers.get("Location") if e.headers else None) or "")
+                raise _FatalError(
+                    f"HTTP {status} redirect to {self._redact(_sanitize_base_url(target))} not followed "
+                    "(API calls never follow redirects, so the API key stays with its server): "
+                    "point --jallm-base-url at the final address"
+                ) from None
             if status in RETRY_STATUSES or 500 <= status <= 599:
                 raise _RetryableError(
                     f"HTTP {status}: {err_body}", _parse_retry_after(e.headers.get("Retry-After") if e.headers else None)
