@@ -12,6 +12,7 @@ from .backends.base import BackendError
 from .baseline import ThresholdError, evaluate_gate, limits_for
 from .cache import CacheError
 from .data import DataError, resolve_files
+from .metrics import AnswerPatternTimeout
 from .spec import SpecError, load_spec
 
 if TYPE_CHECKING:
@@ -89,7 +90,7 @@ class _JallmItem(pytest.Item):
     def repr_failure(self, excinfo, style=None):
         if isinstance(excinfo.value, (BenchmarkFailure, DataError, ThresholdError)):
             return str(excinfo.value)
-        if isinstance(excinfo.value, (BackendError, CacheError)):  # a clear message, not a traceback
+        if isinstance(excinfo.value, (BackendError, CacheError, AnswerPatternTimeout)):  # a clear message, not a traceback
             return f"{type(excinfo.value).__name__}: {excinfo.value}"
         return super().repr_failure(excinfo, style=style)
 

@@ -110,7 +110,10 @@ from fractions import Fraction
 from functools import lru_cache
 from typing import Any, Callable, Mapping, Sequence
 
+import regex
+
 __all__ = [
+    "AnswerPatternTimeout",
     "METRIC_NAMES",
     "Metric",
     "MetricResult",
@@ -165,9 +168,26 @@ def normalize(text: str) -> str:
     return unicodedata.normalize("NFKC", text).strip()
 
 
+ANSWER_PATTERN_TIMEOUT_S = 1.0  # per model output; a sane pattern needs microseconds
+
+
+class AnswerPatternTimeout(ValueError):
+    """A spec's ``answer_pattern`` backtracked past :data:`ANSWER_PATTERN_TIMEOUT_S` on one output."""
+
+    def __init__(self, pattern: str, chars: int, where: str = "") -> None:
+        self.pattern, self.chars = pattern, chars
+        super().__init__(
+            f"{where + ': ' if where else ''}answer_pattern {pattern!r} did not finish within "
+            f"{ANSWER_PATTERN_TIMEOUT_S:g} s on a model output of {chars} characters (catastrophic "
+            "backtracking): rewrite it without nested or overlapping repetition such as (a+)+ or (a|aa)+"
+        )
+
+
 @lru_cache(maxsize=256)
-def _compile(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern, re.DOTALL)
+def _compile(pattern: str) -> Any:
+    # The `regex` engine (re-compatible syntax) because its matching takes a timeout: a spec's
+    # pattern meets untrusted model output, and `re` can backtrack for hours.
+    return regex.compile(pattern, regex.DOTALL)
 
 
 def extract_answer(text: str, pattern: str | None = None) -> str:
@@ -177,12 +197,17 @@ def extract_answer(text: str, pattern: str | None = None) -> str:
     strip.  With ``pattern`` (llm-jp-eval v2's ``answer_extract_pattern``): the first match
     (``re.search`` with ``re.DOTALL``) and its group 1, stripped; the whole match when the pattern
     has no group; ``""`` when nothing matches or the group did not take part in the match.
-    ``text`` may be anything; an invalid ``pattern`` is a configuration error and raises ``re.error``.
+    ``text`` may be anything; an invalid ``pattern`` is a configuration error and raises
+    ``regex.error``; matching is bounded: :class:`AnswerPatternTimeout` after
+    :data:`ANSWER_PATTERN_TIMEOUT_S` seconds.
     """
     text = _as_str(text)
     if pattern is None:
         return text.split("\n\n", 1)[0].strip()
-    match = _compile(pattern).search(text)
+    try:
+        match = _compile(pattern).search(text, timeout=ANSWER_PATTERN_TIMEOUT_S)
+    except TimeoutError:
+        raise AnswerPatternTimeout(pattern, len(text)) from None
     if match is None:
         return ""
     value = match.group(1) if match.re.groups >= 1 else match.group(0)

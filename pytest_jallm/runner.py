@@ -15,7 +15,7 @@ from typing import Any, Callable, Mapping, Sequence
 from . import __version__
 from .backends.base import Backend, BackendIdentity, GenerationRequest, SamplingSettings
 from .data import Example, fingerprint, load_examples, load_fewshots
-from .metrics import extract_answer, get_metric, normalize, out_of_choice
+from .metrics import AnswerPatternTimeout, extract_answer, get_metric, normalize, out_of_choice
 from .prompt import prompt_hash, render_messages, render_prompt
 from .spec import BenchmarkSpec
 
@@ -128,7 +128,10 @@ def score_benchmark(
     settings: RunSettings,
 ) -> BenchmarkResult:
     spec = prep.spec
-    preds = [normalize(extract_answer(o, spec.answer_pattern)) for o in outputs]
+    try:
+        preds = [normalize(extract_answer(o, spec.answer_pattern)) for o in outputs]
+    except AnswerPatternTimeout as e:  # the spec's fault: name it
+        raise AnswerPatternTimeout(e.pattern, e.chars, where=f"{spec.name} ({prep.spec_path.name})") from None
     golds = [normalize(ex.gold) for ex in prep.examples]
     contexts = [ex.context for ex in prep.examples]
     scores: dict[str, float] = {}

@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
+import regex
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -207,8 +208,8 @@ class BenchmarkSpec(_Strict):
     def _pattern_compiles(cls, v: Optional[str]) -> Optional[str]:
         if v is not None:
             try:
-                compiled = re.compile(v)
-            except re.error as e:
+                compiled = regex.compile(v, regex.DOTALL)  # the engine metrics.extract_answer matches with
+            except regex.error as e:
                 raise ValueError(f"not a valid regular expression: {e}") from None
             if compiled.groups < 1:
                 raise ValueError("needs one capturing group holding the answer")
