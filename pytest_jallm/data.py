@@ -165,13 +165,15 @@ def plain_json_rows(path: str) -> list[dict[str, Any]] | None:
         return None  # the datasets path reports it with the file's name
     if not text.strip():
         return []
-    try:
-        if text.lstrip().startswith("["):
+    if text.lstrip().startswith("["):
+        try:
             rows = json.loads(text)
-        else:
-            rows = [json.loads(line) for line in text.split("\n") if line.strip()]
-    except ValueError:
-        return None
+        except ValueError:
+            return None
+    else:
+        rows = _json_lines(path, text)
+        if rows is None:
+            return None
     if not isinstance(rows, list) or not rows or not all(type(r) is dict for r in rows):
         return None
     keys = set(rows[0])
@@ -184,6 +186,34 @@ def plain_json_rows(path: str) -> list[dict[str, Any]] | None:
             if merged is _UNSURE:
                 return None
             kinds[k] = merged
+    return rows
+
+
+_JSON_KINDS = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "true/false", type(None): "null"}
+
+
+def _json_lines(path: str, text: str) -> list[dict[str, Any]] | None:
+    """The objects of a JSON Lines text; a malformed or non-object line is a DataError naming the
+    file and line (datasets would report a byte position). None when the text is one JSON
+    document spread over lines, which datasets reads."""
+    rows = []
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError as e:
+            try:
+                json.loads(text)
+                return None
+            except ValueError:
+                pass
+            detail = f"{e.msg}, column {e.colno}" if isinstance(e, json.JSONDecodeError) else str(e)
+            raise DataError(f"{path}: line {number}: not valid JSON ({detail})") from None
+        if type(row) is not dict:
+            kind = _JSON_KINDS.get(type(row), type(row).__name__)
+            raise DataError(f"{path}: line {number}: {kind}, but JSON Lines needs one JSON object per line")
+        rows.append(row)
     return rows
 
 

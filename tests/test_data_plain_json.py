@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pytest_jallm.data import plain_json_rows
+from pytest_jallm.data import DataError, plain_json_rows
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 REAL_JSON = sorted(p for p in SHARED.rglob("*.json")) if SHARED.is_dir() else []
@@ -70,7 +70,8 @@ def test_declines_what_arrow_would_convert(tmp_path: Path) -> None:
         assert plain_json_rows(str(tmp_path / "r.json")) is None, f"{name} (JSON array)"
         assert plain_json_rows(str(_write_jsonl(tmp_path / "r.jsonl", rows))) is None, name
     (tmp_path / "bad.jsonl").write_text('{"a": 1}\n{"a": \n', encoding="utf-8")
-    assert plain_json_rows(str(tmp_path / "bad.jsonl")) is None  # datasets reports the parse error
+    with pytest.raises(DataError, match=r"bad.jsonl: line 2: not valid JSON \(Expecting value, column 7\)"):
+        plain_json_rows(str(tmp_path / "bad.jsonl"))  # datasets would report a byte position
     (tmp_path / "empty.jsonl").write_text("\n \n", encoding="utf-8")
     assert plain_json_rows(str(tmp_path / "empty.jsonl")) == []
 

@@ -161,7 +161,11 @@ DATA_CASES = [
      "*toy_a.jsonl: line 4: not valid UTF-8*"),
     ("empty-file", b"", "*toy_a: source *toy_a.jsonl has no rows*"),
     ("blank-lines-only", b"\n\n  \n", "*toy_a: source *toy_a.jsonl has no rows*"),
-    ("malformed-json", _jsonl(_rows()[:2]) + b'{"qid": "x",\n', "*toy_a.jsonl: could not read as jsonl*"),
+    ("malformed-json", _jsonl(_rows()[:2]) + b'{"qid": "x",\n', "*toy_a.jsonl: line 3: not valid JSON (Expecting property name*"),
+    ("malformed-mid-line", _jsonl(_rows()[:1]) + b'{"qid": "x" "label": 1}\n' + _jsonl(_rows()[2:]),
+     "*toy_a.jsonl: line 2: not valid JSON (Expecting ',' delimiter, column 13)*"),
+    ("non-object-line", _jsonl(_rows()[:3]) + b'["toy_a-9", 1]\n' + _jsonl(_rows()[4:]),
+     "*toy_a.jsonl: line 4: an array, but JSON Lines needs one JSON object per line*"),
     ("label-outside-labels", _with(0, label=7), "*toy_a.jsonl: item 'toy_a-0': gold answer '7' is not in the spec's 'labels' (0, 1, 2)*"),
 ]
 
