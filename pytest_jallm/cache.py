@@ -524,8 +524,13 @@ def cached_generate(
     *,
     on_progress: Callable[[int], Any] | None = None,
     identity: BackendIdentity | None = None,
+    origins: list[str] | None = None,
 ) -> tuple[list[str], int]:
     """Return ``(texts in request order, number of requests actually generated)``.
+
+    When ``origins`` (a list) is given it is filled with one word per request: ``"cache"``
+    (answered from the cache), ``"generated"`` or ``"repeated"`` (a request identical to an
+    earlier one of this call, which shares its generation).
 
     All keys are looked up first; only the misses go to ``backend.generate``,
     in one call, de-duplicated (identical requests are generated once and
@@ -559,6 +564,10 @@ def cached_generate(
             identity = real
             texts, slots, misses = _lookup(requests, identity, sampling, cache)
     n_hit = sum(t is not None for t in texts)
+    if origins is not None:
+        origins[:] = ["cache" if t is not None else "repeated" for t in texts]
+        for k in misses:
+            origins[slots[k][0]] = "generated"
     if n_hit and on_progress is not None:
         on_progress(n_hit)
 

@@ -134,6 +134,7 @@ class BenchmarkItem(_JallmItem):
             "flipped_worse": len(gate.comparison.losses) if gate.comparison else None,
             "flipped_better": len(gate.comparison.gains) if gate.comparison else None,
             "extra": {"scores": result.scores, "produced_by": result.produced_by},
+            "run": result.run or None,
         }
         # Scores travel as user properties: JUnit XML shows them and xdist
         # carries them to the controller, which builds the table.

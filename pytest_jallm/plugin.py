@@ -201,7 +201,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
         load = f"model load {t['load']:.1f} s" if ev.backend_loaded else "model not loaded"
         terminalreporter.write_line(
             f"pytest-jallm: {ev.prompts_requested} prompts, {ev.prompts_generated} generated, "
-            f"{ev.prompts_requested - ev.prompts_generated} from the generation cache "
+            f"{ev.prompts_from_cache} from the generation cache"
+            + (f", {ev.prompts_repeated} repeated in this run (generated once)" if ev.prompts_repeated else "")
+            + " "
             f"({load}, generation {t['generate']:.1f} s, data and prompts {t['prepare']:.1f} s, "
             f"scoring {t['score']:.1f} s)"
         )

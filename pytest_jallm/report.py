@@ -36,6 +36,7 @@ class SummaryRow:
     outcome: str = "passed"  # pytest outcome of the benchmark test
     message: str | None = None  # why the gate failed (the test's failure text)
     extra: dict[str, Any] = field(default_factory=dict)
+    run: dict[str, Any] | None = None  # prompts, generations, cache hits, seconds (results.RunStats)
 
     @property
     def delta(self) -> float | None:

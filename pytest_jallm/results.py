@@ -6,6 +6,8 @@ Schema history
 2: meta is structured (model, revision, backend and version, few-shot, chat, precision, #params …
    — `RunMeta`); `shard` records the shard plan of a `--jallm-shard` run; benchmark rows gain
    `message` (the gate's failure text). Version 1 files are still read (upgraded on reading).
+   Later, optional: benchmark rows gain `run` (`RunStats`: prompts, generated, cache hits,
+   repeated prompts, seconds per phase).
 
 `results_json_schema()` gives the JSON Schema of the current version; the pydantic models
 below are the single definition, used both to validate on reading and to export it.
@@ -81,6 +83,30 @@ class AveragesModel(BaseModel):
     missing: list[str]
 
 
+class RunSeconds(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    prepare: float = Field(description="loading the data and rendering the prompts")
+    generate: float = Field(description="wall time of the generation call that served this benchmark (model loading excluded); "
+                                        "shared with every benchmark in generation_shared_by")
+    score: float = Field(description="scoring")
+    total: float = Field(description="prepare + generate + score")
+
+
+class RunStats(BaseModel):
+    """Where one benchmark's answers came from and where its time went."""
+
+    model_config = ConfigDict(extra="allow")
+
+    prompts: int = Field(ge=0, description="requests this benchmark made")
+    generated: int = Field(ge=0, description="answered by the model in this run")
+    cache_hits: int = Field(ge=0, description="answered from the generation cache")
+    repeated: int = Field(ge=0, description="identical to an earlier prompt of this run, generated once and shared")
+    seconds: RunSeconds
+    generation_shared_by: list[str] = Field(default_factory=list,
+                                            description="the benchmarks generated in the same backend call")
+
+
 class BenchmarkModel(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -99,6 +125,7 @@ class BenchmarkModel(BaseModel):
     outcome: str
     message: str | None = None
     extra: dict[str, Any] = Field(default_factory=dict)
+    run: RunStats | None = Field(None, description="counts and seconds of the process that generated (absent in older files)")
 
 
 class ResultsDocument(BaseModel):

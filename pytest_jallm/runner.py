@@ -42,6 +42,7 @@ class PreparedBenchmark:
     requests: list[GenerationRequest]
     prompt_hash: str
     data_fingerprint: str
+    seconds: float = 0.0  # loading data and rendering prompts
 
 
 @dataclass
@@ -68,8 +69,8 @@ class BenchmarkResult:
     binary: bool
     items: list[ItemOutcome]
     produced_by: dict[str, Any]
-    generated: int = 0  # completions this run actually generated (the rest came from the cache)
-    seconds: float = 0.0
+    # Where this benchmark's prompts were answered from, and where its time went (see RunStats).
+    run: dict[str, Any] = field(default_factory=dict)
     _by_id: dict[str, ItemOutcome] | None = field(default=None, init=False, repr=False, compare=False)
 
     def item(self, item_id: str) -> ItemOutcome:
@@ -184,6 +185,27 @@ def score_benchmark(
     )
 
 
+def run_stats(
+    prep: PreparedBenchmark, origins: Sequence[str], generate_seconds: float, score_seconds: float, shared_by: list[str]
+) -> dict[str, Any]:
+    """One benchmark's counts and seconds, as the results JSON records them (`RunStats`).
+
+    Generation is one backend call for every benchmark prepared together: its wall time
+    (model loading excluded) is the same for each of them, and `generation_shared_by` names them.
+    """
+    seconds = {"prepare": prep.seconds, "generate": generate_seconds, "score": score_seconds}
+    seconds = {k: round(v, 6) for k, v in seconds.items()}
+    seconds["total"] = round(sum(seconds.values()), 6)
+    return {
+        "prompts": len(prep.requests),
+        "generated": sum(o == "generated" for o in origins),
+        "cache_hits": sum(o == "cache" for o in origins),
+        "repeated": sum(o == "repeated" for o in origins),
+        "seconds": seconds,
+        "generation_shared_by": list(shared_by),
+    }
+
+
 ProgressFactory = Callable[[int], Any]
 
 
@@ -206,6 +228,8 @@ class Evaluation:
         self.errors: dict[str, BaseException] = {}
         self.prompts_requested = 0  # across the session, for the summary line
         self.prompts_generated = 0
+        self.prompts_from_cache = 0
+        self.prompts_repeated = 0  # identical to an earlier prompt of the same run: generated once
         # Seconds per phase across the session: where a run's time went.
         self.timings: dict[str, float] = {"prepare": 0.0, "load": 0.0, "generate": 0.0, "score": 0.0}
         self._cache = None
@@ -248,6 +272,7 @@ class Evaluation:
                 self._prepared[spec.name] = prepare(spec, spec_path, self.settings)
             finally:
                 self.timings["prepare"] += time.perf_counter() - started
+            self._prepared[spec.name].seconds = time.perf_counter() - started
         return self._prepared[spec.name]
 
     def run(self, benchmarks: Sequence[tuple[BenchmarkSpec, Path]]) -> None:
@@ -271,6 +296,7 @@ class Evaluation:
             # With a cache the identity is peeked, so a fully cached run never loads the model.
             identity = self.identity() if self.cache() is not None else None
             bar = self._progress(len(requests)) if self._progress else None
+            origins: list[str] = []
             try:
                 texts, generated = cached_generate(
                     lambda: self.backend,
@@ -279,6 +305,7 @@ class Evaluation:
                     self.cache(),
                     on_progress=(bar.update if bar is not None else None),
                     identity=identity,
+                    origins=origins,
                 )
             finally:
                 if bar is not None:
@@ -291,21 +318,26 @@ class Evaluation:
             return
         elapsed = time.perf_counter() - started
         self.timings["generate"] += elapsed - (self.timings["load"] - load_before)
+        generate_seconds = elapsed - (self.timings["load"] - load_before)
         self.prompts_requested += len(requests)
         self.prompts_generated += generated
+        self.prompts_from_cache += origins.count("cache")
+        self.prompts_repeated += origins.count("repeated")
         identity = self.identity()
         started = time.perf_counter()
         offset = 0
+        shared_by = [p.spec.name for p in todo]
         for p in todo:
             outputs = texts[offset : offset + len(p.requests)]
+            mine = origins[offset : offset + len(p.requests)]
             offset += len(p.requests)
+            scoring_started = time.perf_counter()
             try:
                 result = score_benchmark(p, outputs, identity, self.settings)
             except Exception as e:
                 self.errors[p.spec.name] = e
                 continue
-            result.generated = generated
-            result.seconds = elapsed
+            result.run = run_stats(p, mine, generate_seconds, time.perf_counter() - scoring_started, shared_by)
             self.results[p.spec.name] = result
         self.timings["score"] += time.perf_counter() - started
 
