@@ -55,8 +55,17 @@ def base_args(script: str, *more: str) -> list[str]:
 
 
 def comparable(doc: dict) -> dict:
-    """A results document without what legitimately differs between equal runs."""
-    return {k: v for k, v in doc.items() if k not in ("created", "shard")}
+    """A results document without what legitimately differs between equal runs: when it was
+    written, the shard plan, and each benchmark's seconds and which benchmarks shared its
+    generation call (one process generates all together, xdist workers one by one)."""
+    out = {k: v for k, v in doc.items() if k not in ("created", "shard")}
+    if "benchmarks" in out:
+        out["benchmarks"] = [
+            {**b, "run": {k: v for k, v in b["run"].items() if k not in ("seconds", "generation_shared_by")}}
+            if b.get("run") else b
+            for b in out["benchmarks"]
+        ]
+    return out
 
 
 def cache_rows(path: Path) -> int:
