@@ -153,7 +153,7 @@ class GateOutcome:
 def stale_reasons(baseline: BaselineRecord, produced_by: Mapping[str, Any]) -> list[str]:
     """Why a baseline cannot be compared item by item with this run."""
     reasons = []
-    for key, label in (("prompt_hash", "prompt template"), ("data_fingerprint", "data")):
+    for key, label in (("prompt_hash", "prompt template"), ("data_fingerprint", "data"), ("scoring", "answer scoring")):
         old, new = baseline.produced_by.get(key), produced_by.get(key)
         if old is not None and new is not None and old != new:
             reasons.append(f"{label} changed ({key} {old} -> {new})")

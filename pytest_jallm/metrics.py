@@ -131,6 +131,7 @@ __all__ = [
     "parse_number",
     "rouge_n_f1",
     "set_f1_item",
+    "strip_think",
 ]
 
 
@@ -212,6 +213,26 @@ def extract_answer(text: str, pattern: str | None = None) -> str:
         return ""
     value = match.group(1) if match.re.groups >= 1 else match.group(0)
     return (value or "").strip()
+
+
+_THINK_CLOSED = re.compile(r"^\s*<think>.*?</think>", re.DOTALL)
+_THINK_OPEN = re.compile(r"^\s*<think>")
+
+
+def strip_think(text: str) -> str:
+    """A reasoning model's output without its leading ``<think>…</think>`` block.
+
+    Only a block at the start (after whitespace) is removed, with the whitespace after it, so
+    the answer that follows is the first paragraph.  A leading ``<think>`` that is never closed
+    means the model never got to an answer: ``""``.  Anything else is returned unchanged.
+    """
+    text = _as_str(text)
+    closed = _THINK_CLOSED.match(text)
+    if closed is not None:
+        return text[closed.end():].lstrip()
+    if _THINK_OPEN.match(text):
+        return ""
+    return text
 
 
 # numbers -------------------------------------------------------------------------------------

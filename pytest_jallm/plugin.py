@@ -36,6 +36,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--jallm-cache-clear", action="store_true", help="delete this model's cached generations before running")
     g.addoption("--jallm-seed", type=int, default=0, help="random seed (decoding is greedy)")
     g.addoption("--jallm-chat", action="store_true", help="use the model's chat template instead of the raw prompt")
+    g.addoption("--jallm-strip-think", action="store_true",
+                help="remove a leading <think>…</think> block (reasoning models) before answer extraction; an "
+                     "unclosed one means no answer. Scoring only: cached generations are reused")
     g.addoption("--jallm-num-fewshot", type=int, default=None, help="override every spec's few-shot count (leaderboard: 4 and 0)")
     g.addoption("--jallm-batch-size", type=int, default=32, help="hf backend batch size")
     g.addoption("--jallm-device", default="auto", help="hf backend device: auto, cpu, cuda, cuda:1 …")

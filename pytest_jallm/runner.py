@@ -15,7 +15,7 @@ from typing import Any, Callable, Mapping, Sequence
 from . import __version__
 from .backends.base import Backend, BackendIdentity, GenerationRequest, SamplingSettings
 from .data import Example, fingerprint, load_examples, load_fewshots
-from .metrics import AnswerPatternTimeout, extract_answer, get_metric, normalize, out_of_choice
+from .metrics import AnswerPatternTimeout, extract_answer, get_metric, normalize, out_of_choice, strip_think
 from .prompt import prompt_hash, render_messages, render_prompt
 from .spec import BenchmarkSpec
 
@@ -31,6 +31,7 @@ class RunSettings:
     num_fewshot: int | None = None
     sampling: SamplingSettings = field(default_factory=SamplingSettings)
     cache_path: Path | None = None
+    strip_think: bool = False  # scoring only: remove a leading <think>…</think> before extraction
 
 
 @dataclass
@@ -129,8 +130,9 @@ def score_benchmark(
     settings: RunSettings,
 ) -> BenchmarkResult:
     spec = prep.spec
+    answers = [strip_think(o) for o in outputs] if settings.strip_think else list(outputs)
     try:
-        preds = [normalize(extract_answer(o, spec.answer_pattern)) for o in outputs]
+        preds = [normalize(extract_answer(o, spec.answer_pattern)) for o in answers]
     except AnswerPatternTimeout as e:  # the spec's fault: name it
         raise AnswerPatternTimeout(e.pattern, e.chars, where=f"{spec.name} ({prep.spec_path.name})") from None
     golds = [normalize(ex.gold) for ex in prep.examples]
@@ -168,6 +170,8 @@ def score_benchmark(
         "num_fewshot": len(prep.shots),
         "chat": settings.chat,
         "limit": settings.limit,
+        # How outputs became answers; not part of the cache key (generation is unchanged).
+        "scoring": {"strip_think": settings.strip_think},
         "pytest_jallm": __version__,
     }
     return BenchmarkResult(

@@ -72,6 +72,7 @@ class JallmSession:
             num_fewshot=opt("jallm_num_fewshot"),
             sampling=SamplingSettings(seed=opt("jallm_seed")),
             cache_path=cache_path,
+            strip_think=opt("jallm_strip_think"),
         )
         self.evaluation = Evaluation(self.settings, self._make_backend, progress=self._progress)
 
