@@ -13,7 +13,7 @@ from .baseline import ThresholdError, evaluate_gate, limits_for
 from .cache import CacheError
 from .data import DataError, resolve_files
 from .metrics import AnswerPatternTimeout
-from .spec import SpecError, load_spec
+from .spec import SpecError, license_markers, load_spec
 
 if TYPE_CHECKING:
     from .session import JallmSession
@@ -54,6 +54,7 @@ class BenchmarkFile(pytest.File):
             )
         jallm.spec_paths[spec.name] = self.path
         marks = [getattr(pytest.mark, spec.category.lower()), pytest.mark.jallm, pytest.mark.xdist_group(spec.name)]
+        marks += [getattr(pytest.mark, m) for m in license_markers(spec.license)]
         bench = BenchmarkItem.from_parent(self, name=spec.name, spec=spec)
         for m in marks:
             bench.add_marker(m)

@@ -11,7 +11,7 @@ from .items import BenchmarkFile, _JallmItem, is_spec_file
 from .report import SummaryRow, render_terminal
 from .results import parse_meta_pairs
 from .session import SESSION_KEY, JallmSession
-from .spec import CATEGORIES
+from .spec import CATEGORIES, LICENSE_MARKERS
 from . import scale
 
 
@@ -104,6 +104,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "jallm: a pytest-jallm benchmark test")
     for cat, desc in CATEGORIES.items():
         config.addinivalue_line("markers", f"{cat.lower()}: {cat} benchmarks ({desc})")
+    for mark, desc in LICENSE_MARKERS.items():
+        config.addinivalue_line("markers", f"{mark}: {desc} (from the spec's license field)")
     jallm = JallmSession(config)
     config.stash[SESSION_KEY] = jallm
     config.pluginmanager.register(_SummaryCollector(jallm), "jallm-summaries")

@@ -35,6 +35,28 @@ CATEGORIES: dict[str, str] = {
 # leaderboard's, so it is reported beside AVG rather than moving it.
 CATEGORIES_OUT_OF_AVERAGE = frozenset({"STS", "MED"})
 
+# Markers derived from a spec's `license` field (`-m "not noncommercial"`).
+LICENSE_MARKERS: dict[str, str] = {
+    "noncommercial": "the dataset's licence forbids commercial use (CC BY-NC…)",
+    "sharealike": "the dataset's licence is share-alike (CC BY-SA…): derived data keeps the licence",
+    "license_unknown": "the spec's license field names no licence this plugin recognises: check the homepage",
+}
+_OPEN_LICENSES = re.compile(r"\b(?:CC0|CC[- ]BY|CREATIVE COMMONS|MIT|APACHE|BSD|ODC|PDDL|UNLICENSE)\b")
+
+
+def license_markers(license: str) -> list[str]:
+    """The LICENSE_MARKERS that apply to a licence as a spec writes it ("CC BY-NC-SA 4.0")."""
+    text = license.upper()
+    tokens = set(re.split(r"[^A-Z0-9]+", text))
+    marks = []
+    if "NC" in tokens or re.search(r"NON-?COMMERCIAL", text):
+        marks.append("noncommercial")
+    if "SA" in tokens or re.search(r"SHARE-?ALIKE", text):
+        marks.append("sharealike")
+    if not marks and not _OPEN_LICENSES.search(text):
+        marks.append("license_unknown")
+    return marks
+
 DATA_FORMATS = ("json", "jsonl", "csv", "tsv", "parquet")
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
 
