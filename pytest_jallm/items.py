@@ -40,6 +40,8 @@ class BenchmarkFile(pytest.File):
         jallm: JallmSession = self.config.stash[_session_key()]
         try:
             spec = load_spec(self.path)
+            if jallm.med_template and spec.category == "MED":
+                spec = with_med_template(spec, jallm.med_template, self.path)
             from .runner import effective_spec
 
             shots_needed = effective_spec(spec, jallm.settings).fewshot.count > 0
@@ -178,6 +180,18 @@ class ExampleItem(_JallmItem):
                 + f"\n--- model output ---\n{shorten(outcome.output)}"
                 + f"\n--- extracted answer ---\n{shorten(outcome.prediction)}"
             )
+
+
+def with_med_template(spec, name: str, path: Path):
+    """`--jallm-med-template NAME`: the spec prompted with one of japanese-lm-med-harness's templates."""
+    from .medharness import HARNESS_TEMPLATES
+    from .spec import check_harness_template
+
+    if name not in HARNESS_TEMPLATES:
+        raise SpecError("--jallm-med-template", "NAME", f"unknown template {name!r}; expected one of {', '.join(HARNESS_TEMPLATES)}")
+    changed = spec.model_copy(update={"prompt_template": name, "answer_pattern": None})
+    check_harness_template(changed, f"{path} (with --jallm-med-template {name})")
+    return changed
 
 
 def _session_key():

@@ -14,12 +14,15 @@ and the field. Common options, applied after a loader has read all files:
   llm-jp-eval cuts its shuffled lists into train/dev/test (e.g. ``[0.9, 1.0]``).
 * ``copy: {new: old}``: add column ``new`` holding ``old``'s value (e.g. ``source`` for the
   source-language text that comet_wmt22 reads from an item's context).
+* ``max_chars: {column: N}``: drop rows whose text in ``column`` is longer than N characters
+  (japanese-lm-med-harness skips questions over 1024 characters in Japanese, 2048 in English).
 """
 
 from __future__ import annotations
 
 import io
 import json
+import os
 import random
 import re
 import tarfile
@@ -82,6 +85,8 @@ def _postprocess(rows: Rows, options: Mapping[str, Any]) -> Rows:
             if old not in row:
                 raise DataError(f"row {i}: loader option copy: column {old!r} is missing (row has {', '.join(row)})")
             row[new] = row[old]
+    for column, limit in (options.get("max_chars") or {}).items():
+        rows = [r for r in rows if len(str(r.get(column, ""))) <= int(limit)]
     seed = options.get("shuffle_seed")
     if seed is not None:
         rows = list(rows)
@@ -479,6 +484,124 @@ def _igakuqa_accepted(answer: list[Any], letters: str) -> list[list[str]] | None
     if not all(isinstance(a, str) and len(a) == 1 and a in letters for alt in alternatives for a in alt):
         return None
     return alternatives
+
+
+# MedQA / MedMCQA in the layouts they are published in ---------------------------------------------
+
+
+def _med_record(path: str, i: int, rec: Mapping[str, Any], options: Mapping[str, Any]) -> dict[str, Any]:
+    """One record of any of the four layouts -> id, question, choices, answer_text, answer_index."""
+    where = f"{i}"
+
+    def need(key: str) -> Any:
+        if key not in rec or rec[key] is None:
+            raise _bad(path, where, key, "missing")
+        return rec[key]
+
+    if "problem_text" in rec:  # japanese-lm-med-harness: dataset/MedQA/usmleqa_{en,ja}.jsonl etc.
+        question, choices = need("problem_text"), need("choices")
+        if not isinstance(choices, list) or not choices:
+            raise _bad(path, where, "choices", f"expected a list of choice texts, got {choices!r}")
+        answer = str(need("answer"))
+        index = choices.index(answer) if answer in choices else None
+        # The harness numbers items without problem_id 1, 2, ... in file order.
+        item_id = str(rec["problem_id"]) if rec.get("problem_id") is not None else str(i + 1)
+        return {"id": item_id, "question": str(question), "choices": [str(c) for c in choices],
+                "answer_text": answer, "answer_index": index}
+    if "opa" in rec:  # MedMCQA release: opa..opd, cop (1-4 in its JSON files; HF's copy uses 0-3)
+        choices = [str(need(k)) for k in ("opa", "opb", "opc", "opd")]
+        base = int(options.get("cop_base", 1))
+        try:
+            index = int(need("cop")) - base
+        except (TypeError, ValueError):
+            index = -1
+        if not 0 <= index < 4:
+            raise _bad(path, where, "cop", f"{rec.get('cop')!r} is not a choice number {base}..{base + 3} (loader option cop_base)")
+        return {"id": str(rec.get("id") or f"{_stem(path)}-{i}"), "question": str(need("question")), "choices": choices,
+                "answer_text": choices[index], "answer_index": index}
+    options_value = need("options")
+    if isinstance(options_value, dict):  # jind11/MedQA: options {"A": ...}, answer_idx "A", answer text
+        letters = sorted(options_value)
+        choices = [str(options_value[k]) for k in letters]
+        letter = str(need("answer_idx")).strip()
+        if letter not in options_value:
+            raise _bad(path, where, "answer_idx", f"{letter!r} is not one of the options {', '.join(letters)}")
+        index = letters.index(letter)
+        return {"id": f"{_stem(path)}-{i}", "question": str(need("question")), "choices": choices,
+                "answer_text": choices[index], "answer_index": index}
+    if isinstance(options_value, list):  # JMedBench: options [...], answer_idx int (or a one-element list)
+        choices = [str(c) for c in options_value]
+        raw = need("answer_idx")
+        if isinstance(raw, list):
+            if len(raw) != 1:
+                raise _bad(path, where, "answer_idx", f"expected one answer index, got {raw!r}")
+            raw = raw[0]
+        try:
+            index = int(raw)
+        except (TypeError, ValueError):
+            index = -1
+        if not 0 <= index < len(choices):
+            raise _bad(path, where, "answer_idx", f"{raw!r} is not a 0-based index into {len(choices)} options")
+        return {"id": str(rec.get("sample_id") if rec.get("sample_id") is not None else f"{_stem(path)}-{i}"),
+                "question": str(need("question")), "choices": choices, "answer_text": choices[index], "answer_index": index}
+    raise _bad(path, where, "options", f"expected a list (JMedBench) or a letter mapping (MedQA), got {type(options_value).__name__}")
+
+
+def _med_records(path: str, options: Mapping[str, Any]) -> list[dict[str, Any]]:
+    if os.path.isdir(path):  # a `datasets` save_to_disk copy (a DatasetDict or one split)
+        import datasets
+
+        try:
+            ds = datasets.load_from_disk(path)
+        except Exception as e:
+            raise DataError(f"{path}: not a `datasets` save_to_disk directory: {type(e).__name__}: {e}") from None
+        if isinstance(ds, datasets.DatasetDict):
+            split = options.get("split", "test")
+            if split not in ds:
+                raise DataError(f"{path}: no split {split!r} (has {', '.join(ds)}); set loader option 'split'")
+            ds = ds[split]
+        return ds.to_list()
+    if path.split("?")[0].endswith(".json"):
+        text = _read_text(path).lstrip()
+        if text.startswith("["):
+            try:
+                records = json.loads(text)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}: malformed JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
+            for j, rec in enumerate(records):
+                if not isinstance(rec, dict):
+                    raise _bad(path, j, "<record>", f"expected a JSON object, got {type(rec).__name__}")
+            return records
+    return _jsonl(path)  # MedMCQA's .json files are JSON lines too
+
+
+@register_loader("med-mcqa")
+def load_med_mcqa(files: Sequence[str], options: Mapping[str, Any]) -> Rows:
+    """MedQA (USMLE) and MedMCQA items from any layout they are published in, told apart by
+    their keys, record by record:
+
+    * japanese-lm-med-harness's files ``MedQA/usmleqa_{en,ja}.jsonl``, ``MedMCQA/medmcqa_{en,ja}.jsonl``:
+      ``problem_text``, ``choices`` (list), ``answer`` (the correct choice's text), optional
+      ``problem_id``;
+    * JMedBench (Hugging Face ``Coldog2333/JMedBench``, ``<config>/test.jsonl``): ``sample_id``,
+      ``question``, ``options`` (list), ``answer_idx`` (0-based), ``n_options``, ``metadata``;
+    * jind11/MedQA: ``question``, ``options`` ({"A": text, …}), ``answer_idx`` (letter), ``answer``;
+    * MedMCQA's release: ``id``, ``question``, ``opa``..``opd``, ``cop`` (1-4; ``cop_base: 0`` for 0-3).
+
+    A file may be JSON lines, a JSON array, or a directory written by ``datasets``'
+    ``save_to_disk`` (option ``split``, default ``test``). Rows get ``id``, ``question``,
+    ``choices``, ``answer_text`` and ``answer_index`` (None when a harness file's answer is not
+    one of its choices: the harness still scores it by text).
+    """
+    rows: Rows = []
+    for path in files:
+        for i, rec in enumerate(_med_records(path, options)):
+            if not isinstance(rec, Mapping):
+                raise _bad(path, i, "<record>", f"expected a JSON object, got {type(rec).__name__}")
+            row = _med_record(path, i, rec, options)
+            row.update(_file=_stem(path), _row=i)
+            rows.append(row)
+    return _postprocess(rows, options)
 
 
 def _jsonl(path: str) -> list[dict[str, Any]]:

@@ -89,6 +89,17 @@ Notes on each metric (what exactly is computed, and where it departs from a naiv
     accepts a or d), else ``["answer_letters"]``, else the gold text's lines;
     ``["any_answer_correct"]`` credits every response (IgakuQA's 116A71).  ``choice_set_f1`` is the
     partial credit ``2|P∩G|/(|P|+|G|)`` of the answer sets (best over accepted answers).
+``gestalt_match`` / ``harness_exact_match``
+    japanese-lm-med-harness's ``evaluate()`` (its leaderboard's "Accuracy based on Gestalt
+    distance"), reproduced in :mod:`pytest_jallm.medharness`: each choice scores the mean of
+    ``SequenceMatcher(None, choice, response).ratio()`` and ``(response, choice)`` (the ratio is not
+    symmetric), the response with every "." removed; k = number of ","-separated gold parts; the k
+    best choices are picked greedily (first on ties) and compared, sorted, with the gold parts.
+    Unlike ``gestalt_accuracy`` it scores multi-answer items and uses the (possibly shuffled) choice
+    order of the item for ties. ``harness_exact_match``: gold == response after removing "." and
+    stripping. Multi-answer golds (one per line here) become the harness's ","-joined string.
+    With a harness ``prompt_template`` the runner hands these metrics the harness's own cut of the
+    response and the raw gold (no NFKC), as the harness scores them.
 ``comet_wmt22``
     Unbabel/wmt22-comet-da system score; needs ``contexts[i]["source"]`` and ``pip install
     'pytest-jallm[comet]'`` (the model is downloaded by comet on first use).
@@ -682,6 +693,27 @@ def _choice_set(partial: bool) -> Callable[..., MetricResult]:
     return run
 
 
+# japanese-lm-med-harness's evaluate() ------------------------------------------------------------
+
+
+def _harness_gestalt_match(preds: list[str], golds: list[str], contexts: list[Mapping[str, Any]]) -> MetricResult:
+    from .medharness import gestalt_match_item, harness_answer
+
+    scores: list[float] = []
+    for i, (pred, gold, ctx) in enumerate(zip(preds, golds, contexts)):
+        choices = ctx.get("choices")
+        if not isinstance(choices, (list, tuple)) or not choices:
+            raise ValueError(f"gestalt_match: item {i} has no 'choices' in its context (the harness picks among them)")
+        scores.append(gestalt_match_item(pred, harness_answer(gold), [_as_str(c) for c in choices]))
+    return MetricResult(_mean(scores), scores)
+
+
+def _harness_exact(pred: str, gold: str) -> float:
+    from .medharness import harness_answer, harness_exact_match_item
+
+    return harness_exact_match_item(pred, harness_answer(gold))
+
+
 # COMET -----------------------------------------------------------------------------------------
 
 _comet_model: Any = None
@@ -738,6 +770,8 @@ _METRICS: dict[str, Metric] = {
         Metric("gestalt_accuracy", True, True, _gestalt_accuracy),
         Metric("choice_set_accuracy", True, True, _choice_set(partial=False)),
         Metric("choice_set_f1", True, False, _choice_set(partial=True)),
+        Metric("gestalt_match", True, True, _harness_gestalt_match),
+        Metric("harness_exact_match", True, True, _per_item(_harness_exact)),
         Metric("comet_wmt22", False, False, _comet),
     ]
 }

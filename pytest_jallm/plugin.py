@@ -74,6 +74,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      "(one `name[variants]` test each; thresholds max_spread / min_variant_score)")
     g.addoption("--jallm-variant-sample", type=int, default=50, metavar="K",
                 help="--jallm-variants: items per benchmark (a fixed, seeded sample; 0 = all)")
+    g.addoption("--jallm-shuffle-choices", type=int, default=None, metavar="SEED",
+                help="shuffle every item's choices with this seed, as japanese-lm-med-harness's --shuffle "
+                     "(gold follows; recorded in produced_by and the prompt hash)")
+    g.addoption("--jallm-med-template", default=None, metavar="NAME",
+                help="prompt every MED benchmark with this japanese-lm-med-harness template "
+                     "(alpaca_ja, medpalm_five_choice_cot_ja, meditron_five_choice, …)")
     g.addoption("--jallm-variants-json", default=None, help="--jallm-variants: write every format and score as JSON")
     parser.addini("jallm_benchmark_dirs", "directory names whose *.yaml files are benchmark specs", type="args",
                   default=["benchmarks"])

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 from .data import Example
+from .medharness import HARNESS_TEMPLATES, render_harness_prompt
 from .spec import BenchmarkSpec, ChoiceFormat
 
 
@@ -83,7 +84,16 @@ def render_input(spec: BenchmarkSpec, example: Example) -> str:
     return out
 
 
+def template_names() -> list[str]:
+    """Every name `prompt_template` accepts: ours, then japanese-lm-med-harness's."""
+    return list(TEMPLATES) + list(HARNESS_TEMPLATES)
+
+
 def render_prompt(spec: BenchmarkSpec, example: Example, shots: Sequence[Example]) -> str:
+    if spec.prompt_template in HARNESS_TEMPLATES:
+        # The harness's templates are zero-shot and take the question and the choices only
+        # (spec checks refuse few-shots and require a `question` field for them).
+        return render_harness_prompt(spec.prompt_template, example.fields["question"], example.choices)
     t = TEMPLATES[spec.prompt_template]
     parts = [t.preamble, t.instruction_header, spec.instruction]
     for shot in shots:
@@ -97,6 +107,11 @@ def render_messages(
 ) -> tuple[Mapping[str, str], ...]:
     """Chat form: the instruction leads each user turn; shots become prior turns."""
     messages: list[dict[str, str]] = []
+    if spec.prompt_template in HARNESS_TEMPLATES:  # the harness has no chat form: its prompt is the turn
+        if spec.system_prompt:
+            messages.append({"role": "system", "content": spec.system_prompt})
+        messages.append({"role": "user", "content": render_prompt(spec, example, shots)})
+        return tuple(messages)
     if spec.system_prompt:
         messages.append({"role": "system", "content": spec.system_prompt})
     for shot in shots:
@@ -106,11 +121,17 @@ def render_messages(
     return tuple(messages)
 
 
-def prompt_hash(spec: BenchmarkSpec, shots: Sequence[Example], chat: bool) -> str:
+def prompt_hash(
+    spec: BenchmarkSpec, shots: Sequence[Example], chat: bool, shuffle_choices: int | None = None
+) -> str:
     """Identifies everything about the prompt except the item itself."""
-    t = TEMPLATES[spec.prompt_template]
+    if spec.prompt_template in HARNESS_TEMPLATES:
+        template: list[str] = [spec.prompt_template, HARNESS_TEMPLATES[spec.prompt_template]]
+    else:
+        t = TEMPLATES[spec.prompt_template]
+        template = [t.preamble, t.instruction_header, t.input_header, t.response_header]
     payload = {
-        "template": [t.preamble, t.instruction_header, t.input_header, t.response_header],
+        "template": template,
         "instruction": spec.instruction,
         "input": spec.input,
         "choice_format": spec.choice_format.model_dump(),
@@ -121,5 +142,7 @@ def prompt_hash(spec: BenchmarkSpec, shots: Sequence[Example], chat: bool) -> st
         "stop": spec.stop,
         "answer_pattern": spec.answer_pattern,
     }
+    if shuffle_choices is not None:  # only when set, so unshuffled runs keep their stored hashes
+        payload["shuffle_choices"] = shuffle_choices
     blob = json.dumps(payload, ensure_ascii=False, sort_keys=True).encode("utf-8")
     return hashlib.sha256(blob).hexdigest()[:16]

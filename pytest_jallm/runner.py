@@ -14,7 +14,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 from . import __version__
 from .backends.base import Backend, BackendIdentity, GenerationRequest, SamplingSettings
-from .data import Example, fingerprint, load_examples, load_fewshots
+from .data import DataError, Example, fingerprint, load_examples, load_fewshots
+from .medharness import harness_response, is_harness_template, shuffle_permutations
 from .metrics import AnswerPatternTimeout, extract_answer, get_metric, normalize, out_of_choice, strip_think
 from .prompt import prompt_hash, render_messages, render_prompt
 from .spec import BenchmarkSpec
@@ -32,6 +33,8 @@ class RunSettings:
     sampling: SamplingSettings = field(default_factory=SamplingSettings)
     cache_path: Path | None = None
     strip_think: bool = False  # scoring only: remove a leading <think>…</think> before extraction
+    # --jallm-shuffle-choices SEED: every item's choices in a seeded random order (gold follows).
+    shuffle_choices: int | None = None
 
 
 @dataclass
@@ -94,10 +97,43 @@ def effective_spec(spec: BenchmarkSpec, settings: RunSettings) -> BenchmarkSpec:
     return spec.model_copy(update={"fewshot": spec.fewshot.model_copy(update={"count": settings.num_fewshot})})
 
 
+def shuffle_choices(spec: BenchmarkSpec, examples: Sequence[Example], seed: int) -> list[Example]:
+    """Examples with their choices reordered as japanese-lm-med-harness's `--shuffle` does
+    (one `random.shuffle` per item, in order, from `random.Random(seed)`), the gold remapped.
+
+    A gold that is the text of its choice(s) stays as it is; a gold that is a label (the spec's
+    `labels`, one per choice position, e.g. A-D or 0-4) moves with its choice. Items without
+    choices are left alone.
+    """
+    perms = shuffle_permutations(seed, [len(ex.choices) for ex in examples])
+    labels = list(spec.labels or [])
+    out = []
+    for ex, order in zip(examples, perms):
+        if not ex.choices:
+            out.append(ex)
+            continue
+        choices = tuple(ex.choices[i] for i in order)
+        golds = ex.gold.split("\n")
+        if all(g in ex.choices for g in golds):
+            gold = ex.gold
+        elif len(labels) == len(ex.choices) and all(g in labels for g in golds):
+            gold = "\n".join(labels[order.index(labels.index(g))] for g in golds)
+        else:
+            raise DataError(
+                f"{spec.name}: item {ex.id!r}: --jallm-shuffle-choices cannot move the gold {ex.gold!r}: it is neither "
+                f"the text of a choice nor one of the spec's labels ({', '.join(labels) or 'none'}) naming a position"
+            )
+        context = {**ex.context, "choices": list(choices)}
+        out.append(Example(id=ex.id, fields=ex.fields, choices=choices, gold=gold, context=context))
+    return out
+
+
 def prepare(spec: BenchmarkSpec, spec_path: Path, settings: RunSettings) -> PreparedBenchmark:
     spec = effective_spec(spec, settings)
     spec_dir = spec_path.parent
     examples = load_examples(spec, spec_dir, settings.data_dir, settings.limit)
+    if settings.shuffle_choices is not None:
+        examples = shuffle_choices(spec, examples, settings.shuffle_choices)
     shots = load_fewshots(spec, spec_dir, settings.data_dir)
     guided = tuple(spec.labels) if spec.labels else None
     requests = []
@@ -118,7 +154,7 @@ def prepare(spec: BenchmarkSpec, spec_path: Path, settings: RunSettings) -> Prep
         examples=examples,
         shots=shots,
         requests=requests,
-        prompt_hash=prompt_hash(spec, shots, settings.chat),
+        prompt_hash=prompt_hash(spec, shots, settings.chat, settings.shuffle_choices),
         data_fingerprint=fingerprint(examples),
     )
 
@@ -131,11 +167,16 @@ def score_benchmark(
 ) -> BenchmarkResult:
     spec = prep.spec
     answers = [strip_think(o) for o in outputs] if settings.strip_think else list(outputs)
-    try:
-        preds = [normalize(extract_answer(o, spec.answer_pattern)) for o in answers]
-    except AnswerPatternTimeout as e:  # the spec's fault: name it
-        raise AnswerPatternTimeout(e.pattern, e.chars, where=f"{spec.name} ({prep.spec_path.name})") from None
-    golds = [normalize(ex.gold) for ex in prep.examples]
+    if is_harness_template(spec.prompt_template):
+        # Scored as japanese-lm-med-harness scores: its cut of prompt + generation, raw gold.
+        preds = [harness_response(req.prompt + o) for req, o in zip(prep.requests, answers)]
+        golds = [ex.gold for ex in prep.examples]
+    else:
+        try:
+            preds = [normalize(extract_answer(o, spec.answer_pattern)) for o in answers]
+        except AnswerPatternTimeout as e:  # the spec's fault: name it
+            raise AnswerPatternTimeout(e.pattern, e.chars, where=f"{spec.name} ({prep.spec_path.name})") from None
+        golds = [normalize(ex.gold) for ex in prep.examples]
     contexts = [ex.context for ex in prep.examples]
     scores: dict[str, float] = {}
     primary = None
@@ -174,6 +215,8 @@ def score_benchmark(
         "scoring": {"strip_think": settings.strip_think},
         "pytest_jallm": __version__,
     }
+    if settings.shuffle_choices is not None:
+        produced_by["shuffle_choices"] = settings.shuffle_choices
     return BenchmarkResult(
         name=spec.name,
         category=spec.category,

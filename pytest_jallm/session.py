@@ -73,7 +73,9 @@ class JallmSession:
             sampling=SamplingSettings(seed=opt("jallm_seed")),
             cache_path=cache_path,
             strip_think=opt("jallm_strip_think"),
+            shuffle_choices=opt("jallm_shuffle_choices"),
         )
+        self.med_template: str | None = opt("jallm_med_template")
         self.evaluation = Evaluation(self.settings, self._make_backend, progress=self._progress)
 
     # --- backend -------------------------------------------------------------

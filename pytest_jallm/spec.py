@@ -258,6 +258,12 @@ def parse_spec(data: Any, path: Path) -> BenchmarkSpec:
         raise SpecError(path, "<top level>", f"expected a mapping of spec keys, got {type(data).__name__}")
     data = dict(data)
     data.setdefault("name", path.stem.lower().replace(".", "_"))
+    from .medharness import HARNESS_TEMPLATES
+
+    if data.get("prompt_template") in HARNESS_TEMPLATES:
+        # A japanese-lm-med-harness template fills in the question and the choices itself.
+        data.setdefault("instruction", "")
+        data.setdefault("input", "{question}")
     try:
         spec = BenchmarkSpec.model_validate(data)
     except ValidationError as e:
@@ -286,11 +292,14 @@ def _check_metrics(spec: BenchmarkSpec, path: Path) -> None:
 
 
 def _check_templates(spec: BenchmarkSpec, path: Path) -> None:
-    from .prompt import TEMPLATES
+    from .prompt import TEMPLATES, template_names
 
     if spec.prompt_template not in TEMPLATES:
+        if spec.prompt_template in template_names():
+            check_harness_template(spec, path)
+            return
         raise SpecError(
-            path, "prompt_template", f"unknown template {spec.prompt_template!r}; expected one of {', '.join(TEMPLATES)}"
+            path, "prompt_template", f"unknown template {spec.prompt_template!r}; expected one of {', '.join(template_names())}"
         )
     known = set(spec.fields.variables()) | {"choices"}
     for var in re.findall(r"{(\w+)}", spec.input):
@@ -300,6 +309,22 @@ def _check_templates(spec: BenchmarkSpec, path: Path) -> None:
             )
     if "{choices}" in spec.input and spec.fields.choices is None:
         raise SpecError(path, "fields.choices", "the input uses {choices} but no choice columns are mapped")
+
+
+def check_harness_template(spec: BenchmarkSpec, path: Path | str, key: str = "prompt_template") -> None:
+    """What a japanese-lm-med-harness template needs: a question and choices, zero-shot,
+    its own answer extraction."""
+    name = spec.prompt_template
+    if "question" not in spec.fields.variables():
+        raise SpecError(path, "fields.question", f"template {name!r} (japanese-lm-med-harness) puts the question in its "
+                        "instruction slot: map a 'question' field")
+    if spec.fields.choices is None:
+        raise SpecError(path, "fields.choices", f"template {name!r} (japanese-lm-med-harness) lists the choices: map 'choices'")
+    if spec.fewshot.count:
+        raise SpecError(path, "fewshot.count", f"template {name!r} (japanese-lm-med-harness) is zero-shot; set 0")
+    if spec.answer_pattern:
+        raise SpecError(path, "answer_pattern", f"template {name!r} cuts the answer out as the harness does; "
+                        "remove answer_pattern")
 
 
 class _DuplicateKey(yaml.YAMLError):

@@ -878,6 +878,10 @@ class VariantsItem(_JallmItem):
 def collect_item(parent: pytest.Collector, spec: BenchmarkSpec, marks: Sequence[Any]) -> VariantsItem | None:
     if not requested(parent.config):
         return None
+    from .medharness import is_harness_template
+
+    if is_harness_template(spec.prompt_template):
+        return None  # a harness template is one fixed text: there are no format features to vary
     item = VariantsItem.from_parent(parent, name=f"{spec.name}[variants]", spec=spec)
     for m in (*marks, pytest.mark.jallm_variants):
         item.add_marker(m)

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from pytest_jallm import variants as V
 from pytest_jallm.backends.base import BackendIdentity
 from pytest_jallm.data import Example
+from pytest_jallm.medharness import is_harness_template
 from pytest_jallm.prompt import render_messages, render_prompt
 from pytest_jallm.runner import Evaluation, RunSettings
 from pytest_jallm.spec import load_spec, parse_spec
@@ -153,6 +154,8 @@ def test_canonical_format_is_byte_identical_to_render_prompt(case) -> None:
 def test_canonical_is_byte_identical_on_every_bundled_spec() -> None:
     for path in sorted((ROOT / "benchmarks").rglob("*.yaml")):
         spec = load_spec(path)
+        if is_harness_template(spec.prompt_template):
+            continue  # one fixed japanese-lm-med-harness text: no variants are drawn for it
         vars_ = spec.fields.variables()
         choices = ("いぬ{question}", "ねこ", "とり", "さる", "うし") if spec.fields.choices is not None else ()
         ex = Example(id="1", fields={k: f"値{k}{{x}}" for k in vars_}, choices=choices, gold="0")
@@ -179,6 +182,8 @@ def test_spec_aware_strategy_only_draws_features_that_change_the_prompt() -> Non
 def test_every_spec_aware_single_feature_changes_the_prompt() -> None:
     for path in sorted((ROOT / "benchmarks").rglob("*.yaml")):
         spec = load_spec(path)
+        if is_harness_template(spec.prompt_template):
+            continue  # as above
         vars_ = spec.fields.variables()
         choices = ("いぬ", "ねこ", "とり", "さる", "うし") if spec.fields.choices is not None else ()
         gold = (spec.labels or ["いぬ"])[0] if V.answer_kind(spec) else "いぬ"
