@@ -52,7 +52,9 @@ log = logging.getLogger(__name__)
 MODES = ("completions", "chat")
 RETRY_STATUSES = frozenset({408, 429})  # plus every 5xx
 MAX_BACKOFF_S = 30.0  # cap of one computed backoff
-MAX_RETRY_AFTER_S = 300.0  # cap of a server-requested wait
+MAX_RETRY_AFTER_S = 300.0  # cap of a parsed Retry-After (max_retry_wait_s caps the actual wait)
+DEFAULT_MAX_RETRY_WAIT_S = 60.0  # the longest single wait before a retry
+DEFAULT_RETRY_BUDGET_S = 600.0  # all retry waits of one backend (one run) together
 MAX_BODY_IN_ERROR = 500  # characters of a server's error body quoted in a BackendError
 MAX_STOP_SENT = 4  # OpenAI rejects more; the rest are applied client-side by apply_stop
 _LOOPBACK = ("localhost", "127.0.0.1", "::1")
@@ -67,10 +69,11 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
 
 class _RetryableError(Exception):
-    def __init__(self, cause: str, retry_after: float | None = None):
+    def __init__(self, cause: str, retry_after: float | None = None, retry_after_header: str | None = None):
         super().__init__(cause)
         self.cause = cause
         self.retry_after = retry_after
+        self.retry_after_header = retry_after_header
 
 
 class _FatalError(Exception):
@@ -176,6 +179,8 @@ class OpenAIBackend:
         timeout_s: float = 120,
         max_retries: int = 5,
         backoff_base_s: float = 0.5,
+        max_retry_wait_s: float = DEFAULT_MAX_RETRY_WAIT_S,
+        retry_budget_s: float = DEFAULT_RETRY_BUDGET_S,
         revision: str | None = None,
         extra_body: Mapping[str, Any] | None = None,
     ):
@@ -204,6 +209,8 @@ class OpenAIBackend:
             raise BackendError("openai backend: max_retries must be >= 0")
         if timeout_s <= 0:
             raise BackendError("openai backend: timeout_s must be > 0")
+        if not (max_retry_wait_s >= 0 and retry_budget_s >= 0):  # also rejects NaN
+            raise BackendError("openai backend: max_retry_wait_s and retry_budget_s must be numbers >= 0")
 
         self.model = model
         self.mode = mode
@@ -212,6 +219,10 @@ class OpenAIBackend:
         self.timeout_s = float(timeout_s)
         self.max_retries = int(max_retries)
         self.backoff_base_s = float(backoff_base_s)
+        self.max_retry_wait_s = float(max_retry_wait_s)
+        self.retry_budget_s = float(retry_budget_s)
+        self._retry_waited_s = 0.0  # summed over every request of this backend, under _lock
+        self._retries = 0
         self.revision = revision
         self.extra_body = dict(extra_body or {})
         try:
@@ -363,9 +374,8 @@ class OpenAIBackend:
                     "point --jallm-base-url at the final address"
                 ) from None
             if status in RETRY_STATUSES or 500 <= status <= 599:
-                raise _RetryableError(
-                    f"HTTP {status}: {err_body}", _parse_retry_after(e.headers.get("Retry-After") if e.headers else None)
-                ) from None
+                header = e.headers.get("Retry-After") if e.headers else None
+                raise _RetryableError(f"HTTP {status}: {err_body}", _parse_retry_after(header), header) from None
             raise _FatalError(f"HTTP {status}: {err_body}") from None
         except urllib.error.URLError as e:
             reason = e.reason
@@ -405,8 +415,25 @@ class OpenAIBackend:
                 return apply_stop(self._extract_text(kind, data), stop)
             except _RetryableError as e:
                 if attempt >= self.max_retries:
-                    raise _FatalError(f"{e.cause} (gave up after {self.max_retries + 1} attempts)") from None
-                delay = self._backoff(attempt, e.retry_after)
+                    raise _FatalError(
+                        f"{e.cause} (gave up after {self.max_retries + 1} attempts; "
+                        f"{self._retry_waited_s:.1f} s waited for retries in this run)"
+                    ) from None
+                delay = min(self._backoff(attempt, e.retry_after), self.max_retry_wait_s)
+                with self._lock:
+                    spent = self._retry_waited_s + delay > self.retry_budget_s
+                    if not spent:
+                        self._retry_waited_s += delay
+                        self._retries += 1
+                if spent:
+                    asked = ""
+                    if e.retry_after_header is not None:
+                        asked = (f"; the server asked to wait {self._redact(e.retry_after_header.strip()[:40])} s "
+                                 f"(Retry-After), each wait capped at max_retry_wait_s={self.max_retry_wait_s:g}")
+                    raise _FatalError(
+                        f"{e.cause}: gave up: the run's retry budget (retry_budget_s={self.retry_budget_s:g}) is "
+                        f"spent: {self._retry_waited_s:.1f} s waited over {self._retries} retries{asked}"
+                    ) from None
                 log.warning(
                     "openai backend: request %d: %s; retry %d/%d in %.2f s",
                     index, e.cause, attempt + 1, self.max_retries, delay,

@@ -41,3 +41,32 @@ def test_extract_answer_is_bounded() -> None:
     with pytest.raises(AnswerPatternTimeout, match=r"did not finish within .* s on a model output of 41 characters"):
         extract_answer(EVIL, "^(a|aa)+$")
     assert extract_answer("答え：3です", "答え：(\\d)") == "3"
+
+
+# --- Retry-After: capped per wait and in total ---------------------------------------------------
+
+
+def test_retry_after_is_capped_per_wait_and_per_run(pytester: pytest.Pytester) -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from fakes.openai_stub import OpenAIStub, Reply
+
+    from .toy import write_suite as suite
+
+    suite(pytester.path, {"toy_a": 2, "toy_b": 2})
+    with OpenAIStub(lambda req: Reply(status=429, json={"error": "slow down"}, headers={"Retry-After": "99999"})) as stub:
+        result = pytester.runpytest(
+            "benchmarks", "-p", "no:cacheprovider", "--jallm-backend", "openai", "--jallm-base-url", stub.base_url,
+            "--model", "stub-model", "--jallm-no-cache", "--jallm-concurrency", "2",
+            # Small caps keep the test to seconds; the defaults are 60 s per wait, 600 s per run.
+            "--jallm-engine-arg", "max_retry_wait_s=0.2", "--jallm-engine-arg", "retry_budget_s=1",
+        )
+        asked = len(stub.posts())
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines([
+        "*BackendError: openai backend: request * failed: HTTP 429: *slow down*: gave up: the run's retry budget"
+        " (retry_budget_s=1) is spent: * s waited over * retries; the server asked to wait 99999 s (Retry-After),"
+        " each wait capped at max_retry_wait_s=0.2*",
+    ])
+    assert 5 <= asked <= 12, asked  # 1 s of 0.2 s waits: about five retries, then the run stops
