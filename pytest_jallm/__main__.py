@@ -61,9 +61,13 @@ def _schema(args: argparse.Namespace) -> int:
 
 
 def _cache(args: argparse.Namespace) -> int:
-    from .cache import GenerationCache
+    from .cache import CacheError, GenerationCache
 
-    cache = GenerationCache(Path(args.path))
+    try:
+        cache = GenerationCache(Path(args.path))
+    except CacheError as e:  # damaged or unusable: the message says what to do
+        print(f"pytest-jallm cache: {e}", file=sys.stderr)
+        return 2
     try:
         if args.action == "clear":
             print(f"deleted {cache.clear(model=args.model)} cached generations from {args.path}")
