@@ -63,8 +63,10 @@ Notes on each metric (what exactly is computed, and where it departs from a naiv
     "1,234" == "1234", "1/2" == "0.5", full-width digits via NFKC, U+2212 minus), else exact
     string equality.  For chain-of-thought output use :func:`extract_final_number` first.
 ``code_exec``
-    1 if the generated code followed by the item's tests runs to exit status 0 in
-    :mod:`pytest_jallm.sandbox`.  Tests come from ``contexts[i]["test_code"]`` (a str) or
+    1 if the item's tests hold after the generated code ran, in :mod:`pytest_jallm.sandbox`: the
+    sandbox's harness runs the code, then evaluates the tests itself (operands must be plain
+    values) and signals a pass on a private channel, so an early ``os._exit(0)`` or an object
+    that equals everything scores 0 (llm-jp-eval appends the asserts and checks the exit status).  Tests come from ``contexts[i]["test_code"]`` (a str) or
     ``contexts[i]["tests"]``/``["test_list"]`` (a list of str); when no context gives any, the gold
     is read as llm-jp-eval's MBPP output, a Python list literal of assert statements (parsed with
     ``ast.literal_eval``; a gold that is not one is used as test code as-is).
@@ -578,14 +580,14 @@ def _tests_for(gold: str, ctx: Mapping[str, Any]) -> str:
 def _code_exec(preds: list[str], golds: list[str], contexts: list[Mapping[str, Any]]) -> MetricResult:
     from . import sandbox
 
-    programs = [pred + "\n\n" + _tests_for(gold, ctx) + "\n" for pred, gold, ctx in zip(preds, golds, contexts)]
+    jobs = [(pred, _tests_for(gold, ctx)) for pred, gold, ctx in zip(preds, golds, contexts)]
 
-    def one(program: str) -> float:
-        return 1.0 if sandbox.run_python(program).passed else 0.0
+    def one(job: tuple[str, str]) -> float:
+        return 1.0 if sandbox.run_python(job[0], tests=job[1]).passed else 0.0
 
-    workers = max(1, min(4, len(programs)))
+    workers = max(1, min(4, len(jobs)))
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        scores = list(pool.map(one, programs))
+        scores = list(pool.map(one, jobs))
     return MetricResult(_mean(scores), scores)
 
 

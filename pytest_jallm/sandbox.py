@@ -22,6 +22,13 @@ privileges refuse is skipped and the rest still apply -- :func:`features` says w
    LANG; nothing of the caller's, so no API keys), stdin from the parent only to pass the code.
 5. **Python-level guard** installed before the code runs: creating any socket raises
    ``PermissionError("blocked: network ...")``.
+6. **Pass signal** (``run_python(code, tests=...)``, what ``code_exec`` uses): the harness compiles the
+   tests and takes every reference it needs before the code runs, runs the code, restores pristine
+   builtins, evaluates each ``assert`` itself (operands must be plain values: built-in types, or
+   subclasses such as namedtuple/Counter whose comparison methods are untouched) and only then
+   writes a per-run random secret (sent on stdin, never in argv or the environment) to a private
+   pipe.  No secret, no pass: ``os._exit(0)``, ``SystemExit``, patched ``traceback``/``sys``/
+   ``builtins`` and objects that equal everything all fail.
 
 What is *not* contained (documented limits):
 
@@ -36,6 +43,11 @@ What is *not* contained (documented limits):
   seccomp filter: kernel attack surface is the normal one.  Not a defence against a determined
   attacker with a kernel exploit; it is meant for buggy or sloppy generated code.
 * Third-party packages are not importable (``-S``); the standard library is.
+* The pass signal stops casual and accidental forgery, not a determined one: the code runs in the
+  harness's process, so it can walk the harness's frames or the garbage collector to find the secret
+  or the expected values, patch a standard-library function the tests call (``math.isclose``), or
+  rewrite memory with ctypes.  Asserts nested inside other statements (``for``/``if``) are
+  evaluated by Python's own ``assert``.
 """
 
 from __future__ import annotations
@@ -43,6 +55,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -68,7 +81,11 @@ class SandboxResult:
 _BOOT = r"""
 import ctypes, json, os, resource, sys
 cfg = json.loads(sys.argv[1])
-code = sys.stdin.buffer.read().decode("utf-8", "replace")
+def _input():
+    d = json.loads(sys.stdin.buffer.read().decode("utf-8", "replace"))
+    fix = lambda s: None if s is None else s.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return fix(d["code"]), fix(d.get("tests")), d.get("token")
+code, tests, _secret = _input()
 MARK = cfg["mark"]
 feats = []
 libc = ctypes.CDLL(None, use_errno=True)
@@ -134,6 +151,124 @@ if cfg["uid"] is None or "mountns" not in feats:
         except ImportError:
             pass
 import socket, _socket, traceback, signal
+def make_judge(secret, fd):
+    # Everything the verdict needs is taken now, before the candidate runs: it may patch os, sys,
+    # traceback, builtins or its own classes, but not these references. The asserts are compiled
+    # now and evaluated by the judge, each operand required to be a plain value (built-in types,
+    # or subclasses such as namedtuple and collections.Counter whose comparison methods are the
+    # untouched originals), so an object that "equals everything" fails. A pass is the secret,
+    # written on fd `fd` only after the last assert: an early exit, SystemExit or a patched
+    # exit path leaves it unwritten.
+    import ast, builtins, collections, decimal, fractions, operator
+    W, X, T, TGA, MRO = os.write, os._exit, type, type.__getattribute__, type.__dict__["__mro__"].__get__
+    DICT_ITEMS, EVAL, EXEC, NONE = dict.items, eval, exec, type(None)
+    pristine = dict(builtins.__dict__)
+    os.set_inheritable(fd, False)
+    token = secret.encode()
+    plain = (int, float, complex, str, bytes, bool, NONE, list, tuple, dict, set, frozenset)
+    dunders = ("__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__contains__", "__bool__",
+               "__len__", "__iter__", "__hash__")
+    stdlib = {t: {n: TGA(t, n) for n in dunders if hasattr(t, n)} for t in (
+        collections.Counter, collections.OrderedDict, collections.defaultdict, collections.deque,
+        decimal.Decimal, fractions.Fraction)}
+    ops = {ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.LtE: operator.le,
+           ast.Gt: operator.gt, ast.GtE: operator.ge, ast.Is: operator.is_, ast.IsNot: operator.is_not,
+           ast.In: lambda a, b: operator.contains(b, a), ast.NotIn: lambda a, b: not operator.contains(b, a)}
+    def fail(msg):
+        try:
+            W(2, ("\n" + msg + "\n").encode("utf-8", "replace"))
+        finally:
+            X(1)
+    def is_plain(v, budget):
+        stack = [(v, 0)]
+        while stack:
+            v, depth = stack.pop()
+            budget[0] -= 1
+            if depth > 64 or budget[0] < 0:
+                return False
+            t = T(v)
+            if t in stdlib:
+                if any(TGA(t, n) is not f for n, f in stdlib[t].items()):
+                    return False
+                base = dict if issubclass(t, dict) else (collections.deque if t is collections.deque else None)
+            else:
+                base = next((b for b in MRO(t) if b in plain), None)
+                if base is None:
+                    return False
+                if t is not base and any(TGA(t, n) is not TGA(base, n) for n in dunders if hasattr(base, n)):
+                    return False
+            if base is dict:
+                for k, x in DICT_ITEMS(v):
+                    stack += [(k, depth + 1), (x, depth + 1)]
+            elif base in (list, tuple, set, frozenset, collections.deque):
+                stack += [(x, depth + 1) for x in base.__iter__(v)]
+        return True
+    def value(code, g, src):
+        try:
+            v = EVAL(code, g)
+        except BaseException as e:
+            fail("test raised %s: %s" % (T(e).__name__, src))
+        if not is_plain(v, [1_000_000]):
+            fail("test value is not a plain value (type %s): %s" % (T(v).__name__, src))
+        return v
+    def compile_tests(text):
+        steps = []
+        for node in ast.parse(text, "<tests>").body:
+            src = ast.get_source_segment(text, node) or "assert"
+            expr = lambda e: compile(ast.fix_missing_locations(ast.Expression(e)), "<tests>", "eval")
+            if isinstance(node, ast.Assert) and isinstance(node.test, ast.Compare):
+                steps.append(("compare", [expr(e) for e in (node.test.left, *node.test.comparators)],
+                              [ops[T(o)] for o in node.test.ops], src))
+            elif isinstance(node, ast.Assert) and isinstance(node.test, ast.UnaryOp) and isinstance(node.test.op, ast.Not):
+                steps.append(("falsy", expr(node.test.operand), None, src))
+            elif isinstance(node, ast.Assert):
+                steps.append(("truthy", expr(node.test), None, src))
+            else:
+                steps.append(("exec", compile(ast.Module([node], []), "<tests>", "exec"), None, src))
+        return steps
+    def judge(code, tests, g):
+        try:
+            steps = compile_tests(tests)
+            program = compile(code, "<generated>", "exec")
+        except BaseException as e:
+            fail("%s: %s" % (T(e).__name__, e))
+        try:
+            EXEC(program, g)
+        except BaseException:
+            try:
+                et, ev, tb = sys.exc_info()
+                traceback.print_exception(et, ev, tb.tb_next if tb is not None else None)
+            except BaseException:
+                pass
+            fail("the generated code raised before the tests ran")
+        g["__builtins__"] = dict(pristine)
+        for kind, code_, cmp, src in steps:
+            if kind == "exec":
+                try:
+                    EXEC(code_, g)
+                except BaseException as e:
+                    fail("test raised %s: %s" % (T(e).__name__, src))
+            elif kind == "compare":
+                vals = [value(c, g, src) for c in code_]
+                for i, op in enumerate(cmp):
+                    try:
+                        ok = op(vals[i], vals[i + 1])
+                    except BaseException as e:
+                        fail("test raised %s: %s" % (T(e).__name__, src))
+                    if ok is not True:
+                        fail("AssertionError: " + src)
+            elif kind == "truthy":
+                if not value(code_, g, src):
+                    fail("AssertionError: " + src)
+            elif value(code_, g, src):
+                fail("AssertionError: " + src)
+        try:
+            W(fd, token)
+        finally:
+            X(0)
+    return judge
+judge = make_judge(_secret, cfg["report_fd"]) if tests is not None else None
+del _secret
 def child():
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
@@ -168,6 +303,8 @@ def child():
         sys.stderr.write(MARK + " features " + json.dumps(feats) + "\n")
         sys.stderr.flush()
     g = {"__name__": "__main__", "__builtins__": __builtins__}
+    if judge is not None:
+        judge(code, tests, g)  # never returns
     try:
         exec(compile(code, "<generated>", "exec"), g)
     except SystemExit as exc:
@@ -280,8 +417,11 @@ def _run(
     max_procs: int,
     namespaces: bool = True,
     report: bool = False,
+    tests: str | None = None,
 ) -> tuple[SandboxResult, str, str]:
     root = os.geteuid() == 0
+    secret = secrets.token_hex(16) if tests is not None else None
+    report_r, report_w = os.pipe() if tests is not None else (None, None)
     uid = _next_uid() if root else None
     private = tempfile.mkdtemp(prefix="jallm-sbx-io-")
     workdir = tempfile.mkdtemp(prefix="jallm-sbx-")
@@ -297,6 +437,7 @@ def _run(
             "namespaces": namespaces and sys.platform.startswith("linux"),
             "report": report,
             "tmpfs_mb": max(16, 4 * max_file_mb),
+            "report_fd": report_w,
             "limits": {
                 "cpu": max(1, int(timeout_s) + 1),
                 "as": max(64, memory_mb) * 1024 * 1024,
@@ -323,10 +464,14 @@ def _run(
                 env=env,
                 start_new_session=True,
                 close_fds=True,
+                pass_fds=() if report_w is None else (report_w,),
             )
+            if report_w is not None:
+                os.close(report_w)
+                report_w = None
             try:
                 assert proc.stdin is not None
-                proc.stdin.write(code.encode("utf-8", "surrogatepass"))
+                proc.stdin.write(json.dumps({"code": code, "tests": tests, "token": secret}).encode("ascii"))
                 proc.stdin.close()
             except (BrokenPipeError, OSError):
                 pass
@@ -343,10 +488,36 @@ def _run(
                     _kill_uid(uid)
                 proc.wait()
         stdout, stderr = _tail(out_path), _tail(err_path)
-        return _classify(proc.returncode, timed_out, stderr), stdout, stderr
+        result = _classify(proc.returncode, timed_out, stderr)
+        if report_r is not None and not timed_out:
+            signalled = _read_report(report_r) == secret.encode()  # type: ignore[union-attr]
+            if signalled:
+                result = SandboxResult(True, "ok")
+            elif result.passed:
+                result = SandboxResult(False, "no pass signal: the program ended before the tests finished")
+        return result, stdout, stderr
     finally:
+        for fd in (report_r, report_w):
+            if fd is not None:
+                os.close(fd)
         _remove(workdir)
         _remove(private)
+
+
+def _read_report(fd: int) -> bytes:
+    """What the judge (or anything else) wrote on the report pipe, without blocking: every writer
+    is dead by now, but a stray descendant might still hold the pipe open."""
+    os.set_blocking(fd, False)
+    data = b""
+    try:
+        while len(data) < 4096:
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                break
+            data += chunk
+    except BlockingIOError:
+        pass
+    return data
 
 
 def _remove(path: str) -> None:
@@ -396,16 +567,23 @@ def _classify(rc: int, timed_out: bool, stderr: str) -> SandboxResult:
 def run_python(
     code: str,
     *,
+    tests: str | None = None,
     timeout_s: float = 10.0,
     memory_mb: int = 512,
     max_file_mb: int = 16,
     max_procs: int = 64,
 ) -> SandboxResult:
-    """Run ``code`` as a Python program in the sandbox; passed iff it exits with status 0."""
+    """Run ``code`` as a Python program in the sandbox.
+
+    Without ``tests``: passed iff it exits with status 0 (the program can fake that).
+    With ``tests`` (Python source, typically asserts): the harness runs ``code``, then the tests
+    itself, and the run passes only if the harness's per-run secret arrives on a private pipe
+    after the last assert held -- see the module notes for what this does and does not stop.
+    """
     if not isinstance(code, str):
         code = "" if code is None else str(code)
     result, _, _ = _run(
-        code, timeout_s=timeout_s, memory_mb=memory_mb, max_file_mb=max_file_mb, max_procs=max_procs
+        code, timeout_s=timeout_s, memory_mb=memory_mb, max_file_mb=max_file_mb, max_procs=max_procs, tests=tests
     )
     return result
 

@@ -313,7 +313,7 @@ def test_code_exec_infinite_loop_fails_not_hangs(monkeypatch: pytest.MonkeyPatch
     from pytest_jallm import sandbox
 
     real = sandbox.run_python
-    monkeypatch.setattr(sandbox, "run_python", lambda code: real(code, timeout_s=1))
+    monkeypatch.setattr(sandbox, "run_python", lambda code, **kw: real(code, **kw, timeout_s=1))
     r = get_metric("code_exec")(["while True:\n    pass\n"], ["['assert True']"])
     assert r.per_item == [0.0]
 

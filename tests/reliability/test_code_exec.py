@@ -78,7 +78,6 @@ def test_hostile_programs_score_zero_and_leave_the_host_alone(tmp_path: Path, mo
             "import subprocess\n"
             f"subprocess.Popen(['sh', '-c', 'sleep 30 # {marker}'], start_new_session=True)\n"
         ),
-        "exits 0 early": "import os\nos._exit(0)\n",  # the asserts never ran: still exit 0 ...
     }
     preds = [CORRECT, *hostile.values()]
     golds = [GOLD] * len(preds)
@@ -100,8 +99,6 @@ def test_hostile_programs_score_zero_and_leave_the_host_alone(tmp_path: Path, mo
 
     scores = dict(zip(["correct", *hostile], result.per_item))
     assert scores.pop("correct") == 1.0
-    # `os._exit(0)` before the asserts passes: code_exec checks the exit status, as llm-jp-eval does.
-    assert scores.pop("exits 0 early") == 1.0
     assert scores == {name: 0.0 for name in scores}, scores
     assert sentinel.read_text(encoding="utf-8") == "untouched"
     assert not leaked, "generated code wrote into the repository"
@@ -111,3 +108,51 @@ def test_hostile_programs_score_zero_and_leave_the_host_alone(tmp_path: Path, mo
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sentinel.txt"]
     if "pidns" in feats or os.geteuid() == 0:
         assert _procs_with(marker) == [], "generated code left processes behind"
+
+
+# --- forged passes: the pass signal is the harness's, not the exit status ------------------------
+
+WRONG = "def add(a, b):\n    return 0\n"
+FORGERIES = {
+    "exits 0 before the tests": "import os\nos._exit(0)\n",
+    "sys.exit(0) at import": "import sys\nsys.exit(0)\n",
+    "raises SystemExit(0) when called": "def add(a, b):\n    raise SystemExit(0)\n",
+    "replaces os._exit": "import os\n_real = os._exit\nos._exit = lambda code: _real(0)\n" + WRONG,
+    "patches traceback.print_exception": (
+        "import os, traceback\ntraceback.print_exception = lambda *a, **k: os._exit(0)\n" + WRONG
+    ),
+    "patches sys.excepthook and sys.exit": "import os, sys\nsys.excepthook = lambda *a: os._exit(0)\nsys.exit = lambda *a: os._exit(0)\n" + WRONG,
+    "an always-true __eq__": "class Anything:\n    def __eq__(self, other):\n        return True\ndef add(a, b):\n    return Anything()\n",
+    "an int subclass that equals everything": (
+        "class I(int):\n    def __eq__(self, other):\n        return True\n    __hash__ = int.__hash__\n"
+        "def add(a, b):\n    return I(0)\n"
+    ),
+    "a list holding an always-equal object": (
+        "class E:\n    __eq__ = lambda self, other: True\ndef add(a, b):\n    return [E()]\n"
+    ),
+    "patches builtins": "import builtins\nbuiltins.AssertionError = type('Nope', (Exception,), {})\nbuiltins.bool = lambda x: True\n" + WRONG,
+    "prints fake pass markers": (
+        "import os, sys\nprint('__jallm_sandbox__ ok ' + '0' * 32)\nsys.stderr.write('__jallm_sandbox__ pass\\n')\n"
+        "for fd in range(3, 256):\n    try:\n        os.write(fd, b'0' * 32)\n    except OSError:\n        pass\n" + WRONG
+    ),
+}
+
+
+def test_forged_passes_score_zero_and_correct_code_still_scores_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sandbox, "run_python", functools.partial(sandbox.run_python, timeout_s=5.0))
+    legit = {  # correct answers of other shapes: subclasses of plain types, floats, stdlib helpers
+        "plain": (CORRECT, GOLD),
+        "namedtuple": ("from collections import namedtuple\nP = namedtuple('P', 'x y')\ndef pair(a, b):\n    return P(a, b)\n",
+                       "['assert pair(1, 2) == (1, 2)', 'assert pair(1, 2) != (2, 1)']"),
+        "Counter": ("from collections import Counter\ndef count(s):\n    return Counter(s)\n",
+                    "['assert count(\"aab\") == {\"a\": 2, \"b\": 1}']"),
+        "float and math": ("import math\ndef area(r):\n    return math.pi * r * r\n",
+                           "['import math', 'assert math.isclose(area(2), 12.566370614359172)', 'assert area(1) > 3', 'assert 3 in [area(0) + 3]']"),
+        "bool": ("def odd(n):\n    return n % 2 == 1\n", "['assert odd(3)', 'assert not odd(4)', 'assert odd(5) is True']"),
+    }
+    preds = [p for p, _ in legit.values()] + list(FORGERIES.values())
+    golds = [g for _, g in legit.values()] + [GOLD] * len(FORGERIES)
+    result = get_metric("code_exec")(preds, golds, [{} for _ in preds])
+    scores = dict(zip([*legit, *FORGERIES], result.per_item))
+    assert {k: scores[k] for k in legit} == {k: 1.0 for k in legit}, scores
+    assert {k: scores[k] for k in FORGERIES} == {k: 0.0 for k in FORGERIES}, scores
