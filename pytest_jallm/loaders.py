@@ -20,6 +20,7 @@ and the field. Common options, applied after a loader has read all files:
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import os
@@ -339,6 +340,68 @@ def load_chabsa(files: Sequence[str], options: Mapping[str, Any]) -> Rows:
             rows.append({"id": f"{_stem(where.split('!')[-1])}-{sentence.get('sentence_id', i)}",
                          "sentence": sentence["sentence"], "answer": "\n".join(lines), "_row": i})
     return _postprocess(rows, options)
+
+
+# JMMLU (nlp-waseda/JMMLU) as llm-jp-eval splits it ---------------------------------------------
+
+_JMMLU_COLUMNS = ("question", "A", "B", "C", "D", "answer")
+_JMMLU_SPLITS = ("test", "dev", "fewshot", "all")
+
+
+@register_loader("jmmlu")
+def load_jmmlu(files: Sequence[str], options: Mapping[str, Any]) -> Rows:
+    """JMMLU's header-less subject CSVs (question, A, B, C, D, answer letter), split as
+    llm-jp-eval 1.3.0 splits them.
+
+    Options: ``subject_order`` (file stems): the order the subjects are read in, which
+    decides the split (llm-jp-eval's own list, not alphabetical); ``split_seed`` (42);
+    ``fewshot_pool`` (32); ``split``: ``test``, ``dev``, ``fewshot`` or ``all``.
+    One ``random.Random(split_seed)`` shuffles each subject in turn, its first half
+    going to dev and the rest to test; then the dev and the test lists are shuffled.
+    The few-shot pool is the first ``fewshot_pool/2`` of each; test and dev are the rest.
+    ``split: all`` keeps every row in file order, unshuffled (7,097 rows, not
+    llm-jp-eval's 3,541). Rows keep ``_file`` (subject) and ``_row`` (0-based row in it).
+    """
+    split = options.get("split", "test")
+    if split not in _JMMLU_SPLITS:
+        raise DataError(f"jmmlu loader: option 'split' is {split!r}; expected one of {', '.join(_JMMLU_SPLITS)}")
+    order = options.get("subject_order")
+    if order is not None:
+        by_stem = {_stem(f): f for f in files}
+        unknown = sorted(set(by_stem) - set(order))
+        if unknown:
+            raise DataError(f"jmmlu loader: file(s) {', '.join(unknown)} are not in option 'subject_order'")
+        files = [by_stem[name] for name in order if name in by_stem]
+    subjects: list[Rows] = []
+    for path in files:
+        rows: Rows = []
+        # Universal newlines, as llm-jp-eval opens the files: a "\r\n" inside a quoted
+        # question becomes "\n" (two questions have one).
+        text = _read_text(path).replace("\r\n", "\n").replace("\r", "\n")
+        for i, cells in enumerate(csv.reader(io.StringIO(text, newline=""))):
+            if len(cells) != len(_JMMLU_COLUMNS):
+                raise _bad(path, i, "<row>", f"expected {len(_JMMLU_COLUMNS)} cells (question, A, B, C, D, answer), got {len(cells)}")
+            row: dict[str, Any] = dict(zip(_JMMLU_COLUMNS, cells))
+            row.update(_file=_stem(path), _row=i)
+            rows.append(row)
+        subjects.append(rows)
+    if split == "all":
+        return _postprocess([r for rows in subjects for r in rows], options)
+    seed = options.get("split_seed")
+    if seed is None:
+        raise DataError(f"jmmlu loader: split {split!r} needs option 'split_seed' (llm-jp-eval uses 42)")
+    rng = random.Random(seed)
+    dev: Rows = []
+    test: Rows = []
+    for rows in subjects:
+        rng.shuffle(rows)
+        dev += rows[: len(rows) // 2]
+        test += rows[len(rows) // 2 :]
+    rng.shuffle(dev)
+    rng.shuffle(test)
+    half = int(options.get("fewshot_pool", 32)) // 2
+    chosen = {"test": test[half:], "dev": dev[half:], "fewshot": dev[:half] + test[:half]}[split]
+    return _postprocess(chosen, options)
 
 
 # multiple choice with the answer as text (medical subsets of JMMLU / MMLU) --------------------

@@ -40,7 +40,6 @@ DATASETS = [
 NO_FEWSHOT_FIXTURE = {"jnli", "jsquad"}
 # Not yet reproduced (strict: a fix makes these fail until the mark goes).
 PENDING = {
-    "jmmlu": "llm-jp-eval's per-subject shuffle, split and few-shot pool are not implemented yet",
     "wiki_coreference": "the wiki tasks are not read with rhoknp yet",
     "wiki_dependency": "the wiki tasks are not read with rhoknp yet",
     "wiki_ner": "the wiki tasks are not read with rhoknp yet",
