@@ -252,7 +252,7 @@ def _write(tmp_path: Path, name: str, text: str) -> str:
          ["s.csv", "row 0", "field 'C'"]),
         ("igakuqa", "112-A.jsonl", '{"problem_id": "112A1", "problem_text": "x", "choices": ["a","b","c","d","e"]}\n', {},
          ["112-A.jsonl", "row 0", "field 'answer'"]),
-        ("wac", "d.knp", "EOS\n", {"task": "pas"}, ["wac loader", "task 'pas'"]),
+        ("wac", "d.knp", "EOS\n", {"task": "srl"}, ["wac loader", "option 'task' is 'srl'"]),
     ],
 )
 def test_loader_errors_name_file_row_and_field(tmp_path, loader, name, text, options, expected) -> None:
@@ -299,19 +299,3 @@ def test_alt_and_wikicorpus_loaders_on_tiny_archives(tmp_path) -> None:
         tf.addfile(info, io.BytesIO(data))
     rows = LOADERS["wikicorpus"]([str(tgz)], {})
     assert [(r["ja"], r["en"]) for r in rows] == [("京都 & 奈良 寺", "Kyoto & Nara Temple")]
-
-
-def test_wac_loader_reading_dependency_and_ner(tmp_path) -> None:
-    knp = (
-        "# S-ID:w201106-0000060050-1\n"
-        "* 1D\n+ 1D <NE:PERSON:太郎>\n太郎 たろう 太郎 名詞\nは は は 助詞\n"
-        "* -1D\n+ -1D\n走る はしる 走る 動詞\nEOS\n"
-    )
-    path = _write(tmp_path, "w201106-0000060050.knp", knp)
-    read = LOADERS["wac"]([path], {"task": "reading"})[0]
-    assert (read["text"], read["answer"]) == ("太郎は走る", "たろうははしる")
-    assert LOADERS["wac"]([path], {"task": "dependency"})[0]["answer"] == "太郎は -> 走る"
-    assert LOADERS["wac"]([path], {"task": "ner"})[0]["answer"] == "太郎（人名）"
-    bad = _write(tmp_path, "bad.knp", "太郎 たろう\n")
-    with pytest.raises(DataError, match=r"bad.knp: row line 1: field 'sentence'"):
-        LOADERS["wac"]([bad], {"task": "reading"})

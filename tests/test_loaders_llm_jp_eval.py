@@ -68,3 +68,107 @@ def test_jmmlu_errors_name_the_file_or_option(tmp_path: Path, options, text, exp
         LOADERS["jmmlu"]([str(path)], options)
     for part in expected:
         assert part in str(err.value)
+
+
+# Wikipedia Annotated Corpus (KNP) --------------------------------------------------------------
+
+# One document: a sentence whose parenthesis (（学生）) the corpus moved into a sentence of its
+# own, a named entity, two predicates with their arguments, and 彼 coreferring with 太郎.
+_KNP = """\
+# S-ID:doc00000001-01 括弧削除
+* 2D
++ 2D <NE:PERSON:太郎>
+太郎 たろう 太郎 名詞 6 人名 5 * 0 * 0 NIL
+は は は 助詞 9 副助詞 2 * 0 * 0 NIL
+* 2D
++ 2D
+本 ほん 本 名詞 6 普通名詞 1 * 0 * 0 NIL
+を を を 助詞 9 格助詞 1 * 0 * 0 NIL
+* -1D
++ -1D <rel type="ガ" target="太郎" sid="doc00000001-01" id="0"/><rel type="ヲ" target="本" sid="doc00000001-01" id="1"/>
+読む よむ 読む 動詞 2 * 0 子音動詞マ行 9 基本形 2 NIL
+。 。 。 特殊 1 句点 1 * 0 * 0 NIL
+EOS
+# S-ID:doc00000001-02 括弧始:（ 括弧終:） 括弧位置:2
+* -1D
++ -1D
+学生 がくせい 学生 名詞 6 普通名詞 1 * 0 * 0 NIL
+EOS
+# S-ID:doc00000001-03
+* 1D
++ 1D <rel type="=" target="太郎" sid="doc00000001-01" id="0"/>
+彼 かれ 彼 名詞 6 普通名詞 1 * 0 * 0 NIL
+は は は 助詞 9 副助詞 2 * 0 * 0 NIL
+* -1D
++ -1D <rel type="ガ" target="彼" sid="doc00000001-03" id="0"/>
+笑う わらう 笑う 動詞 2 * 0 子音動詞ワ行 12 基本形 2 NIL
+。 。 。 特殊 1 句点 1 * 0 * 0 NIL
+EOS
+"""
+# A document with no named entity, no argument and no coreference: dropped by those tasks.
+_KNP_PLAIN = """\
+# S-ID:doc00000000-01
+* -1D
++ -1D
+晴れ はれ 晴れ 名詞 6 普通名詞 1 * 0 * 0 NIL
+。 。 。 特殊 1 句点 1 * 0 * 0 NIL
+EOS
+"""
+
+
+def _corpus(tmp_path: Path) -> Path:
+    root = tmp_path / "wac"
+    (root / "id").mkdir(parents=True)
+    (root / "knp" / "doc00000").mkdir(parents=True)
+    (root / "knp" / "doc00000" / "doc00000001.knp").write_text(_KNP, encoding="utf-8")
+    (root / "knp" / "doc00000" / "doc00000000.knp").write_text(_KNP_PLAIN, encoding="utf-8")
+    (root / "id" / "test.id").write_text("doc00000001\ndoc00000000\n", encoding="utf-8")
+    return root
+
+
+@pytest.mark.parametrize(
+    ("task", "text", "answer"),
+    [
+        ("reading", "太郎は本を読む。彼は笑う。", "たろうはほんをよむ。かれはわらう。"),
+        ("ner", "太郎（学生）は本を読む。彼は笑う。", "太郎（人名）"),
+        ("dependency", "太郎は本を読む。彼は笑う。", "太郎は -> 読む。\n本を -> 読む。\n彼は -> 笑う。"),
+        ("pas", "太郎（学生）は本を読む。彼は笑う。", "読む ガ：太郎 ヲ：本\n笑う ガ：彼"),
+        ("coreference", "太郎は本を読む。彼は笑う。", "太郎 彼"),
+    ],
+)
+def test_wac_tasks_from_the_corpus_directory(tmp_path: Path, task: str, text: str, answer: str) -> None:
+    rows = LOADERS["wac"]([str(_corpus(tmp_path))], {"task": task, "split": "test"})
+    keep = [r for r in rows if r["id"] == "doc00000001"]
+    assert len(keep) == 1 and (keep[0]["text"], keep[0]["answer"]) == (text, answer)
+    # Sorted by document; a document with an empty answer is dropped.
+    assert [r["id"] for r in rows] == (["doc00000000", "doc00000001"] if task == "reading" else ["doc00000001"])
+
+
+def test_wac_reads_an_id_list_with_the_documents_beside_it(tmp_path: Path) -> None:
+    root = _corpus(tmp_path)
+    rows = LOADERS["wac"]([str(root / "id" / "test.id")], {"task": "reading", "knp_base_url": "https://example.invalid/knp"})
+    assert [r["id"] for r in rows] == ["doc00000000", "doc00000001"]  # local copy: no URL is read
+    first = LOADERS["wac"]([str(root / "id" / "test.id")], {"task": "reading", "max_rows": 1})
+    assert [r["id"] for r in first] == ["doc00000000"]
+
+
+@pytest.mark.parametrize(
+    ("where", "options", "expected"),
+    [
+        ("root", {"task": "srl", "split": "test"}, ["option 'task' is 'srl'"]),
+        ("root", {"task": "ner"}, ["needs loader option 'split'"]),
+        ("lonely.id", {"task": "ner"}, ["lonely.id", "no knp/ folder", "knp_base_url"]),
+        ("bad.knp", {"task": "ner"}, ["bad.knp", "not readable as KNP"]),
+    ],
+)
+def test_wac_errors_name_the_file_or_option(tmp_path: Path, where, options, expected) -> None:
+    root = _corpus(tmp_path)
+    if where == "root":
+        path = root
+    else:
+        path = tmp_path / where
+        path.write_text("doc00000001\n" if where.endswith(".id") else "+ garbage\n", encoding="utf-8")
+    with pytest.raises(DataError) as err:
+        LOADERS["wac"]([str(path)], options)
+    for part in expected:
+        assert part in str(err.value)

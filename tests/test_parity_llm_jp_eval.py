@@ -38,16 +38,7 @@ DATASETS = [
 # JNLI's and JSQuAD's train files are not published in shared/data (nor were they fed to
 # llm-jp-eval for the fixtures), so their fixtures have no few-shots and no 4-shot prompts.
 NO_FEWSHOT_FIXTURE = {"jnli", "jsquad"}
-# Not yet reproduced (strict: a fix makes these fail until the mark goes).
-PENDING = {
-    "wiki_coreference": "the wiki tasks are not read with rhoknp yet",
-    "wiki_dependency": "the wiki tasks are not read with rhoknp yet",
-    "wiki_ner": "the wiki tasks are not read with rhoknp yet",
-    "wiki_pas": "the wiki tasks are not read with rhoknp yet",
-    "wiki_reading": "the wiki tasks are not read with rhoknp yet",
-}
-PARAMS = [pytest.param(n, marks=pytest.mark.xfail(reason=PENDING[n], strict=True)) if n in PENDING else n for n in DATASETS]
-# The Wikipedia Annotated Corpus, as a source: its root directory (id/ and knp/).
+# The Wikipedia Annotated Corpus' copy in shared/data (id/ and knp/ of tag v1.1.2).
 WAC_MIRROR = "wikipedia-annotated-corpus"
 
 
@@ -67,8 +58,8 @@ def _spec(name: str) -> tuple[BenchmarkSpec, Path]:
         # Until the wiki specs carry their `mirror`, read the corpus where that mirror points.
         fs = spec.fewshot
         spec = spec.model_copy(update={
-            "source": spec.source.model_copy(update={"mirror": WAC_MIRROR}),
-            "fewshot": fs.model_copy(update={"source": fs.source.model_copy(update={"mirror": WAC_MIRROR})}),
+            "source": spec.source.model_copy(update={"mirror": f"{WAC_MIRROR}/id/test.id"}),
+            "fewshot": fs.model_copy(update={"source": fs.source.model_copy(update={"mirror": f"{WAC_MIRROR}/id/train.id"})}),
         })
     return spec, path
 
@@ -89,7 +80,7 @@ def _assert_same_items(what: str, ours: list[str], theirs: list[str]) -> None:
         pytest.fail(f"{what}: {len(bad)} of {len(ours)} differ, first at item {bad[0]}:\n{shown}")
 
 
-@pytest.mark.parametrize("name", PARAMS)
+@pytest.mark.parametrize("name", DATASETS)
 def test_every_test_item_matches(name: str) -> None:
     fixture = _fixture(name)
     prep = _prepared(name, 0, None)
@@ -109,7 +100,7 @@ def test_instruction_and_output_length_match(name: str) -> None:
     assert spec.primary_metric == fixture["metrics"][0]
 
 
-@pytest.mark.parametrize("name", PARAMS)
+@pytest.mark.parametrize("name", DATASETS)
 def test_zero_shot_prompts_match(name: str) -> None:
     fixture = _fixture(name)
     expected = fixture["prompt_0shot_first3"]
@@ -118,7 +109,7 @@ def test_zero_shot_prompts_match(name: str) -> None:
     _assert_same_items(f"{name} 0-shot prompts", [r.prompt for r in prep.requests[: len(expected)]], expected)
 
 
-@pytest.mark.parametrize("name", PARAMS)
+@pytest.mark.parametrize("name", DATASETS)
 def test_four_shot_prompts_and_shots_match(name: str) -> None:
     if name in NO_FEWSHOT_FIXTURE:
         pytest.skip(f"{name}: llm-jp-eval's few-shots come from the JGLUE train file, which shared/data lacks")
