@@ -1,4 +1,4 @@
-"""Command line: `python -m pytest_jallm merge|leaderboard|schema|cache ...`."""
+"""Command line: `python -m pytest_jallm merge|leaderboard|schema|cache|prompts ...`."""
 
 from __future__ import annotations
 
@@ -79,6 +79,60 @@ def _cache(args: argparse.Namespace) -> int:
     return 0
 
 
+def _spec_files(args: list[str]) -> list[Path]:
+    """Spec files in the order a pytest run collects them: explicit files as given, a
+    directory's entries sorted by name (files and subdirectories interleaved, as pytest does)."""
+    out: list[Path] = []
+
+    def walk(folder: Path) -> None:
+        for entry in sorted(folder.iterdir(), key=lambda p: p.name):
+            if entry.is_dir():
+                walk(entry)
+            elif entry.suffix in (".yaml", ".yml"):
+                out.append(entry)
+
+    for arg in args:
+        path = Path(arg)
+        if path.is_dir():
+            walk(path)
+        elif path.is_file():
+            out.append(path)
+        else:
+            raise FileNotFoundError(f"{arg}: no such spec file or directory")
+    return out
+
+
+def _prompts(args: argparse.Namespace) -> int:
+    """The exact requests of a run, as JSON Lines, through runner.prepare (the run's own code)."""
+    from .data import DataError, data_dir_from_env
+    from .runner import RunSettings, prepare, request_records
+    from .spec import SpecError, load_spec
+
+    settings = RunSettings(model="", data_dir=data_dir_from_env(args.data_dir), limit=args.limit, chat=args.chat,
+                           num_fewshot=args.num_fewshot)
+    out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
+    seen: set[str] = set()
+    try:
+        for path in _spec_files(args.specs):
+            spec = load_spec(path)
+            if spec.name in seen:
+                continue
+            seen.add(spec.name)
+            try:
+                prep = prepare(spec, path, settings)
+            except DataError as e:
+                raise DataError(f"{path}: {e}") from None
+            for record in request_records(prep):
+                out.write(json.dumps(record, ensure_ascii=False) + "\n")
+    except (OSError, SpecError, DataError) as e:
+        print(f"pytest-jallm prompts: {e}", file=sys.stderr)
+        return 2
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pytest_jallm")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -101,6 +155,15 @@ def main(argv: list[str] | None = None) -> int:
     cache.add_argument("--path", default=".jallm/generations.sqlite")
     cache.add_argument("--model", default=None, help="clear only this model's generations")
     cache.set_defaults(func=_cache)
+    prompts = sub.add_parser("prompts", help="write the exact requests of a run as JSON Lines (benchmark, id, prompt, "
+                                              "gold; messages with --chat), in evaluation order")
+    prompts.add_argument("specs", nargs="+", metavar="SPEC", help="spec files or directories of specs")
+    prompts.add_argument("--num-fewshot", type=int, default=None, help="as --jallm-num-fewshot")
+    prompts.add_argument("--limit", type=int, default=None, help="as --jallm-limit: the first K items of each benchmark")
+    prompts.add_argument("--data-dir", default=None, help="as --jallm-data-dir (default: env JALLM_DATA_DIR)")
+    prompts.add_argument("--chat", action="store_true", help="as --jallm-chat: add each request's chat messages")
+    prompts.add_argument("-o", "--output", help="write here instead of standard output")
+    prompts.set_defaults(func=_prompts)
     args = parser.parse_args(argv)
     return args.func(args)
 

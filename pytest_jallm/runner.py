@@ -159,6 +159,18 @@ def prepare(spec: BenchmarkSpec, spec_path: Path, settings: RunSettings) -> Prep
     )
 
 
+def request_records(prep: PreparedBenchmark) -> list[dict[str, Any]]:
+    """What `python -m pytest_jallm prompts` writes: one record per request, in evaluation order."""
+    records = []
+    for ex, req in zip(prep.examples, prep.requests):
+        record: dict[str, Any] = {"benchmark": prep.spec.name, "id": ex.id, "prompt": req.prompt, "gold": ex.gold}
+        if req.messages is not None:
+            record["messages"] = [dict(m) for m in req.messages]
+        record.update(max_new_tokens=req.max_new_tokens, stop=list(req.stop), num_fewshot=len(prep.shots))
+        records.append(record)
+    return records
+
+
 def score_benchmark(
     prep: PreparedBenchmark,
     outputs: Sequence[str],

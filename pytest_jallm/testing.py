@@ -7,7 +7,9 @@ the first rule whose `contains` occurs in the prompt gives the output;
 optional `"fail_after": N` raises after N generations and `"delay": S` sleeps
 S seconds before each generation. When
 the environment variable JALLM_SCRIPTED_LOG names a file, each generate()
-call appends one JSON line with the number of prompts it received.
+call appends one JSON line with the number of prompts it received; when
+JALLM_SCRIPTED_REQUESTS names a file, every request received is appended as
+one JSON line (prompt, messages, max_new_tokens, stop).
 """
 
 from __future__ import annotations
@@ -61,6 +63,13 @@ class ScriptedBackend:
         if log:
             with open(log, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps({"prompts": len(requests)}) + "\n")
+        requests_log = os.environ.get("JALLM_SCRIPTED_REQUESTS")
+        if requests_log:
+            with open(requests_log, "a", encoding="utf-8") as fh:
+                for r in requests:
+                    record = {"prompt": r.prompt, "messages": [dict(m) for m in r.messages] if r.messages else None,
+                              "max_new_tokens": r.max_new_tokens, "stop": list(r.stop)}
+                    fh.write(json.dumps(record, ensure_ascii=False) + "\n")
         out = []
         for i, r in enumerate(requests):
             if self.fail_after is not None and i >= self.fail_after:
