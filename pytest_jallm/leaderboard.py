@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import html
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 from tabulate import tabulate
+
+from . import medtable
 
 from .report import AVERAGE_CATEGORIES, SummaryRow, _cat_order, _fmt, figure, html_page, html_table
 from .results import ResultsError, merge_documents, rows_of
@@ -43,6 +45,7 @@ class Entry:
     scores: dict[str, float]  # benchmark -> score
     gate_passed: bool
     files: list[str]
+    medical: list[medtable.MedicalRow] = field(default_factory=list)
 
     @property
     def size_bucket(self) -> str | None:
@@ -55,13 +58,15 @@ class Entry:
 def run_key(doc: Mapping[str, Any]) -> tuple:
     meta = doc.get("meta") or {}
     return (doc.get("model"), meta.get("revision"), meta.get("fewshot_setting"), meta.get("chat"),
-            str(meta.get("backend")), str(meta.get("precision")))
+            str(meta.get("backend")), str(meta.get("precision")), str(meta.get("shuffle_choices")))
 
 
 def label_for(model: str, meta: Mapping[str, Any], ambiguous: bool) -> str:
     label = model
     if meta.get("num_fewshot") is not None:
         label += f" ({meta['num_fewshot']}-shot)"
+    if meta.get("shuffle_choices") is not None:  # the harness's leaderboard reports both
+        label += f" (shuffled choices, seed {meta['shuffle_choices']})"
     if ambiguous:
         extras = [str(meta[k]) for k in ("revision", "backend", "precision") if meta.get(k)]
         if meta.get("chat"):
@@ -93,6 +98,7 @@ def build(docs: Sequence[tuple[str, Mapping[str, Any]]]) -> list[Entry]:
             scores={r.name: r.score for r in rows},
             gate_passed=all(r.outcome == "passed" for r in rows),
             files=[p for p, _ in members],
+            medical=medtable.medical_rows(rows),
         ))
     labels = [label_for(e.model, e.meta, False) for e in entries]
     for e, base in zip(entries, labels):
@@ -151,11 +157,37 @@ def notes(entries: Sequence[Entry]) -> list[str]:
     return out
 
 
+def medical_table(entries: Sequence[Entry]) -> tuple[list[str], list[list[str]]]:
+    """japanese-lm-med-harness's leaderboard layout: one row per model and language."""
+    body = [row for e in entries for row in medtable.table_body(e.medical, label=e.label)]
+    return ["model", *medtable.HEADERS], body
+
+
+def medical_notes(entries: Sequence[Entry]) -> list[str]:
+    rows = [r for e in entries for r in e.medical]
+    if not rows:
+        return []
+    out = ["Medical: accuracy by Gestalt match (japanese-lm-med-harness's metric) per benchmark; the average is "
+           "over the columns a row has. JMMLU-medical is MMLU-medical for en."]
+    if any(r.cells[c].metric != medtable.HARNESS_METRIC for r in rows for c in r.cells):
+        out.append("Some medical cells come from benchmarks without gestalt_match and show their primary score.")
+    return out
+
+
+def _medical_text(entries: Sequence[Entry], tablefmt: str) -> str:
+    headers, body = medical_table(entries)
+    if not body:
+        return ""
+    return tabulate(body, headers=headers, tablefmt=tablefmt, disable_numparse=True) + "\n\n" + "\n".join(medical_notes(entries))
+
+
 def render_terminal(entries: Sequence[Entry]) -> str:
     headers, body = table(entries, benchmarks=False, meta=False)
     extra_h = ["few-shot", "#params (B)", "precision"]
     body = [row + [_meta_cell(e.meta.get(k)) for k in ("num_fewshot", "params_b", "precision")] for row, e in zip(body, entries)]
-    return tabulate(body, headers=headers + extra_h, tablefmt="simple", disable_numparse=True) + "\n\n" + "\n".join(notes(entries))
+    text = tabulate(body, headers=headers + extra_h, tablefmt="simple", disable_numparse=True) + "\n\n" + "\n".join(notes(entries))
+    medical = _medical_text(entries, "simple")
+    return text + ("\n\nMedical\n\n" + medical if medical else "")
 
 
 def render_markdown(entries: Sequence[Entry], title: str = "pytest-jallm leaderboard") -> str:
@@ -164,6 +196,9 @@ def render_markdown(entries: Sequence[Entry], title: str = "pytest-jallm leaderb
     lines += notes(entries)
     bh, bb = table(entries, benchmarks=True, meta=False)
     lines += ["", "### Per benchmark", "", tabulate(bb, headers=bh, tablefmt="github", disable_numparse=True)]
+    medical = _medical_text(entries, "github")
+    if medical:
+        lines += ["", "### Medical", "", medical]
     return "\n".join(lines) + "\n"
 
 
@@ -173,6 +208,11 @@ def render_html(entries: Sequence[Entry], title: str = "pytest-jallm leaderboard
     headers, body = table(entries, benchmarks=True)
     parts = [html_table(headers, body, table_class="leaderboard")]
     parts += [f"<p class='note'>{html.escape(n)}</p>" for n in notes(entries)]
+    mh, mb = medical_table(entries)
+    if mb:
+        parts.append("<h2>Medical</h2>")
+        parts.append(html_table(mh, mb, table_class="medical"))
+        parts += [f"<p class='note'>{html.escape(n)}</p>" for n in medical_notes(entries)]
     if charts and not _charts.available():
         parts.append(f"<p class='note'>{html.escape(_charts.MISSING)}</p>")
     elif charts:

@@ -135,7 +135,21 @@ def render_terminal(rows: Sequence[SummaryRow]) -> str:
     guided = guided_choice_note(rows)
     if guided:
         parts.append(guided)
+    medical = medical_block(rows, "simple")
+    if medical:
+        parts.append(medical)
     return "\n\n".join(parts)
+
+
+def medical_block(rows: Sequence[SummaryRow], tablefmt: str) -> str:
+    """japanese-lm-med-harness's leaderboard layout for the medical benchmarks of the run, or ""."""
+    from . import medtable
+
+    med = medtable.medical_rows(rows)
+    if not med:
+        return ""
+    table = tabulate(medtable.table_body(med), headers=medtable.HEADERS, tablefmt=tablefmt, disable_numparse=True)
+    return table + "\n\n" + "\n".join(medtable.notes(med))
 
 
 def guided_choice_note(rows: Sequence[SummaryRow]) -> str:
@@ -200,6 +214,8 @@ def meta_line(meta: Mapping[str, Any] | None) -> str:
         parts.append(f"{meta['num_fewshot']}-shot")
     if meta.get("chat") is not None:
         parts.append("chat template" if meta["chat"] is True else "raw prompt")
+    if meta.get("shuffle_choices") is not None:
+        parts.append(f"shuffled choices (seed `{meta['shuffle_choices']}`)")
     for key, label in (("precision", "precision"), ("architecture", "arch"), ("params_b", "#params (B)"),
                        ("add_special_tokens", "add_special_tokens"), ("limit", "limit")):
         if meta.get(key) is not None:
@@ -237,6 +253,9 @@ def render_markdown(rows: Sequence[SummaryRow], title: str = "pytest-jallm resul
     if any(r.flipped_worse is not None for r in rows):
         lines += ["", f"Items flipped vs baseline: {flipped} worse, {gained} better "
                       "(p: exact McNemar test on the paired items; Δ in points)."]
+    medical = medical_block(rows, "github")
+    if medical:
+        lines += ["", "### Medical", "", medical]
     failed = sorted((r for r in rows if r.outcome != "passed"), key=lambda r: r.name)
     if failed:
         lines += ["", "### Failures", ""]
@@ -305,6 +324,13 @@ def render_html(rows: Sequence[SummaryRow], title: str = "pytest-jallm results",
              _fmt(r.delta, signed=True), _fmt_p(r.p_value), _flips(r), r.verdict] for r in ordered]
     classes = ["failed" if r.outcome != "passed" else "" for r in ordered]
     parts.append(html_table(MD_HEADERS, body, classes, table_class="benchmarks"))
+    from . import medtable
+
+    med = medtable.medical_rows(rows)
+    if med:
+        parts.append("<h2>Medical</h2>")
+        parts.append(html_table(medtable.HEADERS, medtable.table_body(med), table_class="medical"))
+        parts += [f"<p class='note'>{html.escape(n)}</p>" for n in medtable.notes(med)]
     if charts:
         if not _charts.available():
             parts.append(f"<p class='note'>{html.escape(_charts.MISSING)}</p>")

@@ -200,6 +200,8 @@ def run_meta(
         "license": None,
         "limit": _uniform([pb.get("limit") for pb in pbs]),
         "sampling": _uniform([pb.get("sampling") for pb in pbs]),
+        # japanese-lm-med-harness's leaderboard reports runs with and without shuffled choices.
+        "shuffle_choices": _uniform([pb.get("shuffle_choices") for pb in pbs]),
         "given": dict(given or {}),
     }
     for key, value in (given or {}).items():
@@ -319,7 +321,7 @@ def rows_of(doc: Mapping[str, Any]) -> list[SummaryRow]:
 # --- merging shards ------------------------------------------------------------
 
 # Provenance every shard of one run must share (few-shot counts may differ per benchmark).
-_RUN_KEYS = ("model_revision", "backend", "backend_version", "chat", "limit", "sampling")
+_RUN_KEYS = ("model_revision", "backend", "backend_version", "chat", "limit", "sampling", "shuffle_choices")
 
 
 def merge_documents(docs: Sequence[tuple[str, Mapping[str, Any]]]) -> dict[str, Any]:
