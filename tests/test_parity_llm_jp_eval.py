@@ -38,6 +38,9 @@ DATASETS = [
 # JNLI's and JSQuAD's train files are not published in shared/data (nor were they fed to
 # llm-jp-eval for the fixtures), so their fixtures have no few-shots and no 4-shot prompts.
 NO_FEWSHOT_FIXTURE = {"jnli", "jsquad"}
+# Deliberate deviations from llm-jp-eval: spec options, off by default, documented in
+# docs/catalog.md in these words. name -> (loader option, its deviating value, the text).
+DEVIATIONS = {"jmmlu": ("split", "all", "`jmmlu`'s `loader_options: {split: all}`")}
 # The Wikipedia Annotated Corpus' copy in shared/data (id/ and knp/ of tag v1.1.2).
 WAC_MIRROR = "wikipedia-annotated-corpus"
 
@@ -125,3 +128,16 @@ def test_every_fixture_is_covered() -> None:
     if not PARITY.is_dir():
         pytest.skip(f"llm-jp-eval 1.3.0 parity fixtures not found at {PARITY}")
     assert sorted(p.stem for p in PARITY.glob("*.json")) == sorted(DATASETS)
+
+
+@pytest.mark.parametrize("name", sorted(DEVIATIONS))
+def test_deviation_options_are_off_by_default_documented_and_deviate(name: str) -> None:
+    option, value, documented = DEVIATIONS[name]
+    assert documented in (ROOT / "docs" / "catalog.md").read_text(encoding="utf-8")
+    fixture = _fixture(name)
+    spec, path = _spec(name)
+    assert spec.source.loader_options.get(option) != value
+    deviating = spec.model_copy(update={"source": spec.source.model_copy(
+        update={"loader_options": {**spec.source.loader_options, option: value}})})
+    prep = prepare(deviating, path, RunSettings(model="parity", data_dir=DATA, num_fewshot=0))
+    assert [render_input(prep.spec, ex) for ex in prep.examples] != [s["input"] for s in fixture["samples"]]
