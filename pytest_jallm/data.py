@@ -1,13 +1,17 @@
 """Loading benchmark rows (with `datasets`) and mapping them to examples.
 
-Sources are a Hugging Face dataset id, URLs or local files. With a data
-directory (`--jallm-data-dir` / `JALLM_DATA_DIR`) a source's `mirror` path
-under it is used instead of the network, for air-gapped clusters.
+Sources are a Hugging Face dataset id, URLs or local files. URLs are downloaded
+into the data cache (see :mod:`pytest_jallm.fetch`); with a data directory
+(`--jallm-data-dir` / `JALLM_DATA_DIR`) a source's `mirror` path under it is
+used instead of the network, for air-gapped clusters. Pinned files are checked
+against their sha256 on every read.
 Every problem with a row is reported with the file, the row and the field.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import glob
 import hashlib
 import json
@@ -17,11 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+from .errors import DataError
+from .fetch import DataConfig, SourceFiles, activate, inside, is_url, local_file
 from .spec import BenchmarkSpec, Source
 
-
-class DataError(Exception):
-    """Benchmark data is missing or malformed; the message says where."""
+__all__ = ["DataError", "DataConfig", "Example", "load_rows", "load_examples", "load_fewshots"]
 
 
 @dataclass(frozen=True)
@@ -62,18 +66,21 @@ def data_dir_from_env(option_value: str | None) -> Path | None:
 
 
 def resolve_files(source: Source, spec_dir: Path, data_dir: Path | None, where: str) -> list[str] | None:
-    """Local files for a source, or None when it must be fetched remotely.
+    """Local files for a source, or None when its URLs must be fetched (cache or network).
 
-    Raises DataError when a local path or a mirror that should exist does not.
+    Raises DataError when a local path or a mirror that should exist does not, or when a
+    mirror path would leave the data directory.
     """
     if data_dir is not None and source.mirror:
         files: list[str] = []
         for pattern in source.mirrors():
-            hits = sorted(glob.glob(str(data_dir / pattern)))
+            full = inside(data_dir, pattern, where)
+            hits = sorted(glob.glob(str(full)))
             if not hits:
                 raise DataError(
                     f"{where}: mirror '{pattern}' not found under data dir {data_dir} "
-                    f"(set --jallm-data-dir / JALLM_DATA_DIR to the directory that holds it)"
+                    f"(set --jallm-data-dir / JALLM_DATA_DIR to the directory that holds it, or write it with "
+                    f"`python -m pytest_jallm data fetch --to DIR`)"
                 )
             files += hits
         return files
@@ -87,6 +94,12 @@ def resolve_files(source: Source, spec_dir: Path, data_dir: Path | None, where: 
             files += hits
         return files
     return None
+
+
+def source_files(source: Source, spec_dir: Path, config: DataConfig, where: str) -> SourceFiles:
+    """The source's URL/mirror pairs and sha256 pins, for loaders and `data fetch`."""
+    urls = source.locations() if source.url else []
+    return SourceFiles(config, urls, source.mirrors(), source.pins(spec_dir), where)
 
 
 def _infer_format(source: Source, files: Sequence[str]) -> str:
@@ -272,65 +285,142 @@ def _load_file_format(fmt: str, files: Sequence[str], source: Source) -> list[di
     return rows
 
 
+def hf_mirror(source: Source) -> str:
+    """Where `data fetch` saves a Hugging Face dataset (`save_to_disk`) under the data dir."""
+    return source.mirrors()[0] if source.mirror else "/".join(p for p in (source.hf, source.hf_config) if p)
+
+
+def _hub_reachable() -> bool:
+    """Whether the hub's host resolves: without DNS, `datasets` spends ~23 s in retries before failing."""
+    import socket
+    import urllib.parse
+
+    host = urllib.parse.urlsplit(os.environ.get("HF_ENDPOINT") or "https://huggingface.co").hostname or ""
+    try:
+        socket.getaddrinfo(host, 443)
+    except OSError:
+        return False
+    return True
+
+
 def _load_hf(source: Source, data_dir: Path | None) -> list[dict[str, Any]]:
     import datasets
 
     datasets.disable_progress_bars()
     if data_dir is not None:
-        local = data_dir / (source.mirrors()[0] if source.mirror else source.hf or "")
+        local = inside(data_dir, hf_mirror(source), f"{source.hf}: mirror")
         if local.is_dir() and (local / "dataset_dict.json").exists():
-            return datasets.load_from_disk(str(local))[source.split].to_list()
+            saved = datasets.load_from_disk(str(local))
+            if source.split not in saved:
+                raise DataError(f"{local}: saved dataset has no split {source.split!r} (splits: {', '.join(saved)})")
+            return saved[source.split].to_list()
         if local.is_dir() and (local / "state.json").exists():
             return datasets.load_from_disk(str(local)).to_list()
+    offline = datasets.config.HF_HUB_OFFLINE or not _hub_reachable()
     try:
-        ds = datasets.load_dataset(source.hf, source.hf_config, split=source.split)
+        with _hub_offline(offline):
+            ds = datasets.load_dataset(source.hf, source.hf_config, split=source.split)
     except Exception as e:  # network, auth, missing split: name the source
+        why = " (the hub is not reachable: only local caches were tried)" if offline else ""
         raise DataError(
             f"could not load Hugging Face dataset {source.hf!r} (config {source.hf_config!r}, split "
-            f"{source.split!r}): {type(e).__name__}: {e}. Offline? Save it with "
-            f"`datasets.load_dataset(...).save_to_disk(DIR/{source.hf})` and pass --jallm-data-dir DIR"
+            f"{source.split!r}){why}: {type(e).__name__}: {e}. Offline? Pre-fetch it with "
+            f"`python -m pytest_jallm data fetch SPEC --to DIR` (it saves to DIR/{hf_mirror(source)}) "
+            f"and pass --jallm-data-dir DIR"
         ) from e
     return ds.to_list()
 
 
-def load_rows(source: Source, spec_dir: Path, data_dir: Path | None, where: str) -> tuple[list[dict[str, Any]], str]:
-    """Rows of a source, filtered by `where`/`exclude`, and a description of where they came from."""
-    if source.hf and not (data_dir is not None and source.mirror and not (data_dir / source.mirrors()[0]).is_dir()):
+@contextlib.contextmanager
+def _hub_offline(offline: bool):
+    """Let `datasets` use only its local cache when the hub cannot be reached."""
+    if not offline:
+        yield
+        return
+    import datasets
+    import huggingface_hub.constants as hub
+
+    saved = (datasets.config.HF_HUB_OFFLINE, hub.HF_HUB_OFFLINE)
+    datasets.config.HF_HUB_OFFLINE = hub.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        datasets.config.HF_HUB_OFFLINE, hub.HF_HUB_OFFLINE = saved
+
+
+def load_rows(
+    source: Source, spec_dir: Path, data_dir: Path | None, where: str, config: DataConfig | None = None
+) -> tuple[list[dict[str, Any]], str]:
+    """Rows of a source, filtered by `where`/`exclude`, and a description of where they came from.
+
+    ``config`` sets the download cache and URL map (default: from the environment); the
+    data directory is always ``data_dir``."""
+    rows, origin, _ = load_source(source, spec_dir, data_dir, where, config)
+    return rows, origin
+
+
+def load_source(
+    source: Source, spec_dir: Path, data_dir: Path | None, where: str, config: DataConfig | None = None
+) -> tuple[list[dict[str, Any]], str, SourceFiles]:
+    """:func:`load_rows`, also returning the files it read (what `data fetch` copies)."""
+    config = dataclasses.replace(config or DataConfig.from_options(), data_dir=data_dir)
+    fetched = source_files(source, spec_dir, config, where)
+    if source.hf:
+        if data_dir is not None and source.mirror and not inside(data_dir, hf_mirror(source), where).is_dir():
+            raise DataError(
+                f"{where}: mirror '{hf_mirror(source)}' not found under data dir {data_dir} (a `save_to_disk` "
+                f"copy of {source.hf}; `python -m pytest_jallm data fetch --to DIR` writes it)"
+            )
         rows = _load_hf(source, data_dir)
         origin = f"hf:{source.hf}/{source.hf_config or ''}:{source.split}"
     else:
-        files = resolve_files(source, spec_dir, data_dir, where)
-        if files is None:  # remote URLs
-            files = source.locations()
-        fmt = _infer_format(source, files)
-        origin = files[0] if len(files) == 1 else f"{files[0]} (+{len(files) - 1} more files)"
-        try:
-            if fmt in LOADERS:
-                rows = LOADERS[fmt](files, source.loader_options)
-            elif fmt in _EXTENSION_FORMATS.values():
-                rows = _load_file_format(fmt, files, source)
-            else:
-                raise DataError(
-                    f"{where}: unknown format {fmt!r}; expected json, jsonl, csv, tsv, parquet or one of "
-                    f"{', '.join(sorted(LOADERS)) or 'no named loaders'}"
-                )
-        except DataError:
-            raise
-        except UnicodeDecodeError as e:
-            raise DataError(_not_utf8(files, origin, e)) from e
-        except Exception as e:
-            root = e  # datasets wraps the reader's error (e.g. a pyarrow parse error naming the row)
-            while root.__cause__ is not None or root.__context__ is not None:
-                root = root.__cause__ or root.__context__  # type: ignore[assignment]
-            if isinstance(root, UnicodeDecodeError):
-                raise DataError(_not_utf8(files, origin, root)) from e
-            cause = f" ({type(root).__name__}: {root})" if root is not e else ""
-            raise DataError(f"{origin}: could not read as {fmt}: {type(e).__name__}: {e}{cause}") from e
+        with activate(fetched):
+            rows, origin = _load_files(source, spec_dir, data_dir, where, fetched)
     for col, value in source.where.items():
         rows = [r for r in rows if str(r.get(col)) == str(value)]
     for col, values in source.exclude.items():
         banned = {str(v) for v in values}
         rows = [r for r in rows if str(r.get(col)) not in banned]
+    return rows, origin, fetched
+
+
+def _load_files(
+    source: Source, spec_dir: Path, data_dir: Path | None, where: str, fetched: SourceFiles
+) -> tuple[list[dict[str, Any]], str]:
+    if source.url and data_dir is not None and source.mirror and fetched.pairs:
+        files = [fetched.local(u) for u in source.locations()]  # each mirror, checked against its pin
+    else:
+        files = resolve_files(source, spec_dir, data_dir, where)
+        if files is None:
+            files = source.locations()  # URLs: named loaders fetch them (and what they name) themselves
+        else:
+            files = [fetched.local(f) for f in files]
+    fmt = _infer_format(source, files)
+    if fmt not in LOADERS:
+        files = [fetched.local(f) if is_url(f) else f for f in files]  # datasets reads local files only
+    origin = files[0] if len(files) == 1 else f"{files[0]} (+{len(files) - 1} more files)"
+    try:
+        if fmt in LOADERS:
+            rows = LOADERS[fmt](files, source.loader_options)
+        elif fmt in _EXTENSION_FORMATS.values():
+            rows = _load_file_format(fmt, files, source)
+        else:
+            raise DataError(
+                f"{where}: unknown format {fmt!r}; expected json, jsonl, csv, tsv, parquet or one of "
+                f"{', '.join(sorted(LOADERS)) or 'no named loaders'}"
+            )
+    except DataError:
+        raise
+    except UnicodeDecodeError as e:
+        raise DataError(_not_utf8(files, origin, e)) from e
+    except Exception as e:
+        root = e  # datasets wraps the reader's error (e.g. a pyarrow parse error naming the row)
+        while root.__cause__ is not None or root.__context__ is not None:
+            root = root.__cause__ or root.__context__  # type: ignore[assignment]
+        if isinstance(root, UnicodeDecodeError):
+            raise DataError(_not_utf8(files, origin, root)) from e
+        cause = f" ({type(root).__name__}: {root})" if root is not e else ""
+        raise DataError(f"{origin}: could not read as {fmt}: {type(e).__name__}: {e}{cause}") from e
     return rows, origin
 
 
@@ -426,9 +516,10 @@ def check_labels(spec: BenchmarkSpec, examples: Iterable[Example], origin: str) 
 
 
 def load_examples(
-    spec: BenchmarkSpec, spec_dir: Path, data_dir: Path | None, limit: int | None = None
+    spec: BenchmarkSpec, spec_dir: Path, data_dir: Path | None, limit: int | None = None,
+    config: DataConfig | None = None,
 ) -> list[Example]:
-    rows, origin = load_rows(spec.source, spec_dir, data_dir, f"{spec.name}: source")
+    rows, origin = load_rows(spec.source, spec_dir, data_dir, f"{spec.name}: source", config)
     if not rows:
         raise DataError(f"{spec.name}: source {origin} has no rows (after 'where'/'exclude' filters)")
     examples = rows_to_examples(spec, rows, origin)
@@ -438,11 +529,19 @@ def load_examples(
     return examples
 
 
-def load_fewshots(spec: BenchmarkSpec, spec_dir: Path, data_dir: Path | None) -> list[Example]:
+def load_fewshots(
+    spec: BenchmarkSpec, spec_dir: Path, data_dir: Path | None, config: DataConfig | None = None
+) -> list[Example]:
     fs = spec.fewshot
     if not fs.count or fs.source is None:
         return []
-    rows, origin = load_rows(fs.source, spec_dir, data_dir, f"{spec.name}: fewshot.source")
+    try:
+        rows, origin = load_rows(fs.source, spec_dir, data_dir, f"{spec.name}: fewshot.source", config)
+    except DataError as e:
+        raise DataError(
+            f"{e}\n{spec.name} needs {fs.count} few-shot examples from this source; to run it without them, "
+            "pass --jallm-num-fewshot 0"
+        ) from e
     pool = rows_to_examples(spec, rows, origin)
     if fs.shuffle_seed is not None:
         pool = list(pool)
@@ -470,7 +569,7 @@ def _load_squad(files: Sequence[str], options: Mapping[str, Any]) -> list[dict[s
     """SQuAD-v1/v2 JSON (JSQuAD): one row per question with its context and answers."""
     rows: list[dict[str, Any]] = []
     for path in files:
-        with open(path, encoding="utf-8") as fh:
+        with open(local_file(path), encoding="utf-8") as fh:  # a URL: mirror, cache or download
             doc = json.load(fh)
         for article in doc.get("data", []):
             title = article.get("title", "")

@@ -42,12 +42,11 @@ class BenchmarkFile(pytest.File):
             spec = load_spec(self.path)
             if jallm.med_template and spec.category == "MED":
                 spec = with_med_template(spec, jallm.med_template, self.path)
-            from .runner import effective_spec
-
-            shots_needed = effective_spec(spec, jallm.settings).fewshot.count > 0
-            for src, where in ((spec.source, "source"), (spec.fewshot.source if shots_needed else None, "fewshot.source")):
-                if src is not None:
-                    resolve_files(src, self.path.parent, jallm.settings.data_dir, f"{self.path}: {where}")
+            # A spec's own local file is checked now (a typo in it is the spec's error). Mirrors,
+            # downloads and few-shot sources are loaded when the benchmark runs, so one missing
+            # file fails that benchmark alone while the others run.
+            if spec.source.path:
+                resolve_files(spec.source, self.path.parent, None, f"{self.path}: source")
         except (SpecError, DataError) as e:
             raise self.CollectError(str(e)) from None
         if spec.name in jallm.spec_paths and jallm.spec_paths[spec.name] != self.path:

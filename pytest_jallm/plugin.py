@@ -25,7 +25,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--jallm-items", action="store_true", help="also collect one test per benchmark example")
     g.addoption("--jallm-limit", type=int, default=None, help="evaluate only the first N examples of each benchmark")
     g.addoption("--jallm-data-dir", default=None,
-                help="directory of local mirrors of remote sources (env JALLM_DATA_DIR); see each spec's 'mirror'")
+                help="directory of local mirrors of remote sources (env JALLM_DATA_DIR); see each spec's 'mirror' "
+                     "and `python -m pytest_jallm data fetch`")
+    g.addoption("--jallm-data-cache", default=None,
+                help="where downloaded benchmark files are kept (env JALLM_DATA_CACHE; default ~/.cache/pytest-jallm/data)")
+    g.addoption("--jallm-url-map", action="append", default=[], metavar="PREFIX=REPLACEMENT",
+                help="download URLs starting with PREFIX from REPLACEMENT instead (an internal mirror or proxy; "
+                     "repeatable; env JALLM_URL_MAP, rules separated by spaces). Files must be identical: pins still apply")
     g.addoption("--jallm-thresholds-dir", default=None, help="directory of threshold files (ini jallm_thresholds_dir)")
     g.addoption("--jallm-baseline", default=None,
                 help="threshold/baseline file name under the thresholds dir (default: the model's name)")

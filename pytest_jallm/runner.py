@@ -15,6 +15,7 @@ from typing import Any, Callable, Mapping, Sequence
 from . import __version__
 from .backends.base import Backend, BackendIdentity, GenerationRequest, SamplingSettings
 from .data import DataError, Example, fingerprint, load_examples, load_fewshots
+from .fetch import DataConfig
 from .medharness import harness_response, is_harness_template, shuffle_permutations
 from .metrics import AnswerPatternTimeout, extract_answer, get_metric, normalize, out_of_choice, strip_think
 from .prompt import prompt_hash, render_messages, render_prompt
@@ -27,6 +28,7 @@ class RunSettings:
     backend: str = "auto"
     backend_options: dict[str, Any] = field(default_factory=dict)
     data_dir: Path | None = None
+    data_config: DataConfig | None = None  # download cache, URL map, progress bars
     limit: int | None = None
     chat: bool = False
     num_fewshot: int | None = None
@@ -131,10 +133,10 @@ def shuffle_choices(spec: BenchmarkSpec, examples: Sequence[Example], seed: int)
 def prepare(spec: BenchmarkSpec, spec_path: Path, settings: RunSettings) -> PreparedBenchmark:
     spec = effective_spec(spec, settings)
     spec_dir = spec_path.parent
-    examples = load_examples(spec, spec_dir, settings.data_dir, settings.limit)
+    examples = load_examples(spec, spec_dir, settings.data_dir, settings.limit, settings.data_config)
     if settings.shuffle_choices is not None:
         examples = shuffle_choices(spec, examples, settings.shuffle_choices)
-    shots = load_fewshots(spec, spec_dir, settings.data_dir)
+    shots = load_fewshots(spec, spec_dir, settings.data_dir, settings.data_config)
     guided = tuple(spec.labels) if spec.labels else None
     requests = []
     for ex in examples:

@@ -67,6 +67,7 @@ class JallmSession:
             backend=opt("jallm_backend"),
             backend_options=self._backend_options(),
             data_dir=data_dir_from_env(opt("jallm_data_dir")),
+            data_config=self._data_config(),
             limit=opt("jallm_limit"),
             chat=opt("jallm_chat"),
             num_fewshot=opt("jallm_num_fewshot"),
@@ -121,12 +122,32 @@ class JallmSession:
             }
         return _engine_args(opt("jallm_engine_arg") or [])
 
+    def _data_config(self):
+        from .fetch import DataConfig
+
+        opt = self.config.getoption
+        try:
+            return DataConfig.from_options(None, opt("jallm_data_cache"), opt("jallm_url_map"),
+                                           progress=self._download_progress)
+        except ValueError as e:
+            raise pytest.UsageError(str(e)) from None
+
+    def _download_progress(self, desc: str, total: int | None):
+        return self._bar(desc, total, unit="B", unit_scale=True, unit_divisor=1024)
+
     def _make_backend(self):
         factory = backend_factory(self.settings.backend)
         return factory(self.settings.model, **self.settings.backend_options)
 
     def _progress(self, total: int):
         """A progress bar on the real terminal while the model generates."""
+        # xdist workers inherit the terminal's stderr: name the worker so interleaved bars can be told apart.
+        worker = getattr(self.config, "workerinput", {}).get("workerid")
+        desc = f"pytest-jallm generating [{worker}]" if worker else "pytest-jallm generating"
+        return self._bar(desc, total, unit="prompt")
+
+    def _bar(self, desc: str, total: int | None, **kwargs: Any):
+        """A tqdm bar on the real terminal (output capture suspended while it is open)."""
         try:
             from tqdm import tqdm
         except ImportError:  # pragma: no cover - tqdm ships with transformers
@@ -138,11 +159,8 @@ class JallmSession:
         reporter = self.config.pluginmanager.getplugin("terminalreporter")
         if reporter is not None:
             reporter.ensure_newline()  # don't draw the bar after "file.yaml " on the same line
-        # xdist workers inherit the terminal's stderr: name the worker so interleaved bars can be told apart.
-        worker = getattr(self.config, "workerinput", {}).get("workerid")
-        desc = f"pytest-jallm generating [{worker}]" if worker else "pytest-jallm generating"
-        bar = tqdm(total=total, desc=desc, unit="prompt", file=sys.stderr, mininterval=1.0,
-                   disable=self.config.getoption("verbose") < 0)
+        bar = tqdm(total=total, desc=desc, file=sys.stderr, mininterval=1.0,
+                   disable=self.config.getoption("verbose") < 0, **kwargs)
         original_close = bar.close
 
         def close() -> None:

@@ -89,7 +89,14 @@ class Source(_Strict):
         None, description="json|jsonl|csv|tsv|parquet or a named loader; default from the extension"
     )
     mirror: Optional[Union[str, list[str]]] = Field(
-        None, description="path(s) under --jallm-data-dir that hold a local copy of this source"
+        None, description="path(s) under --jallm-data-dir that hold a local copy of this source (one per url)"
+    )
+    sha256: dict[str, str] = Field(
+        default_factory=dict,
+        description="mirror path -> sha256 of the file, checked after a download and on every read of a local copy",
+    )
+    sha256_file: Optional[str] = Field(
+        None, description="more pins, sha256sum format ('<hex>  <mirror path>'), relative to the spec (many-file corpora)"
     )
     columns: Optional[list[str]] = Field(None, description="column names for header-less CSV/TSV")
     where: dict[str, Any] = Field(default_factory=dict, description="keep rows whose column equals the value")
@@ -107,6 +114,22 @@ class Source(_Strict):
             )
         if self.hf and not self.split:
             raise ValueError("an 'hf' source needs a 'split'")
+        from .fetch import SHA256_RE, check_mirror_path
+
+        for m in self.mirrors():
+            problem = check_mirror_path(m)
+            if problem:
+                raise ValueError(f"mirror {problem}")
+        if self.url and self.mirror and len(self.locations()) != len(self.mirrors()):
+            raise ValueError(
+                f"'mirror' lists {len(self.mirrors())} path(s) for {len(self.locations())} url(s): give one per url, "
+                "in the same order"
+            )
+        for key, digest in self.sha256.items():
+            if not isinstance(digest, str) or not SHA256_RE.match(digest):
+                raise ValueError(f"sha256 of {key!r} must be 64 lower-case hex digits, got {digest!r}")
+            if check_mirror_path(key):
+                raise ValueError(f"sha256 key {check_mirror_path(key)}")
         return self
 
     def locations(self) -> list[str]:
@@ -116,6 +139,35 @@ class Source(_Strict):
     def mirrors(self) -> list[str]:
         value = self.mirror or []
         return [value] if isinstance(value, str) else list(value)
+
+    def pins(self, spec_dir: Path | None = None) -> dict[str, str]:
+        """sha256 per mirror path (the path under --jallm-data-dir), from `sha256` and `sha256_file`."""
+        pins: dict[str, str] = {}
+        if self.sha256_file:
+            pins.update(read_pins_file(Path(spec_dir or ".") / self.sha256_file))
+        pins.update(self.sha256)
+        return pins
+
+
+def read_pins_file(path: Path) -> dict[str, str]:
+    """A sha256sum-format file: '<64 hex>  <path>' per line; '#' starts a comment."""
+    from .errors import DataError
+    from .fetch import SHA256_RE, check_mirror_path
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise DataError(f"{path}: cannot read the sha256 pins file ({e.strerror or e})") from None
+    pins: dict[str, str] = {}
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        digest, _, name = line.strip().partition(" ")
+        name = name.strip().lstrip("*")
+        if not SHA256_RE.match(digest) or not name or check_mirror_path(name):
+            raise DataError(f"{path}: line {n}: expected '<64 hex digits>  <relative path>', got {line.strip()[:120]!r}")
+        pins[name] = digest
+    return pins
 
 
 class Fields(_Strict):

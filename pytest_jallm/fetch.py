@@ -1,0 +1,342 @@
+"""Getting a source's files: a data directory's mirror, the download cache, or the network.
+
+* Downloads use the standard library (urllib), show a progress bar, and land in the data
+  cache (``--jallm-data-cache`` / ``JALLM_DATA_CACHE``, default ``~/.cache/pytest-jallm/data``)
+  through a temporary file and a rename, so an interrupted download leaves nothing behind.
+  A cached file is used again without any network call.
+* ``--jallm-url-map PREFIX=REPLACEMENT`` (``JALLM_URL_MAP``, several separated by spaces)
+  rewrites a URL before it is requested (an internal mirror or proxy). The cache key and the
+  pin stay those of the original URL: a mirror must serve the very same bytes.
+* A spec pins files by sha256 (``source.sha256: {mirror path: hex}``). The hash is checked
+  after a download and on every read of a local copy (cache or data directory); a mismatch
+  names the file and both hashes.
+* A ``mirror`` path is the file's place under ``--jallm-data-dir``; it may not leave that
+  directory. A URL a loader reads besides the listed ones (IgakuQA's translation files, the
+  documents a corpus' id list names) keeps its place relative to the nearest listed
+  url/mirror pair, so one pre-fetched tree serves all of them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import hashlib
+import os
+import posixpath
+import re
+import sys
+import tempfile
+import urllib.error
+import urllib.parse
+import urllib.request
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+from .errors import DataError
+
+URL_RE = re.compile(r"^[a-z][a-z0-9+.-]*://", re.I)
+SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+CHUNK = 1 << 20
+
+
+class UnpinnedDataWarning(UserWarning):
+    """A downloaded or mirrored file has no sha256 pin in its spec: its content is not verified."""
+
+
+def is_url(location: str) -> bool:
+    return bool(URL_RE.match(location))
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "pytest-jallm" / "data"
+
+
+def parse_url_map(values: Sequence[str] | None, env: str | None = None) -> tuple[tuple[str, str], ...]:
+    """``PREFIX=REPLACEMENT`` rules from options, then from ``JALLM_URL_MAP`` (rules separated
+    by whitespace, which a URL cannot contain). The first ``=`` splits a rule."""
+    raw = list(values or [])
+    if env:
+        raw += env.split()
+    rules = []
+    for rule in raw:
+        prefix, sep, replacement = rule.partition("=")
+        if not sep or not prefix or not replacement:
+            raise ValueError(
+                f"--jallm-url-map / JALLM_URL_MAP: {rule!r} is not PREFIX=REPLACEMENT "
+                "(e.g. https://raw.githubusercontent.com/=https://mirror.example/github/)"
+            )
+        rules.append((prefix, replacement))
+    return tuple(rules)
+
+
+def map_url(url: str, rules: Sequence[tuple[str, str]]) -> str:
+    """The URL to request: the longest matching prefix is replaced."""
+    best = max((r for r in rules if url.startswith(r[0])), key=lambda r: len(r[0]), default=None)
+    return url if best is None else best[1] + url[len(best[0]):]
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where data comes from, for one run or one `data fetch`."""
+
+    data_dir: Path | None = None
+    cache_dir: Path = field(default_factory=default_cache_dir)
+    url_map: tuple[tuple[str, str], ...] = ()
+    # (description, total bytes or None) -> object with update(n) and close()
+    progress: Callable[[str, int | None], Any] | None = None
+    timeout_s: float = 60.0
+
+    @classmethod
+    def from_options(
+        cls,
+        data_dir: str | os.PathLike | None = None,
+        cache_dir: str | os.PathLike | None = None,
+        url_map: Sequence[str] | None = None,
+        progress: Callable[[str, int | None], Any] | None = None,
+    ) -> "DataConfig":
+        d = data_dir or os.environ.get("JALLM_DATA_DIR")
+        c = cache_dir or os.environ.get("JALLM_DATA_CACHE")
+        return cls(
+            data_dir=Path(d).expanduser() if d else None,
+            cache_dir=Path(c).expanduser() if c else default_cache_dir(),
+            url_map=parse_url_map(url_map, os.environ.get("JALLM_URL_MAP")),
+            progress=progress,
+        )
+
+
+def tqdm_progress(desc: str, total: int | None):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr,
+                mininterval=0.5, leave=True)
+
+
+# hashing ---------------------------------------------------------------------------------------
+
+_HASHES: dict[tuple[str, int, int], str] = {}
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    """The file's sha256, remembered per (path, size, mtime) for this process."""
+    st = os.stat(path)
+    key = (os.path.realpath(path), st.st_size, st.st_mtime_ns)
+    if key not in _HASHES:
+        h = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(CHUNK), b""):
+                h.update(chunk)
+        _HASHES[key] = h.hexdigest()
+    return _HASHES[key]
+
+
+def mismatch(what: str, expected: str, actual: str, advice: str) -> DataError:
+    return DataError(f"{what}: sha256 mismatch: the spec pins {expected}, the file has {actual}. {advice}")
+
+
+# mirror paths ----------------------------------------------------------------------------------
+
+
+def check_mirror_path(value: str) -> str | None:
+    """Why a spec's mirror path is unsafe, or None: it must stay inside the data directory."""
+    if not value or value.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", value) or "\\" in value:
+        return f"{value!r} must be a relative path with '/' separators inside --jallm-data-dir"
+    if ".." in value.split("/"):
+        return f"{value!r} may not contain '..': a mirror path must stay inside --jallm-data-dir"
+    return None
+
+
+def inside(base: Path, relative: str, what: str) -> Path:
+    """``base / relative``, refused when it would resolve outside ``base``."""
+    problem = check_mirror_path(relative)
+    full = Path(os.path.normpath(base / relative))
+    if problem is None and os.path.commonpath([os.path.normpath(base), str(full)]) != os.path.normpath(base):
+        problem = f"{relative!r} resolves outside {base}"
+    if problem is not None:
+        raise DataError(f"{what}: refused: {problem}")
+    return full
+
+
+def _url_path(url: str) -> str:
+    return urllib.parse.urlsplit(url).path
+
+
+def pair_prefixes(url: str, mirror: str) -> tuple[str, str]:
+    """The URL prefix and mirror prefix that the pair shares a tail below (whole path segments)."""
+    u_parts = url.split("/")
+    m_parts = mirror.split("/")
+    k = 0
+    while k < min(len(u_parts) - 3, len(m_parts)) and u_parts[-1 - k] == m_parts[-1 - k]:
+        k += 1
+    if k == 0:
+        return url, mirror
+    return "/".join(u_parts[:-k]) + "/", "/".join(m_parts[:-k]) + ("/" if len(m_parts) > k else "")
+
+
+# resolving one source's files ----------------------------------------------------------------
+
+
+class SourceFiles:
+    """Local files for one source's URLs and mirrors, verified against its pins."""
+
+    def __init__(self, config: DataConfig, urls: Sequence[str], mirrors: Sequence[str],
+                 pins: Mapping[str, str], where: str):
+        self.config = config
+        self.where = where
+        self.pins = dict(pins)
+        self.pairs = list(zip(urls, mirrors)) if len(urls) == len(mirrors) else []
+        self._prefixes = sorted((pair_prefixes(u, m) for u, m in self.pairs), key=lambda p: -len(p[0]))
+        self.touched: dict[str, str] = {}  # original URL (or mirror path) -> local path, for `data fetch`
+        self.unpinned: list[str] = []
+
+    # the mirror path of a URL: listed with it, or kept relative to a listed pair
+    def mirror_of(self, url: str) -> str | None:
+        for u, m in self.pairs:
+            if u == url:
+                return m
+        for u_prefix, m_prefix in self._prefixes:
+            if url.startswith(u_prefix) and u_prefix != url:
+                rest = url[len(u_prefix):].split("?")[0]
+                return posixpath.normpath(m_prefix + rest)
+        return None
+
+    def pin_for(self, mirror: str | None) -> str | None:
+        return self.pins.get(mirror) if mirror else None
+
+    def local(self, location: str) -> str:
+        """A verified local path for a URL or a local path."""
+        if not is_url(location):
+            return self._local_path(location)
+        mirror = self.mirror_of(location)
+        pin = self.pin_for(mirror)
+        if self.config.data_dir is not None and mirror is not None:
+            path = inside(self.config.data_dir, mirror, self.where)
+            if not path.is_file():
+                raise DataError(
+                    f"{self.where}: mirror '{mirror}' not found under data dir {self.config.data_dir} "
+                    f"(the local copy of {location}; `python -m pytest_jallm data fetch --to DIR` writes it)"
+                )
+            self._verify(path, pin, f"{path} (mirror of {location})",
+                         "The local copy differs from the pinned upstream file: fetch it again.")
+            self.touched[location] = str(path)
+            return str(path)
+        path = self._cached(location, pin)
+        self.touched[location] = str(path)
+        return str(path)
+
+    def _local_path(self, path: str) -> str:
+        data_dir = self.config.data_dir
+        if data_dir is not None:
+            try:
+                rel = Path(os.path.abspath(path)).relative_to(os.path.abspath(data_dir)).as_posix()
+            except ValueError:
+                rel = None
+            if rel is not None:
+                self._verify(Path(path), self.pins.get(rel), path,
+                             "The local copy differs from the pinned upstream file: fetch it again.")
+                self.touched[rel] = path
+        return path
+
+    def _verify(self, path: Path, pin: str | None, what: str, advice: str) -> None:
+        if pin is None:
+            self.unpinned.append(str(path))
+            return
+        actual = sha256_of(path)
+        if actual != pin:
+            raise mismatch(what, pin, actual, advice)
+
+    # the download cache
+    def cache_path(self, url: str) -> Path:
+        name = posixpath.basename(_url_path(url)) or "index"
+        key = hashlib.sha256(url.encode("utf-8")).hexdigest()[:32]
+        return self.config.cache_dir / "url" / key / name
+
+    def _cached(self, url: str, pin: str | None) -> Path:
+        path = self.cache_path(url)
+        if path.is_file():
+            self._verify(path, pin, f"{path} (cached copy of {url})",
+                         f"Delete it to download it again (cache dir {self.config.cache_dir}).")
+            return path
+        download(url, path, pin, self.config, self.where)
+        if pin is None:
+            self.unpinned.append(str(path))
+        return path
+
+
+def download(url: str, dest: Path, pin: str | None, config: DataConfig, where: str) -> None:
+    """Fetch ``url`` (through the URL map) into ``dest``: a temporary file, checked, then renamed."""
+    actual_url = map_url(url, config.url_map)
+    via = f" (via {actual_url})" if actual_url != url else ""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    bar = None
+    try:
+        request = urllib.request.Request(actual_url, headers={"User-Agent": "pytest-jallm"})
+        h = hashlib.sha256()
+        written = 0
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(request, timeout=config.timeout_s) as resp:
+            length = resp.headers.get("Content-Length")
+            total = int(length) if length and length.isdigit() else None
+            progress = config.progress if config.progress is not None else tqdm_progress
+            bar = progress(f"downloading {dest.name}", total)
+            while True:
+                chunk = resp.read(CHUNK)
+                if not chunk:
+                    break
+                out.write(chunk)
+                h.update(chunk)
+                written += len(chunk)
+                if bar is not None:
+                    bar.update(len(chunk))
+            if total is not None and written != total:
+                raise DataError(f"{where}: download of {url}{via} stopped after {written} of {total} bytes")
+        actual = h.hexdigest()
+        if pin is not None and actual != pin:
+            raise mismatch(f"{url}{via}", pin, actual,
+                           "The server sent other bytes than the pinned upstream file (a mirror must serve identical files).")
+        os.replace(tmp, dest)
+    except BaseException as e:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(e, DataError):
+            raise
+        if isinstance(e, (urllib.error.URLError, OSError, ValueError)) or type(e).__module__ == "http.client":
+            detail = f"HTTP {e.code} {e.reason}" if isinstance(e, urllib.error.HTTPError) else f"{type(e).__name__}: {e}"
+            raise DataError(
+                f"{where}: could not download {url}{via}: {detail}. Offline? Pre-fetch with "
+                "`python -m pytest_jallm data fetch --to DIR` and pass --jallm-data-dir DIR, "
+                "or point --jallm-url-map at a mirror"
+            ) from None
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+# the active source, for loaders that read further files (translations, id lists) -----------
+
+_ACTIVE: contextvars.ContextVar[SourceFiles | None] = contextvars.ContextVar("jallm_source_files", default=None)
+
+
+@contextlib.contextmanager
+def activate(files: SourceFiles) -> Iterator[SourceFiles]:
+    token = _ACTIVE.set(files)
+    try:
+        yield files
+    finally:
+        _ACTIVE.reset(token)
+        if files.unpinned:
+            n = len(set(files.unpinned))
+            warnings.warn(UnpinnedDataWarning(
+                f"{files.where}: {n} file(s) not pinned by sha256 in the spec (content not verified), "
+                f"e.g. {sorted(set(files.unpinned))[0]}"), stacklevel=3)
+
+
+def local_file(location: str) -> str:
+    """A local path for a URL or path, through the active source's mirrors, pins and cache."""
+    active = _ACTIVE.get()
+    if active is None:
+        active = SourceFiles(DataConfig.from_options(), [], [], {}, location)
+    return active.local(location)

@@ -1,0 +1,196 @@
+"""Downloads: urllib through the URL map into the data cache, atomically, checked against sha256 pins.
+
+A loopback file server (tests/file_server.py) serves small files made here and counts the
+requests it gets.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from file_server import serve_directory
+from pytest_jallm.data import DataError, load_rows
+from pytest_jallm.fetch import DataConfig, map_url, parse_url_map
+from pytest_jallm.spec import Source
+
+UPSTREAM = "https://upstream.invalid/org/repo/abc123/"
+ROWS = [{"id": f"q{i}", "question": f"問{i}", "label": str(i % 2)} for i in range(50)]
+
+
+def _published(tmp_path: Path) -> tuple[Path, str]:
+    """A 'published' JSONL file under a served folder, and its sha256."""
+    served = tmp_path / "served" / "data"
+    served.mkdir(parents=True)
+    body = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in ROWS).encode("utf-8")
+    (served / "test.jsonl").write_bytes(body)
+    return tmp_path / "served", hashlib.sha256(body).hexdigest()
+
+
+def _source(pin: str | None) -> Source:
+    return Source(url=UPSTREAM + "data/test.jsonl", format="jsonl", mirror="repo/data/test.jsonl",
+                  sha256={"repo/data/test.jsonl": pin} if pin else {})
+
+
+def _config(tmp_path: Path, base_url: str, progress=None) -> DataConfig:
+    return DataConfig(cache_dir=tmp_path / "cache", url_map=((UPSTREAM, base_url + "/"),), progress=progress)
+
+
+def _cache_files(tmp_path: Path) -> list[Path]:
+    return sorted(p for p in (tmp_path / "cache").rglob("*") if p.is_file())
+
+
+def test_url_map_rewrites_the_longest_matching_prefix() -> None:
+    rules = parse_url_map(["https://a/=http://m/", "https://a/b/=http://n/x/"], "https://c/=http://o/")
+    assert map_url("https://a/b/f.json", rules) == "http://n/x/f.json"
+    assert map_url("https://a/z.json", rules) == "http://m/z.json"
+    assert map_url("https://c/q?x=1", rules) == "http://o/q?x=1"
+    assert map_url("https://elsewhere/f", rules) == "https://elsewhere/f"
+    with pytest.raises(ValueError, match="'nothing' is not PREFIX=REPLACEMENT"):
+        parse_url_map(["nothing"])
+
+
+def test_download_through_url_map_then_cache_hit_makes_no_request(tmp_path: Path, capsys) -> None:
+    root, digest = _published(tmp_path)
+    with serve_directory(root) as server:
+        config = DataConfig(cache_dir=tmp_path / "cache", url_map=((UPSTREAM, server.base_url + "/"),))
+        rows, _ = load_rows(_source(digest), tmp_path, None, "t: source", config)
+        assert [r["id"] for r in rows] == [r["id"] for r in ROWS]
+        assert server.requests == ["/data/test.jsonl"]  # the mapped URL was asked for, once
+        assert "downloading test.jsonl" in capsys.readouterr().err  # the progress bar
+        again, _ = load_rows(_source(digest), tmp_path, None, "t: source", config)
+        assert again == rows
+        assert server.requests == ["/data/test.jsonl"]  # second run: from the cache, no request
+    (cached,) = _cache_files(tmp_path)
+    assert hashlib.sha256(cached.read_bytes()).hexdigest() == digest
+
+
+def test_progress_bar_sees_every_byte(tmp_path: Path) -> None:
+    root, digest = _published(tmp_path)
+    seen: list[tuple[str, int | None, int]] = []
+
+    class Bar:
+        def __init__(self, desc, total):
+            self.entry = [desc, total, 0]
+
+        def update(self, n):
+            self.entry[2] += n
+
+        def close(self):
+            seen.append(tuple(self.entry))
+
+    with serve_directory(root) as server:
+        load_rows(_source(digest), tmp_path, None, "t: source", _config(tmp_path, server.base_url, Bar))
+    size = (root / "data" / "test.jsonl").stat().st_size
+    assert seen == [("downloading test.jsonl", size, size)]
+
+
+def test_sha256_mismatch_names_the_file_and_both_hashes_and_keeps_nothing(tmp_path: Path) -> None:
+    root, digest = _published(tmp_path)
+    wrong = "0" * 64
+    with serve_directory(root) as server, pytest.raises(DataError) as err:
+        load_rows(_source(wrong), tmp_path, None, "t: source", _config(tmp_path, server.base_url))
+    message = str(err.value)
+    assert UPSTREAM + "data/test.jsonl" in message and wrong in message and digest in message, message
+    assert _cache_files(tmp_path) == []
+
+
+def test_a_changed_cached_copy_is_refused_on_read(tmp_path: Path) -> None:
+    root, digest = _published(tmp_path)
+    with serve_directory(root) as server:
+        config = _config(tmp_path, server.base_url)
+        load_rows(_source(digest), tmp_path, None, "t: source", config)
+        (cached,) = _cache_files(tmp_path)
+        cached.write_bytes(cached.read_bytes().replace("問1".encode(), "問9".encode()))
+        with pytest.raises(DataError) as err:
+            load_rows(_source(digest), tmp_path, None, "t: source", config)
+    message = str(err.value)
+    assert str(cached) in message and digest in message and hashlib.sha256(cached.read_bytes()).hexdigest() in message
+
+
+def test_a_changed_mirror_in_the_data_dir_is_refused_on_read(tmp_path: Path) -> None:
+    _, digest = _published(tmp_path)
+    data_dir = tmp_path / "mirror"
+    (data_dir / "repo" / "data").mkdir(parents=True)
+    changed = data_dir / "repo" / "data" / "test.jsonl"
+    changed.write_text(json.dumps(ROWS[0]) + "\n", encoding="utf-8")
+    with pytest.raises(DataError) as err:
+        load_rows(_source(digest), tmp_path, data_dir, "t: source", DataConfig(cache_dir=tmp_path / "cache"))
+    assert str(changed) in str(err.value) and digest in str(err.value)
+
+
+def test_interrupted_download_leaves_no_file_behind(tmp_path: Path) -> None:
+    root, digest = _published(tmp_path)
+    with serve_directory(root, truncate={"/data/test.jsonl"}) as server:
+        config = _config(tmp_path, server.base_url)
+        with pytest.raises(DataError, match="could not download|stopped after") as err:
+            load_rows(_source(digest), tmp_path, None, "t: source", config)
+        assert UPSTREAM + "data/test.jsonl" in str(err.value)
+        assert _cache_files(tmp_path) == []  # neither the file nor a partial temporary
+        server.truncate.clear()
+        rows, _ = load_rows(_source(digest), tmp_path, None, "t: source", config)  # a retry starts afresh
+    assert len(rows) == len(ROWS)
+
+
+def test_unreachable_url_says_how_to_work_offline(tmp_path: Path) -> None:
+    config = DataConfig(cache_dir=tmp_path / "cache", url_map=((UPSTREAM, "http://127.0.0.1:9/"),))
+    with pytest.raises(DataError) as err:
+        load_rows(_source(None), tmp_path, None, "t: source", config)
+    message = str(err.value)
+    assert "could not download " + UPSTREAM + "data/test.jsonl (via http://127.0.0.1:9/data/test.jsonl)" in message
+    assert "data fetch" in message and "--jallm-data-dir" in message
+
+
+def test_unpinned_download_is_reported(tmp_path: Path) -> None:
+    root, _ = _published(tmp_path)
+    with serve_directory(root) as server, pytest.warns(UserWarning, match="not pinned by sha256"):
+        load_rows(_source(None), tmp_path, None, "t: source", _config(tmp_path, server.base_url))
+
+
+@pytest.mark.parametrize("mirror", ["../../etc/passwd", "/etc/passwd", "repo/../../outside.jsonl"])
+def test_mirror_outside_the_data_dir_is_refused(tmp_path: Path, mirror: str) -> None:
+    (tmp_path / "outside.jsonl").write_text(json.dumps(ROWS[0]) + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="inside --jallm-data-dir"):
+        Source(url=UPSTREAM + "x.jsonl", mirror=mirror)
+    # Even a Source built without validation is refused when it is read.
+    source = Source.model_construct(url=UPSTREAM + "x.jsonl", mirror=mirror, format="jsonl", sha256={},
+                                    sha256_file=None, path=None, hf=None, where={}, exclude={}, loader_options={},
+                                    columns=None, hf_config=None, split=None)
+    with pytest.raises(DataError, match="refused"):
+        load_rows(source, tmp_path, tmp_path / "data", "t: source")
+
+
+# in a run: one benchmark's missing data fails that benchmark only -------------------------------
+
+
+def test_missing_fewshot_source_fails_its_benchmark_alone(pytester: pytest.Pytester) -> None:
+    from jallm_toy import base_args, write_script, write_suite
+
+    write_suite(pytester.path)
+    spec = pytester.path / "benchmarks" / "toy_nli.yaml"
+    spec.write_text(spec.read_text(encoding="utf-8") + "fewshot: {count: 2, source: {path: data/toy_nli_train.jsonl}}\n",
+                    encoding="utf-8")
+    result = pytester.runpytest(*base_args(write_script(pytester.path)))
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines([
+        "*toy_nli: fewshot.source: file 'data/toy_nli_train.jsonl' not found*",
+        "*to run it without them, pass --jallm-num-fewshot 0*",
+    ])
+    zero_shot = pytester.runpytest(*base_args(write_script(pytester.path), "--jallm-num-fewshot", "0"))
+    zero_shot.assert_outcomes(passed=3)
+
+
+def test_mirror_leaving_the_data_dir_is_refused_in_a_run(pytester: pytest.Pytester) -> None:
+    from jallm_toy import base_args, write_script, write_suite
+
+    write_suite(pytester.path)
+    spec = pytester.path / "benchmarks" / "toy_mc.yaml"
+    spec.write_text(spec.read_text(encoding="utf-8").replace(
+        "source: {path: data/toy_mc.jsonl}", "source: {url: 'https://x.invalid/a.jsonl', mirror: ../../etc/passwd}"),
+        encoding="utf-8")
+    result = pytester.runpytest(*base_args(write_script(pytester.path), "--jallm-data-dir", str(pytester.path / "d")))
+    result.stdout.fnmatch_lines(["*toy_mc.yaml: key 'source': *'../../etc/passwd' may not contain '..'*"])
+    assert result.ret != 0
