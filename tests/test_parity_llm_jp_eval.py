@@ -41,8 +41,6 @@ NO_FEWSHOT_FIXTURE = {"jnli", "jsquad"}
 # Deliberate deviations from llm-jp-eval: spec options, off by default, documented in
 # docs/catalog.md in these words. name -> (loader option, its deviating value, the text).
 DEVIATIONS = {"jmmlu": ("split", "all", "`jmmlu`'s `loader_options: {split: all}`")}
-# The Wikipedia Annotated Corpus' copy in shared/data (id/ and knp/ of tag v1.1.2).
-WAC_MIRROR = "wikipedia-annotated-corpus"
 
 
 def _fixture(name: str) -> dict[str, Any]:
@@ -56,15 +54,7 @@ def _fixture(name: str) -> dict[str, Any]:
 
 def _spec(name: str) -> tuple[BenchmarkSpec, Path]:
     path = ROOT / "benchmarks" / f"{name}.yaml"
-    spec = load_spec(path)
-    if name.startswith("wiki_") and spec.source.mirror is None:
-        # Until the wiki specs carry their `mirror`, read the corpus where that mirror points.
-        fs = spec.fewshot
-        spec = spec.model_copy(update={
-            "source": spec.source.model_copy(update={"mirror": f"{WAC_MIRROR}/id/test.id"}),
-            "fewshot": fs.model_copy(update={"source": fs.source.model_copy(update={"mirror": f"{WAC_MIRROR}/id/train.id"})}),
-        })
-    return spec, path
+    return load_spec(path), path
 
 
 @lru_cache(maxsize=None)
