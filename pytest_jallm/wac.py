@@ -73,7 +73,7 @@ def load_wac(files: Sequence[str], options: Mapping[str, Any]) -> Rows:
     limit = options.get("max_rows")
     rows: Rows = []
     for path in sorted(documents, key=lambda p: p.rstrip("/").rsplit("/", 1)[-1]):
-        text, answer = convert_document(path, _read_text(path))[task]
+        text, answer = convert_document(path, _read_text(path), task)
         if answer.strip():
             rows.append({"id": _stem(path), "text": text, "answer": answer, "_row": len(rows)})
             if limit is not None and len(rows) >= int(limit):
@@ -90,24 +90,29 @@ def _documents_of(id_list: str, knp_base: str) -> list[str]:
     return [f"{knp_base.rstrip('/')}{sep}{doc_id[:8]}{sep}{doc_id}.knp" for doc_id in _read_text(id_list).split()]
 
 
-@lru_cache(maxsize=4096)
-def convert_document(path: str, content: str) -> dict[str, tuple[str, str]]:
-    """(input, answer) of every task for one KNP document; parsed once for all five tasks."""
+_CONVERTERS = {}  # task -> function(document) -> (input, answer); filled below
+
+
+def convert_document(path: str, content: str, task: str) -> tuple[str, str]:
+    """(input, answer) of one task for one KNP document."""
+    return _converted(path, content, task)
+
+
+@lru_cache(maxsize=8192)
+def _converted(path: str, content: str, task: str) -> tuple[str, str]:
+    return _CONVERTERS[task](_parsed(path, content))
+
+
+@lru_cache(maxsize=512)
+def _parsed(path: str, content: str):
+    """The document, parsed once for all five tasks (the conversions only read it)."""
     from rhoknp import Document
 
     logging.getLogger("rhoknp").setLevel(logging.ERROR)  # it warns about the corpus' known quirks
     try:
-        document = Document.from_knp(content)
+        return Document.from_knp(content)
     except Exception as e:  # rhoknp raises assorted errors on malformed KNP
         raise _bad(path, "<document>", "knp", f"not readable as KNP: {type(e).__name__}: {e}") from None
-    out = {
-        "reading": _reading(document),
-        "ner": _ner(document),
-        "dependency": _dependency(document),
-        "pas": _pas(document),
-    }
-    out["coreference"] = _coreference(document)  # last: it regroups the sentences into a new document
-    return out
 
 
 def _is_parenthetical(sentence) -> bool:
@@ -225,6 +230,7 @@ def _pas(document) -> tuple[str, str]:
 def _coreference(document) -> tuple[str, str]:
     from rhoknp import Document
 
+    # from_sentences re-reads the sentences' KNP: the parsed document itself is not changed.
     kept = Document.from_sentences([s for s in document.sentences if not _is_parenthetical(s)])
     clusters: dict[tuple[int, ...], list] = defaultdict(list)
     for bp in kept.base_phrases:
@@ -239,3 +245,6 @@ def _coreference(document) -> tuple[str, str]:
         if len(mentions) >= 2
     ]
     return kept.text, "\n".join(lines)
+
+
+_CONVERTERS.update(reading=_reading, ner=_ner, dependency=_dependency, pas=_pas, coreference=_coreference)
