@@ -350,3 +350,39 @@ def test_med_template_option_switches_a_med_spec_to_a_harness_template(med_suite
     assert row["score"] == pytest.approx(100.0)  # every prompt was exactly the harness's text
     result = med_suite.runpytest("benchmarks", "--collect-only", "--jallm-med-template", "no_such_template")
     result.stdout.fnmatch_lines(["*unknown template 'no_such_template'*"])
+
+
+# --- the bundled hand-written slice through the real specs --------------------------------------
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+SLICE = ROOT / "samples" / "medical-slice"
+
+
+@pytest.mark.parametrize(
+    ("spec_name", "ids", "first_gold", "first_prompt_tail"),
+    [
+        # The image item 900A4 is dropped (text_only false), as the harness drops it.
+        ("igakuqa_harness", ["900A1", "900A2", "900A3"], "膵臓",
+         "インスリンを分泌する臓器はどれか。\n肝臓,膵臓,脾臓,腎臓,胃\n### 応答：\n"),
+        ("igakuqa_harness_en", ["900A1", "900A2", "900A3"], "Pancreas",
+         "Which organ secretes insulin?\nLiver,Pancreas,Spleen,Kidney,Stomach\n### Response:\n"),
+        ("medqa_ja", ["m1", "m2", "m3"], "大腸菌", "\n大腸菌,黄色ブドウ球菌,緑膿菌,肺炎球菌,カンジダ\n### 応答：\n"),
+        ("medqa_en", ["usmleqa_en-0", "usmleqa_en-1", "usmleqa_en-2"], "Escherichia coli",
+         "\nEscherichia coli,Staphylococcus aureus,Pseudomonas aeruginosa,Streptococcus pneumoniae,Candida albicans\n"
+         "### Response:\n"),
+        ("medmcqa_ja", ["mc1", "mc2", "mc3"], "120日", "ヒトの赤血球の平均寿命はどれか。\n30日,60日,120日,240日\n### 応答：\n"),
+        ("medmcqa_en", ["e1", "e2", "e3"], "120 days", "\n30 days,60 days,120 days,240 days\n### Response:\n"),
+    ],
+)
+def test_medical_specs_read_the_bundled_slice(spec_name, ids, first_gold, first_prompt_tail) -> None:
+    from pytest_jallm.data import load_examples
+    from pytest_jallm.prompt import render_prompt
+    from pytest_jallm.spec import load_spec
+
+    spec = load_spec(ROOT / "benchmarks" / f"{spec_name}.yaml")
+    examples = load_examples(spec, ROOT / "benchmarks", SLICE)
+    assert [ex.id for ex in examples] == ids
+    assert examples[0].gold == first_gold
+    assert render_prompt(spec, examples[0], []).endswith(first_prompt_tail)
+    if spec_name.startswith("igakuqa"):
+        assert examples[2].gold.count("\n") == 1  # the two-answer item: the harness's "a,c" gold
