@@ -106,15 +106,17 @@ def _prompts(args: argparse.Namespace) -> int:
     """The exact requests of a run, as JSON Lines, through runner.prepare (the run's own code)."""
     from .data import DataError, data_dir_from_env
     from .runner import RunSettings, prepare, request_records
-    from .spec import SpecError, load_spec
+    from .spec import SpecError, load_spec, with_harness_template
 
     settings = RunSettings(model="", data_dir=data_dir_from_env(args.data_dir), limit=args.limit, chat=args.chat,
-                           num_fewshot=args.num_fewshot)
+                           num_fewshot=args.num_fewshot, shuffle_choices=args.shuffle_choices)
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     seen: set[str] = set()
     try:
         for path in _spec_files(args.specs):
             spec = load_spec(path)
+            if args.med_template:
+                spec = with_harness_template(spec, args.med_template, str(path))
             if spec.name in seen:
                 continue
             seen.add(spec.name)
@@ -162,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     prompts.add_argument("--limit", type=int, default=None, help="as --jallm-limit: the first K items of each benchmark")
     prompts.add_argument("--data-dir", default=None, help="as --jallm-data-dir (default: env JALLM_DATA_DIR)")
     prompts.add_argument("--chat", action="store_true", help="as --jallm-chat: add each request's chat messages")
+    prompts.add_argument("--shuffle-choices", type=int, default=None, metavar="SEED", help="as --jallm-shuffle-choices")
+    prompts.add_argument("--med-template", default=None, metavar="NAME", help="as --jallm-med-template")
     prompts.add_argument("-o", "--output", help="write here instead of standard output")
     prompts.set_defaults(func=_prompts)
     args = parser.parse_args(argv)

@@ -13,7 +13,7 @@ from .baseline import ThresholdError, evaluate_gate, limits_for
 from .cache import CacheError
 from .data import DataError, resolve_files
 from .metrics import AnswerPatternTimeout
-from .spec import SpecError, license_markers, load_spec
+from .spec import SpecError, license_markers, load_spec, with_harness_template
 
 if TYPE_CHECKING:
     from .session import JallmSession
@@ -40,8 +40,8 @@ class BenchmarkFile(pytest.File):
         jallm: JallmSession = self.config.stash[_session_key()]
         try:
             spec = load_spec(self.path)
-            if jallm.med_template and spec.category == "MED":
-                spec = with_med_template(spec, jallm.med_template, self.path)
+            if jallm.med_template:
+                spec = with_harness_template(spec, jallm.med_template, str(self.path))
             # A spec's own local file is checked now (a typo in it is the spec's error). Mirrors,
             # downloads and few-shot sources are loaded when the benchmark runs, so one missing
             # file fails that benchmark alone while the others run.
@@ -179,18 +179,6 @@ class ExampleItem(_JallmItem):
                 + f"\n--- model output ---\n{shorten(outcome.output)}"
                 + f"\n--- extracted answer ---\n{shorten(outcome.prediction)}"
             )
-
-
-def with_med_template(spec, name: str, path: Path):
-    """`--jallm-med-template NAME`: the spec prompted with one of japanese-lm-med-harness's templates."""
-    from .medharness import HARNESS_TEMPLATES
-    from .spec import check_harness_template
-
-    if name not in HARNESS_TEMPLATES:
-        raise SpecError("--jallm-med-template", "NAME", f"unknown template {name!r}; expected one of {', '.join(HARNESS_TEMPLATES)}")
-    changed = spec.model_copy(update={"prompt_template": name, "answer_pattern": None})
-    check_harness_template(changed, f"{path} (with --jallm-med-template {name})")
-    return changed
 
 
 def _session_key():

@@ -379,6 +379,20 @@ def check_harness_template(spec: BenchmarkSpec, path: Path | str, key: str = "pr
                         "remove answer_pattern")
 
 
+def with_harness_template(spec: BenchmarkSpec, name: str, where: str) -> BenchmarkSpec:
+    """`--jallm-med-template NAME`: a MED spec prompted with one of japanese-lm-med-harness's
+    templates (other categories are returned unchanged)."""
+    from .medharness import HARNESS_TEMPLATES
+
+    if spec.category != "MED":
+        return spec
+    if name not in HARNESS_TEMPLATES:
+        raise SpecError(where, "--jallm-med-template", f"unknown template {name!r}; expected one of {', '.join(HARNESS_TEMPLATES)}")
+    changed = spec.model_copy(update={"prompt_template": name, "answer_pattern": None})
+    check_harness_template(changed, f"{where} (with --jallm-med-template {name})")
+    return changed
+
+
 class _DuplicateKey(yaml.YAMLError):
     def __init__(self, key: Any, line: int):
         super().__init__(f"duplicate key {key!r}")

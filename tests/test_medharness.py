@@ -386,3 +386,18 @@ def test_medical_specs_read_the_bundled_slice(spec_name, ids, first_gold, first_
     assert render_prompt(spec, examples[0], []).endswith(first_prompt_tail)
     if spec_name.startswith("igakuqa"):
         assert examples[2].gold.count("\n") == 1  # the two-answer item: the harness's "a,c" gold
+
+
+def test_prompts_command_takes_the_med_template_and_the_shuffle(capsys) -> None:
+    from pytest_jallm.__main__ import main as cli
+
+    assert cli(["prompts", str(ROOT / "benchmarks" / "medqa_ja.yaml"), "--data-dir", str(SLICE), "--limit", "2",
+                "--shuffle-choices", "5", "--med-template", "alpaca_ja"]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    rows = [json.loads(line) for line in (SLICE / "MedQA" / "usmleqa_ja.jsonl").read_text(encoding="utf-8").splitlines()]
+    random.seed(5)
+    for record, row in zip(records, rows[:2], strict=True):
+        choices = list(row["choices"])
+        random.shuffle(choices)
+        assert record["prompt"] == EXPECTED["alpaca_ja"].replace(QUESTION, row["problem_text"]).replace(JOINED, ",".join(choices))
+        assert record["gold"] == row["answer"]
