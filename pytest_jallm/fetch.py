@@ -213,6 +213,9 @@ class SourceFiles:
         pin = self.pin_for(mirror)
         if self.config.data_dir is not None and mirror is not None:
             path = inside(self.config.data_dir, mirror, self.where)
+            if path.is_dir():  # a `datasets` save_to_disk copy, for loaders that read one (med-mcqa)
+                self.unpinned.append(str(path))
+                return str(path)
             if not path.is_file():
                 raise DataError(
                     f"{self.where}: mirror '{mirror}' not found under data dir {self.config.data_dir} "

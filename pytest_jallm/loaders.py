@@ -607,8 +607,11 @@ def _med_record(path: str, i: int, rec: Mapping[str, Any], options: Mapping[str,
 
 
 def _med_records(path: str, options: Mapping[str, Any]) -> list[dict[str, Any]]:
-    if os.path.isdir(path):  # a `datasets` save_to_disk copy (a DatasetDict or one split)
+    local = _local(path)
+    if os.path.isdir(local):  # a `datasets` save_to_disk copy (a DatasetDict or one split)
         import datasets
+
+        path = local
 
         try:
             ds = datasets.load_from_disk(path)

@@ -402,3 +402,18 @@ def test_prompts_command_takes_the_med_template_and_the_shuffle(capsys) -> None:
         random.shuffle(choices)
         assert record["prompt"] == EXPECTED["alpaca_ja"].replace(QUESTION, row["problem_text"]).replace(JOINED, ",".join(choices))
         assert record["gold"] == row["answer"]
+
+
+@pytest.mark.filterwarnings("ignore:.*not pinned by sha256")
+def test_a_save_to_disk_copy_at_the_mirror_path_is_read_offline(tmp_path) -> None:
+    datasets = pytest.importorskip("datasets")
+    from pytest_jallm.data import load_examples
+    from pytest_jallm.spec import load_spec
+
+    data_dir = tmp_path / "data"
+    datasets.DatasetDict({"test": datasets.Dataset.from_list([
+        {"sample_id": "j1", "question": "問", "options": ["甲", "乙", "丙", "丁"], "answer_idx": 3, "n_options": 4},
+    ])}).save_to_disk(str(data_dir / "MedMCQA" / "medmcqa_ja.jsonl"))  # the spec's mirror path
+    spec = load_spec(ROOT / "benchmarks" / "medmcqa_ja.yaml")
+    [example] = load_examples(spec, ROOT / "benchmarks", data_dir)
+    assert (example.id, example.gold, example.choices) == ("j1", "丁", ("甲", "乙", "丙", "丁"))
