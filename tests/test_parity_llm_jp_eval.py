@@ -131,3 +131,25 @@ def test_deviation_options_are_off_by_default_documented_and_deviate(name: str) 
         update={"loader_options": {**spec.source.loader_options, option: value}})})
     prep = prepare(deviating, path, RunSettings(model="parity", data_dir=DATA, num_fewshot=0))
     assert [render_input(prep.spec, ex) for ex in prep.examples] != [s["input"] for s in fixture["samples"]]
+
+
+def test_wiki_task_through_real_downloads_matches(tmp_path: Path) -> None:
+    """The URL path: the spec's id list and every KNP document it names are downloaded (a
+    loopback server serves the corpus through --jallm-url-map) and checked against the
+    spec's pins; the items are llm-jp-eval's all the same."""
+    from file_server import serve_directory
+
+    from pytest_jallm.fetch import DataConfig
+
+    fixture = _fixture("wiki_dependency")
+    spec, path = _spec("wiki_dependency")
+    upstream = "https://raw.githubusercontent.com/ku-nlp/WikipediaAnnotatedCorpus/v1.1.2/"
+    assert spec.source.locations() == [upstream + "id/test.id"]
+    with serve_directory(DATA / "wikipedia-annotated-corpus") as server:
+        config = DataConfig(cache_dir=tmp_path / "cache", url_map=((upstream, server.base_url + "/"),),
+                            progress=lambda desc, total: None)
+        prep = prepare(spec, path, RunSettings(model="parity", data_config=config, num_fewshot=4))
+    assert server.count(".knp") >= fixture["num_test_samples"]  # every document was downloaded
+    assert [render_input(prep.spec, ex) for ex in prep.examples] == [s["input"] for s in fixture["samples"]]
+    assert [ex.gold for ex in prep.examples] == [s["output"] for s in fixture["samples"]]
+    assert [r.prompt for r in prep.requests[:3]] == fixture["prompt_4shot_first3"]
