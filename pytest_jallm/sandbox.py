@@ -6,9 +6,10 @@ privileges refuse is skipped and the rest still apply -- :func:`features` says w
 1. **Namespaces** (Linux): ``unshare`` of a new network, mount and PID namespace (plus a user
    namespace when not root).  The network namespace has only a downed loopback: nothing can be
    reached, not even 127.0.0.1, also from subprocesses or ctypes.  In the mount namespace the whole
-   file tree is made read-only (``mount_setattr(AT_RECURSIVE, MOUNT_ATTR_RDONLY)``), fresh private
-   tmpfs mounts cover ``/tmp``, ``/var/tmp`` and ``/dev/shm``, and only the throw-away working
-   directory is bind-mounted writable.  The code runs as PID 1 of the PID namespace, so when it
+   file tree is made read-only (``mount_setattr(AT_RECURSIVE, MOUNT_ATTR_RDONLY)``) and one private
+   tmpfs of ``max_disk_mb`` (64 MB) holds every writable place: ``/tmp``, ``/var/tmp``, ``/dev/shm``
+   and the working directory.  Nothing the code writes reaches the host's disk, the total is
+   capped, and it all vanishes with the namespace (RAM, charged to the caller's memory cgroup).  The code runs as PID 1 of the PID namespace, so when it
    exits or is killed every process it started dies with it, including ones that called setsid().
 2. **Unprivileged user**: when started as root the code runs as a per-run unused uid/gid (no
    supplementary groups, ``PR_SET_NO_NEW_PRIVS``), so ``RLIMIT_NPROC`` is enforced (root is exempt)
@@ -119,16 +120,36 @@ if cfg["namespaces"]:
             attr = Attr(1, 0, 0, 0)  # MOUNT_ATTR_RDONLY
             if libc.syscall(442, -100, b"/", 0x8000, ctypes.byref(attr), ctypes.sizeof(attr)) == 0:
                 feats.append("readonly-root")
+            # One size-limited tmpfs holds every writable place (the working directory, /tmp, /var/tmp,
+            # /dev/shm): the code's writes never reach the host's disk and cannot total more than
+            # disk_mb; it vanishes with the namespace.
+            scratch = None
             for d in ("/tmp", "/var/tmp", "/dev/shm"):
                 if os.path.isdir(d) and not os.path.islink(d):
                     try:
-                        mount("tmpfs", d, "tmpfs", MS_NOSUID | MS_NODEV, "size=%dm,mode=1777" % cfg["tmpfs_mb"])
+                        if scratch is None:
+                            mount("tmpfs", d, "tmpfs", MS_NOSUID | MS_NODEV, "size=%dm,mode=1777" % cfg["disk_mb"])
+                            scratch = d
+                        else:
+                            sub = scratch + "/.jallm" + d.replace("/", "-")
+                            os.mkdir(sub)
+                            os.chmod(sub, 0o1777)
+                            mount(sub, d, None, MS_BIND)
                         feats.append("tmpfs:" + d)
                     except OSError:
                         pass
-            os.makedirs(workdir, exist_ok=True)
-            mount("/proc/self/fd/%d" % wfd, workdir, None, MS_BIND)
-            mount(None, workdir, None, MS_BIND | MS_REMOUNT | MS_NOSUID | MS_NODEV)
+            os.makedirs(workdir, exist_ok=True)  # made anew inside the tmpfs when it lies under /tmp
+            if scratch is not None:
+                if os.stat(workdir).st_dev != os.stat(scratch).st_dev:
+                    os.mkdir(scratch + "/.jallm-work")
+                    mount(scratch + "/.jallm-work", workdir, None, MS_BIND)
+                if cfg["uid"] is not None:
+                    os.chown(workdir, cfg["uid"], cfg["uid"])
+                os.chmod(workdir, 0o700)
+                feats.append("disk-cap:%dm" % cfg["disk_mb"])
+            else:
+                mount("/proc/self/fd/%d" % wfd, workdir, None, MS_BIND)
+                mount(None, workdir, None, MS_BIND | MS_REMOUNT | MS_NOSUID | MS_NODEV)
             os.close(wfd)
             # The interpreter may live where the sandbox uid cannot read (e.g. under /root):
             # show it at a neutral path inside the private /tmp and import from there.
@@ -415,6 +436,7 @@ def _run(
     memory_mb: int,
     max_file_mb: int,
     max_procs: int,
+    max_disk_mb: int = 64,
     namespaces: bool = True,
     report: bool = False,
     tests: str | None = None,
@@ -436,7 +458,7 @@ def _run(
             "uid": uid,
             "namespaces": namespaces and sys.platform.startswith("linux"),
             "report": report,
-            "tmpfs_mb": max(16, 4 * max_file_mb),
+            "disk_mb": max(1, int(max_disk_mb)),
             "report_fd": report_w,
             "limits": {
                 "cpu": max(1, int(timeout_s) + 1),
@@ -572,6 +594,7 @@ def run_python(
     memory_mb: int = 512,
     max_file_mb: int = 16,
     max_procs: int = 64,
+    max_disk_mb: int = 64,
 ) -> SandboxResult:
     """Run ``code`` as a Python program in the sandbox.
 
@@ -583,7 +606,8 @@ def run_python(
     if not isinstance(code, str):
         code = "" if code is None else str(code)
     result, _, _ = _run(
-        code, timeout_s=timeout_s, memory_mb=memory_mb, max_file_mb=max_file_mb, max_procs=max_procs, tests=tests
+        code, timeout_s=timeout_s, memory_mb=memory_mb, max_file_mb=max_file_mb, max_procs=max_procs,
+        max_disk_mb=max_disk_mb, tests=tests,
     )
     return result
 

@@ -156,3 +156,69 @@ def test_forged_passes_score_zero_and_correct_code_still_scores_one(monkeypatch:
     scores = dict(zip([*legit, *FORGERIES], result.per_item))
     assert {k: scores[k] for k in legit} == {k: 1.0 for k in legit}, scores
     assert {k: scores[k] for k in FORGERIES} == {k: 0.0 for k in FORGERIES}, scores
+
+
+# --- disk: the total the code can write is capped, and nothing stays behind ---------------------
+
+FILL = """
+import os, time
+written = 0
+for where in (".", "/tmp", "/var/tmp", "/dev/shm"):
+    for i in range(64 if where == "." else 8):
+        try:
+            with open(os.path.join(where, "fill-%d" % i), "wb") as fh:
+                for _ in range(16):
+                    fh.write(b"x" * (1024 * 1024))
+                    written += 1024 * 1024
+        except OSError:
+            pass
+print("written", written, flush=True)
+time.sleep(1.5)  # hold everything while the host is looked at
+"""
+
+
+def _host_bytes(root: Path) -> int:
+    total = 0
+    for dirpath, _, files in os.walk(root):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(dirpath, name)).st_size
+            except OSError:
+                pass
+    return total
+
+
+def test_disk_writes_are_capped_in_total_and_removed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    feats = sandbox.features()
+    if "mountns" not in feats:
+        pytest.skip("no mount namespace here: only the per-file limit applies (documented)")
+    import re
+    import tempfile
+    import threading
+
+    host_tmp = tmp_path / "host-tmp"  # where the sandbox makes its directories on the host
+    host_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(host_tmp))
+    cap_mb = 32
+    peak = [0]
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.wait(0.05):
+            peak[0] = max(peak[0], _host_bytes(host_tmp))
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        result, out, err = sandbox.run_python_verbose(FILL, max_file_mb=16, max_disk_mb=cap_mb, timeout_s=30)
+    finally:
+        stop.set()
+        watcher.join()
+    assert result.passed, (result, err[-2000:])
+    written = int(re.search(r"written (\d+)", out).group(1))
+    assert 0 < written <= cap_mb * 1024 * 1024, written
+    assert peak[0] <= cap_mb * 1024 * 1024, f"{peak[0] / 2**20:.0f} MB reached the host disk"
+    # A timed-out run is cleaned up too.
+    assert sandbox.run_python(FILL.replace("time.sleep(1.5)", "time.sleep(60)"), max_disk_mb=cap_mb,
+                              timeout_s=3).reason == "timeout"
+    assert list(host_tmp.iterdir()) == [], "the sandbox left files behind"
