@@ -51,7 +51,7 @@ from enum import Enum
 from pathlib import Path, PurePath
 from typing import Any, Callable, Mapping, Sequence
 
-from .backends.base import Backend, BackendError, BackendIdentity, GenerationRequest, SamplingSettings
+from .backends.base import Backend, BackendError, BackendIdentity, GenerationRequest, RequestErrors, SamplingSettings
 
 __all__ = ["CacheError", "CacheWriteWarning", "GenerationCache", "cached_generate"]
 
@@ -555,6 +555,10 @@ def cached_generate(
     missing; with ``identity`` (what the backend will report, known without
     loading it) a fully cached run never loads the model. Should the loaded
     backend report another identity, the lookup is redone with the real one.
+
+    When the backend reports requests that failed on their own (:class:`RequestErrors`), every
+    other text is still delivered and cached, and ``RequestErrors`` is raised with request indexes
+    of this call (every slot sharing a failed generation) and the texts (None where failed).
     """
     requests = list(requests)
     if not requests:
@@ -601,14 +605,22 @@ def cached_generate(
             if on_progress is not None:
                 on_progress(len(slots[k]))
 
-        out = get_backend().generate([requests[slots[k][0]] for k in misses], sampling, on_result)
+        failed: dict[int, str] = {}
+        try:
+            out: Sequence[str | None] = get_backend().generate([requests[slots[k][0]] for k in misses], sampling, on_result)
+        except RequestErrors as e:  # some requests failed on their own: keep every other text
+            out, failed = e.texts, e.failures
         if out is None or len(out) != len(misses):
             raise BackendError(
                 f"backend returned {0 if out is None else len(out)} completions for {len(misses)} requests"
             )
         for j, text in enumerate(out):
-            if not done[j]:  # a backend that skipped the callback for some
-                on_result(j, text)
+            if not done[j] and j not in failed:  # a backend that skipped the callback for some
+                on_result(j, text)  # type: ignore[arg-type]
+        if failed:
+            raise RequestErrors(
+                {i: cause for j, cause in failed.items() for i in slots[misses[j]]}, texts, len(misses) - len(failed)
+            )
     return texts, len(misses)  # type: ignore[return-value]
 
 

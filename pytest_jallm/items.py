@@ -165,6 +165,9 @@ class ExampleItem(_JallmItem):
 
     def runtest(self) -> None:
         result = self._result()
+        if self.example_id in result.backend_errors:  # left out of the score (--jallm-max-backend-errors)
+            raise BackendError(f"{result.name}[{self.example_id}]: the backend failed this request: "
+                               f"{result.backend_errors[self.example_id]}")
         outcome = result.item(self.example_id)
         if outcome.score is None:
             return  # corpus-level metric: no per-item verdict

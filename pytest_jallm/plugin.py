@@ -65,6 +65,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--jallm-api-key-env", default="OPENAI_API_KEY", help="openai backend: environment variable holding the API key")
     g.addoption("--jallm-concurrency", type=int, default=8, help="openai backend: requests in flight")
     g.addoption("--jallm-timeout", type=float, default=120.0, help="openai backend: per-request timeout in seconds")
+    g.addoption("--jallm-max-backend-errors", type=float, default=0.0, metavar="PERCENT",
+                help="share of a benchmark's requests that may fail in the backend on their own (a malformed "
+                     "response, a request the server rejects); they are left out of the score. Above it the "
+                     "benchmark fails with the count and the first error (default 0)")
     g.addoption("--jallm-report-md", default=None, help="write the results table as Markdown (e.g. $GITHUB_STEP_SUMMARY)")
     g.addoption("--jallm-results-json", default=None, help="write every score, verdict and provenance as JSON")
     g.addoption("--jallm-report-html", default=None, help="write an HTML report (tables, category radar, deltas vs baseline)")

@@ -8,12 +8,12 @@ Nothing here knows about pytest.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from . import __version__
-from .backends.base import Backend, BackendIdentity, GenerationRequest, SamplingSettings
+from .backends.base import Backend, BackendError, BackendIdentity, GenerationRequest, RequestErrors, SamplingSettings
 from .data import DataError, Example, fingerprint, load_examples, load_fewshots
 from .fetch import DataConfig
 from .medharness import harness_response, is_harness_template, shuffle_permutations
@@ -37,6 +37,9 @@ class RunSettings:
     strip_think: bool = False  # scoring only: remove a leading <think>…</think> before extraction
     # --jallm-shuffle-choices SEED: every item's choices in a seeded random order (gold follows).
     shuffle_choices: int | None = None
+    # --jallm-max-backend-errors: the share of a benchmark's requests (percent) that may fail in the
+    # backend on their own (scored without them); above it the benchmark fails.
+    max_backend_error_pct: float = 0.0
 
 
 @dataclass
@@ -77,6 +80,8 @@ class BenchmarkResult:
     produced_by: dict[str, Any]
     # Where this benchmark's prompts were answered from, and where its time went (see RunStats).
     run: dict[str, Any] = field(default_factory=dict)
+    # Items whose request failed in the backend (id -> cause): not scored, not counted in n.
+    backend_errors: dict[str, str] = field(default_factory=dict)
     _by_id: dict[str, ItemOutcome] | None = field(default=None, init=False, repr=False, compare=False)
 
     def item(self, item_id: str) -> ItemOutcome:
@@ -358,6 +363,7 @@ class Evaluation:
             identity = self.identity() if self.cache() is not None else None
             bar = self._progress(len(requests)) if self._progress else None
             origins: list[str] = []
+            failed: dict[int, str] = {}
             try:
                 texts, generated = cached_generate(
                     lambda: self.backend,
@@ -368,6 +374,8 @@ class Evaluation:
                     identity=identity,
                     origins=origins,
                 )
+            except RequestErrors as e:  # some requests failed on their own: only their benchmarks may fail
+                texts, generated, failed = e.texts, e.generated, e.failures  # type: ignore[assignment]
             finally:
                 if bar is not None:
                     bar.close()
@@ -393,14 +401,37 @@ class Evaluation:
             mine = origins[offset : offset + len(p.requests)]
             offset += len(p.requests)
             scoring_started = time.perf_counter()
+            start = offset - len(p.requests)
+            mine_failed = {i - start: cause for i, cause in failed.items() if start <= i < offset}
             try:
+                if mine_failed:
+                    p, outputs, backend_errors = self._without_failed(p, outputs, mine_failed)
                 result = score_benchmark(p, outputs, identity, self.settings)
             except Exception as e:
                 self.errors[p.spec.name] = e
                 continue
+            if mine_failed:
+                result.backend_errors = backend_errors
             result.run = run_stats(p, mine, generate_seconds, time.perf_counter() - scoring_started, shared_by)
             self.results[p.spec.name] = result
         self.timings["score"] += time.perf_counter() - started
+
+    def _without_failed(
+        self, prep: PreparedBenchmark, outputs: Sequence[str | None], failed: Mapping[int, str]
+    ) -> tuple[PreparedBenchmark, list[str], dict[str, str]]:
+        """The benchmark without the items whose request failed in the backend, or a BackendError
+        when their share is above --jallm-max-backend-errors."""
+        n = len(prep.requests)
+        allowed = self.settings.max_backend_error_pct
+        first = min(failed)
+        if 100 * len(failed) / n > allowed:
+            raise BackendError(
+                f"{prep.spec.name}: {len(failed)} of {n} requests failed in the backend (allowed: {allowed:g}%, "
+                f"--jallm-max-backend-errors); first: item {prep.examples[first].id}: {failed[first]}"
+            )
+        keep = [i for i in range(n) if i not in failed]
+        kept = replace(prep, examples=[prep.examples[i] for i in keep], requests=[prep.requests[i] for i in keep])
+        return kept, [outputs[i] for i in keep], {prep.examples[i].id: cause for i, cause in failed.items()}  # type: ignore[misc]
 
     def close(self) -> None:
         if self._backend is not None:

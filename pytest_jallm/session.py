@@ -30,6 +30,12 @@ def model_slug(model: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.\-]+", "__", model).strip("_") or "model"
 
 
+def _percent(value: float, option: str) -> float:
+    if not 0 <= value <= 100:  # also NaN
+        raise pytest.UsageError(f"{option} must be a percentage between 0 and 100, got {value}")
+    return float(value)
+
+
 def _engine_args(pairs: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for pair in pairs:
@@ -75,6 +81,7 @@ class JallmSession:
             cache_path=cache_path,
             strip_think=opt("jallm_strip_think"),
             shuffle_choices=opt("jallm_shuffle_choices"),
+            max_backend_error_pct=_percent(opt("jallm_max_backend_errors"), "--jallm-max-backend-errors"),
         )
         self.med_template: str | None = opt("jallm_med_template")
         self.evaluation = Evaluation(self.settings, self._make_backend, progress=self._progress)

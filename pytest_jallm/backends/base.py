@@ -74,6 +74,23 @@ class BackendError(RuntimeError):
     """A backend could not be created or failed while generating."""
 
 
+class RequestErrors(BackendError):
+    """Some requests failed on their own (a malformed response, a request the server rejected) after
+    their retries; every other request's text was delivered. Raised by ``generate`` at the end.
+
+    ``failures`` maps a request index to a one-line cause; ``texts`` holds the delivered texts
+    (None where the request failed); ``generated`` is how many were actually generated."""
+
+    def __init__(self, failures: Mapping[int, str], texts: Sequence[str | None], generated: int | None = None):
+        self.failures = dict(sorted(failures.items()))
+        self.texts = list(texts)
+        self.generated = len(self.texts) - len(self.failures) if generated is None else generated
+        first = next(iter(self.failures))
+        super().__init__(
+            f"{len(self.failures)} of {len(self.texts)} requests failed; first: request {first}: {self.failures[first]}"
+        )
+
+
 @runtime_checkable
 class Backend(Protocol):
     """An inference engine loaded once per session."""

@@ -41,6 +41,7 @@ from .base import (
     BackendError,
     BackendIdentity,
     GenerationRequest,
+    RequestErrors,
     ResultCallback,
     SamplingSettings,
     apply_stop,
@@ -77,7 +78,15 @@ class _RetryableError(Exception):
 
 
 class _FatalError(Exception):
-    pass
+    """Stops the whole run (auth, redirects, a server that stays down)."""
+
+
+class _BadResponse(Exception):
+    """A 200 response that cannot be used (not UTF-8 JSON, no choices): retried, then that item fails."""
+
+
+class _ItemFailure(Exception):
+    """One request's responses stayed unusable; the others go on (RequestErrors at the end)."""
 
 
 class _Cancelled(Exception):
@@ -343,11 +352,11 @@ class OpenAIBackend:
             else:
                 text = choice["message"].get("content")
         except (KeyError, IndexError, TypeError, AttributeError):
-            raise _FatalError("response has no choices[0] text") from None
+            raise _BadResponse("response has no choices[0] text") from None
         if text is None:
             return ""
         if not isinstance(text, str):
-            raise _FatalError(f"response text is a {type(text).__name__}, not a string")
+            raise _BadResponse(f"response text is a {type(text).__name__}, not a string")
         return text
 
     # ----- one request with retries -----
@@ -390,7 +399,7 @@ class OpenAIBackend:
             return json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError):
             snippet = self._redact(raw[:200].decode("utf-8", "replace"))
-            raise _FatalError(f"response is not JSON: {snippet!r}") from None
+            raise _BadResponse(f"response is not JSON or not UTF-8: {snippet!r}") from None
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
@@ -413,11 +422,17 @@ class OpenAIBackend:
             try:
                 data = self._post_once(url, payload)
                 return apply_stop(self._extract_text(kind, data), stop)
+            except _BadResponse as e:
+                if attempt >= self.max_retries:
+                    raise _ItemFailure(f"{e} (the same after {self.max_retries + 1} attempts)") from None
+                log.warning("openai backend: request %d: %s; retry %d/%d", index, e, attempt + 1, self.max_retries)
+                continue
             except _RetryableError as e:
                 if attempt >= self.max_retries:
+                    waited = self._retry_waited_s
                     raise _FatalError(
-                        f"{e.cause} (gave up after {self.max_retries + 1} attempts; "
-                        f"{self._retry_waited_s:.1f} s waited for retries in this run)"
+                        f"{e.cause} (gave up after {self.max_retries + 1} attempts)"
+                        + (f"; {waited:.1f} s waited for retries in this run" if waited >= 0.05 else "")
                     ) from None
                 delay = min(self._backoff(attempt, e.retry_after), self.max_retry_wait_s)
                 with self._lock:
@@ -463,6 +478,7 @@ class OpenAIBackend:
         results: list[str | None] = [None] * n
         cancel = threading.Event()
         failure: tuple[int, str] | None = None
+        item_failures: dict[int, str] = {}
         pool = cf.ThreadPoolExecutor(max_workers=min(self.max_concurrency, n), thread_name_prefix="jallm-openai")
         finished = False
         try:
@@ -476,6 +492,9 @@ class OpenAIBackend:
                 try:
                     text = fut.result()
                 except _Cancelled:
+                    continue
+                except _ItemFailure as e:
+                    item_failures[i] = self._redact(str(e))
                     continue
                 except Exception as e:
                     if failure is None:
@@ -500,6 +519,8 @@ class OpenAIBackend:
                 f"openai backend: request {i} to {self._public_base_url} failed: {cause} "
                 f"({done}/{n} results delivered)"
             )
+        if item_failures:
+            raise RequestErrors(item_failures, results)
         return [r if r is not None else "" for r in results]
 
     def close(self) -> None:
