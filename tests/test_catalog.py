@@ -85,6 +85,14 @@ def test_collect_only_lists_the_catalog_and_markers_select_categories() -> None:
 # (b) specs against the real published files -------------------------------------------------
 
 
+SLICES = ROOT / "tests" / "fixtures" / "real-slices"
+
+
+def _roots(folder: str) -> list:
+    """The real slices (first records of the same files, shipped), and the full files when present."""
+    return [pytest.param(SLICES, id="slices"), pytest.param(SHARED, id="shared", marks=_needs(folder))]
+
+
 def _needs(*folders: str):
     missing = [f for f in folders if not (SHARED / f).is_dir()]
     return pytest.mark.skipif(bool(missing), reason=f"real data {missing} not found under {SHARED} (see shared/data/README.md)")
@@ -160,10 +168,10 @@ def test_spec_maps_every_row_of_the_real_file(name: str) -> None:
 PREAMBLE = "以下は、タスクを説明する指示と、文脈のある入力の組み合わせです。要求を適切に満たす応答を書きなさい。"
 
 
-@_needs("jamp")
-def test_jamp_prompt_is_llm_jp_eval_format() -> None:
+@pytest.mark.parametrize("data", _roots("jamp"))
+def test_jamp_prompt_is_llm_jp_eval_format(data: Path) -> None:
     spec = _spec("jamp")
-    ex = load_examples(spec, BENCH, SHARED, limit=1)[0]
+    ex = load_examples(spec, BENCH, data, limit=1)[0]
     assert ex.gold == "entailment"
     assert render_prompt(spec, ex, []) == (
         PREAMBLE + "\n\n### 指示:\n前提と仮説の関係をentailment、contradiction、neutralの中から回答してください。"
@@ -175,10 +183,10 @@ def test_jamp_prompt_is_llm_jp_eval_format() -> None:
     )
 
 
-@_needs("niilc")
-def test_niilc_prompt_and_joined_answers() -> None:
+@pytest.mark.parametrize("data", _roots("niilc"))
+def test_niilc_prompt_and_joined_answers(data: Path) -> None:
     spec = _spec("niilc")
-    examples = load_examples(spec, BENCH, SHARED)
+    examples = load_examples(spec, BENCH, data)
     assert render_prompt(spec, examples[0], []) == (
         PREAMBLE + "\n\n### 指示:\n質問に対する答えを出力してください。回答の他には何も含めないことを厳守してください。"
         "答えが複数の場合、コンマ（,）で繋げてください。\n\n### 入力:\n質問：初めてノート型パソコンを作ったメーカーは？\n\n### 応答:\n"
@@ -198,7 +206,6 @@ def test_mawps_prompt_split_and_shots() -> None:
     assert [s.gold for s in load_fewshots(spec, BENCH, SHARED)] == ["126", "0.2", "3", "45"]
 
 
-@_needs("mgsm")
 def test_mgsm_cot_pattern_takes_the_last_number() -> None:
     from pytest_jallm.metrics import extract_answer, get_metric
 

@@ -1,7 +1,8 @@
 """The shipped specs' field mappings, checked against the real published files.
 
 The files live in ../shared/data (JGLUE v1.3, JMMLU as their authors publish
-them); they are not part of the project. Without them these tests skip.
+them); they are not part of the project. The full-size checks skip without them;
+the format checks also run on the small real slices in tests/fixtures/real-slices/.
 """
 
 from __future__ import annotations
@@ -17,16 +18,20 @@ from pytest_jallm.spec import load_spec
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 
+SLICES = ROOT / "tests" / "fixtures" / "real-slices"
+
 needs_shared = pytest.mark.skipif(
     not (SHARED / "jglue").is_dir() or not (SHARED / "jmmlu").is_dir(),
     reason=f"real benchmark files not found at {SHARED} (see shared/data/README.md)",
 )
+# The full files when present, and always their slices (the first records of the same files).
+DATA_ROOTS = [pytest.param(SLICES, id="slices"), pytest.param(SHARED, id="shared", marks=needs_shared)]
 
 
-def _load(name: str, limit=None):
+def _load(name: str, limit=None, data=SHARED):
     path = ROOT / "benchmarks" / f"{name}.yaml"
     spec = load_spec(path)
-    return spec, load_examples(spec, path.parent, SHARED, limit)
+    return spec, load_examples(spec, path.parent, data, limit)
 
 
 @needs_shared
@@ -48,9 +53,9 @@ def test_spec_maps_every_row_of_the_real_file(name: str, count: int, labels) -> 
     assert all(ex.gold for ex in examples)
 
 
-@needs_shared
-def test_jcommonsenseqa_prompt_matches_llm_jp_eval_format() -> None:
-    spec, examples = _load("jcommonsenseqa", limit=1)
+@pytest.mark.parametrize("data", DATA_ROOTS)
+def test_jcommonsenseqa_prompt_matches_llm_jp_eval_format(data: Path) -> None:
+    spec, examples = _load("jcommonsenseqa", limit=1, data=data)
     ex = examples[0]
     assert ex.id == "8939" and ex.gold == "2"
     prompt = render_prompt(spec, ex, [])
@@ -61,33 +66,37 @@ def test_jcommonsenseqa_prompt_matches_llm_jp_eval_format() -> None:
     assert prompt.startswith("以下は、タスクを説明する指示と、文脈のある入力の組み合わせです。")
 
 
-@needs_shared
-def test_jcommonsenseqa_fewshots_come_from_shuffled_train() -> None:
+@pytest.mark.parametrize("data", DATA_ROOTS)
+def test_jcommonsenseqa_fewshots_come_from_shuffled_train(data: Path) -> None:
     path = ROOT / "benchmarks" / "jcommonsenseqa.yaml"
     spec = load_spec(path)
-    shots = load_fewshots(spec, path.parent, SHARED)
+    shots = load_fewshots(spec, path.parent, data)
     assert len(shots) == 4
-    again = load_fewshots(spec, path.parent, SHARED)
+    again = load_fewshots(spec, path.parent, data)
     assert [s.id for s in shots] == [s.id for s in again]  # deterministic
     assert [s.id for s in shots] != ["0", "1", "2", "3"]  # shuffled, not the file head
 
 
-@needs_shared
-def test_jsquad_keeps_title_sep_context_and_first_answer() -> None:
-    spec, examples = _load("jsquad", limit=1)
+@pytest.mark.parametrize("data", DATA_ROOTS)
+def test_jsquad_keeps_title_sep_context_and_first_answer(data: Path) -> None:
+    spec, examples = _load("jsquad", limit=1, data=data)
     ex = examples[0]
     assert ex.id == "a10336p0q0"
     assert ex.fields["context"].startswith("梅雨 [SEP] 梅雨（つゆ、ばいう）は")
     assert ex.gold == "小笠原諸島"
 
 
-@needs_shared
-def test_jmmlu_reads_headerless_csv_with_bom() -> None:
+@pytest.mark.parametrize("data", DATA_ROOTS)
+def test_jmmlu_reads_headerless_csv_with_bom(data: Path) -> None:
     from pytest_jallm.data import LOADERS
 
-    rows = LOADERS["jmmlu"]([str(SHARED / "jmmlu" / "JMMLU" / "anatomy.csv")], {"split": "all"})
+    rows = LOADERS["jmmlu"]([str(data / "jmmlu" / "JMMLU" / "anatomy.csv")], {"split": "all"})
     assert rows[0]["question"].startswith("「皿状顔貌(dished face)」")  # BOM stripped
     assert (rows[0]["_file"], rows[0]["_row"], rows[0]["answer"]) == ("anatomy", 0, "B")
+    if data == SLICES:  # four subjects: the whole spec is read in test_real_slices.py
+        rows = LOADERS["jmmlu"]([str(p) for p in sorted((data / "jmmlu" / "JMMLU").glob("*.csv"))], {"split": "all"})
+        assert not any(r["question"].startswith("\ufeff") for r in rows) and len(rows) == 20
+        return
     spec, examples = _load("jmmlu")
     assert not any(ex.fields["question"].startswith("\ufeff") for ex in examples)
     assert all(len(ex.choices) == 4 for ex in examples)

@@ -1,0 +1,189 @@
+"""Cut the small real-format test fixtures in tests/fixtures/real-slices/ from ../shared/data.
+
+    python scripts/make_real_slices.py [--shared ../shared/data] [--out tests/fixtures/real-slices]
+
+Each slice keeps the first few records of a published file, byte for byte as the authors wrote
+them (header lines, XML prologue and closing tags kept; JSON arrays and the SQuAD-style JSQuAD
+file are re-serialised with the kept records only), at the same relative path as in
+../shared/data, so a spec's `mirror:` path finds it with --jallm-data-dir pointing at the slices.
+At most 20 items per dataset; each folder gets the upstream licence file and an attribution
+README. Re-running it reproduces the fixtures exactly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# folder -> (upstream repository, licence, licence files to copy)
+UPSTREAM = {
+    "jglue": ("yahoojapan/JGLUE", "CC BY-SA 4.0", ["LICENSE"]),
+    "jmmlu": ("nlp-waseda/JMMLU", "CC BY-SA 4.0", ["JMMLU/LICENSE"]),
+    "janli": ("verypluming/JaNLI", "CC BY-SA 4.0", ["LICENSE"]),
+    "jamp": ("tomo-ut/temporalNLI_dataset", "CC BY-SA 4.0", ["LICENSE"]),
+    "jsick": ("verypluming/JSICK", "CC BY-SA 4.0", ["LICENSE"]),
+    "jsem": ("DaisukeBekki/JSeM", "BSD-3-Clause", ["LICENSE"]),
+    "jemhopqa": ("aiishii/JEMHopQA", "CC BY-SA 4.0", ["LICENSE"]),
+    "niilc": ("mynlp/niilc-qa", "CC BY-SA 4.0", ["LICENSE.txt"]),
+    "jcommonsensemorality": ("Language-Media-Lab/commonsense-moral-ja", "MIT", ["LICENSE"]),
+    "mawps": ("nlp-waseda/chain-of-thought-ja-dataset", "Apache-2.0", ["LICENSE"]),
+    "mgsm": ("google-research/url-nlp", "CC BY 4.0", ["mgsm/LICENSE"]),
+    "wikipedia-annotated-corpus": ("ku-nlp/WikipediaAnnotatedCorpus (tag v1.1.2)", "CC BY-SA 4.0", ["LICENSE"]),
+}
+
+JMMLU_SUBJECTS = ["anatomy", "college_medicine", "japanese_history", "world_religions"]
+JSEM_FILES = ["Adjectives", "Comparatives", "Ellipsis", "NominalAnaphora", "Verbs"]
+
+
+def lines_head(text: str, n: int, header: int = 0) -> str:
+    """The first `header` lines and the next `n` records, one per line, as written."""
+    lines = text.splitlines(keepends=True)
+    return "".join(lines[: header + n])
+
+
+def csv_head(text: str, n: int, header: int = 0) -> str:
+    """Like lines_head for CSV, where a quoted field may hold a newline: a record ends at a
+    line end with an even number of quote characters so far."""
+    out, quotes, records = [], 0, -header
+    for line in text.splitlines(keepends=True):
+        out.append(line)
+        quotes += line.count('"')
+        if quotes % 2 == 0:
+            records += 1
+            if records == n:
+                break
+    return "".join(out)
+
+
+def xml_head(text: str, element: str, n: int) -> str:
+    """The prologue, the first n <element> blocks and the closing part, as written."""
+    blocks = list(re.finditer(rf"<{element}\b.*?</{element}>", text, re.DOTALL))
+    kept_end = blocks[n - 1].end() if len(blocks) >= n else blocks[-1].end()
+    return text[: kept_end] + text[blocks[-1].end():]
+
+
+def json_array_head(text: str, n: int) -> str:
+    return json.dumps(json.loads(text)[:n], ensure_ascii=False, indent=4) + "\n"
+
+
+def squad_head(text: str, n: int) -> str:
+    """SQuAD-v2 JSON keeping whole paragraphs until n questions."""
+    doc = json.loads(text)
+    kept_articles, count = [], 0
+    for article in doc["data"]:
+        paragraphs = []
+        for para in article["paragraphs"]:
+            if count >= n:
+                break
+            qas = para["qas"][: n - count]
+            count += len(qas)
+            paragraphs.append({**para, "qas": qas})
+        if paragraphs:
+            kept_articles.append({**article, "paragraphs": paragraphs})
+        if count >= n:
+            break
+    return json.dumps({**doc, "data": kept_articles}, ensure_ascii=False) + "\n"
+
+
+def janli_head(text: str, per_split: int) -> str:
+    """The header, then the first rows of each split (train, test) in file order."""
+    lines = text.splitlines(keepends=True)
+    seen: dict[str, int] = {}
+    out = [lines[0]]
+    for line in lines[1:]:
+        split = line.rstrip("\r\n").split("\t")[-1]
+        if seen.get(split, 0) < per_split:
+            seen[split] = seen.get(split, 0) + 1
+            out.append(line)
+    return "".join(out)
+
+
+def slices(shared: Path) -> dict[str, str]:
+    """Relative path -> slice text."""
+    def read(rel: str) -> str:
+        return (shared / rel).read_text(encoding="utf-8")
+
+    out: dict[str, str] = {}
+    out["jglue/jcommonsenseqa-v1.3/valid-v1.3.json"] = lines_head(read("jglue/jcommonsenseqa-v1.3/valid-v1.3.json"), 12)
+    out["jglue/jcommonsenseqa-v1.3/train-v1.3.json"] = lines_head(read("jglue/jcommonsenseqa-v1.3/train-v1.3.json"), 8)
+    out["jglue/jnli-v1.3/valid-v1.3.json"] = lines_head(read("jglue/jnli-v1.3/valid-v1.3.json"), 12)
+    out["jglue/jsquad-v1.3/valid-v1.3.json"] = squad_head(read("jglue/jsquad-v1.3/valid-v1.3.json"), 12)
+    out["jglue/jsts-v1.3/valid-v1.3.json"] = lines_head(read("jglue/jsts-v1.3/valid-v1.3.json"), 12)
+    out["jglue/jsts-v1.3/train-v1.3.json"] = lines_head(read("jglue/jsts-v1.3/train-v1.3.json"), 8)
+    for subject in JMMLU_SUBJECTS:
+        out[f"jmmlu/JMMLU/{subject}.csv"] = csv_head(read(f"jmmlu/JMMLU/{subject}.csv"), 5)
+    out["janli/janli.tsv"] = janli_head(read("janli/janli.tsv"), 10)
+    out["jamp/dataset/test_2.tsv"] = lines_head(read("jamp/dataset/test_2.tsv"), 12, header=1)
+    out["jamp/dataset/train_all.tsv"] = lines_head(read("jamp/dataset/train_all.tsv"), 8, header=1)
+    out["jsick/jsick/test.tsv"] = lines_head(read("jsick/jsick/test.tsv"), 12, header=1)
+    out["jsick/jsick/train.tsv"] = lines_head(read("jsick/jsick/train.tsv"), 8, header=1)
+    for name in JSEM_FILES:
+        out[f"jsem/data/v1.0/{name}.xml"] = xml_head(read(f"jsem/data/v1.0/{name}.xml"), "problem", 4)
+    out["jemhopqa/corpus_ver1.2/dev_ver1.2.json"] = json_array_head(read("jemhopqa/corpus_ver1.2/dev_ver1.2.json"), 12)
+    out["jemhopqa/corpus_ver1.2/train_ver1.2.json"] = json_array_head(read("jemhopqa/corpus_ver1.2/train_ver1.2.json"), 8)
+    out["niilc/data/NIILC-ECQA2015_test.xml"] = xml_head(read("niilc/data/NIILC-ECQA2015_test.xml"), "question", 12)
+    out["niilc/data/NIILC-ECQA2015_dev.xml"] = xml_head(read("niilc/data/NIILC-ECQA2015_dev.xml"), "question", 8)
+    out["jcommonsensemorality/data/data_test.csv"] = csv_head(read("jcommonsensemorality/data/data_test.csv"), 12, header=1)
+    out["jcommonsensemorality/data/data_train.csv"] = csv_head(read("jcommonsensemorality/data/data_train.csv"), 8, header=1)
+    out["mawps/dataset/mawps/test.json"] = json_array_head(read("mawps/dataset/mawps/test.json"), 12)
+    out["mawps/dataset/mawps/zero_shot_example.json"] = json_array_head(read("mawps/dataset/mawps/zero_shot_example.json"), 4)
+    out["mawps/dataset/mawps/shot_example.json"] = json_array_head(read("mawps/dataset/mawps/shot_example.json"), 4)
+    out["mgsm/mgsm/mgsm_ja.tsv"] = lines_head(read("mgsm/mgsm/mgsm_ja.tsv"), 14)
+    out["mgsm/mgsm/mgsm_en.tsv"] = lines_head(read("mgsm/mgsm/mgsm_en.tsv"), 4)
+    # Three small test documents (one without named entities, as many are), and the first eight
+    # train documents in sorted order: the few-shot pool is the first non-empty documents in
+    # sorted order, so the slice gives the real run's few-shots, four for every task.
+    wac = "wikipedia-annotated-corpus"
+    chosen = {"test": ["wiki00080680", "wiki00082173", "wiki00084339"],
+              "train": sorted(read(f"{wac}/id/train.id").split())[:8]}
+    for split, ids in chosen.items():
+        assert set(ids) <= set(read(f"{wac}/id/{split}.id").split()), split
+        out[f"{wac}/id/{split}.id"] = "".join(i + "\n" for i in ids)
+        for doc_id in ids:
+            out[f"{wac}/knp/{doc_id[:8]}/{doc_id}.knp"] = read(f"{wac}/knp/{doc_id[:8]}/{doc_id}.knp")
+    return out
+
+
+def attribution(folder: str, shared: Path, files: list[str]) -> str:
+    repo, licence, licence_files = UPSTREAM[folder]
+    commit = (shared / folder / "UPSTREAM_COMMIT").read_text(encoding="utf-8").split()[0]
+    listing = "\n".join(f"- `{f}`" for f in sorted(files))
+    return (
+        f"# {folder}: a small slice for tests\n\n"
+        f"From https://github.com/{repo.split(' ')[0]} at commit `{commit}`, licence {licence} "
+        f"(the upstream licence file is beside this README: {', '.join(f'`{x}`' for x in licence_files)}).\n\n"
+        "Only the first few records of each file are kept, unmodified (JSON arrays and JSQuAD's JSON "
+        "are re-serialised with the kept records only), at the same paths as the published files, "
+        "so that the project's loaders are tested on the real format without the full data. "
+        "Made by `scripts/make_real_slices.py`; not for evaluation.\n\n"
+        f"{listing}\n"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shared", default=str(ROOT.parent / "shared" / "data"))
+    parser.add_argument("--out", default=str(ROOT / "tests" / "fixtures" / "real-slices"))
+    args = parser.parse_args(argv)
+    shared, out = Path(args.shared), Path(args.out)
+    by_folder: dict[str, list[str]] = {}
+    for rel, text in slices(shared).items():
+        target = out / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8", newline="")
+        folder = rel.split("/", 1)[0]
+        by_folder.setdefault(folder, []).append(rel.split("/", 1)[1])
+    for folder, files in by_folder.items():
+        for licence_file in UPSTREAM[folder][2]:
+            shutil.copyfile(shared / folder / licence_file, out / folder / licence_file)
+        (out / folder / "README.md").write_text(attribution(folder, shared, files), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
