@@ -22,6 +22,7 @@ from pytest_jallm.data import LOADERS, DataError, load_examples, load_fewshots
 from pytest_jallm.metrics import normalize
 from pytest_jallm.prompt import render_prompt
 from pytest_jallm.spec import load_spec
+from real_slices import SLICES, for_slices
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "benchmarks"
@@ -85,12 +86,15 @@ def test_collect_only_lists_the_catalog_and_markers_select_categories() -> None:
 # (b) specs against the real published files -------------------------------------------------
 
 
-SLICES = ROOT / "tests" / "fixtures" / "real-slices"
-
-
 def _roots(folder: str) -> list:
-    """The real slices (first records of the same files, shipped), and the full files when present."""
-    return [pytest.param(SLICES, id="slices"), pytest.param(SHARED, id="shared", marks=_needs(folder))]
+    """The real slices (first records of the same files, shipped; read unpinned, as a slice is
+    not the pinned file), and the full files when present."""
+    return [pytest.param(SLICES, id="slices", marks=pytest.mark.filterwarnings("ignore::pytest_jallm.fetch.UnpinnedDataWarning")),
+            pytest.param(SHARED, id="shared", marks=_needs(folder))]
+
+
+def _spec_on(name: str, data: Path):
+    return for_slices(_spec(name)) if data == SLICES else _spec(name)
 
 
 def _needs(*folders: str):
@@ -170,7 +174,7 @@ PREAMBLE = "以下は、タスクを説明する指示と、文脈のある入�
 
 @pytest.mark.parametrize("data", _roots("jamp"))
 def test_jamp_prompt_is_llm_jp_eval_format(data: Path) -> None:
-    spec = _spec("jamp")
+    spec = _spec_on("jamp", data)
     ex = load_examples(spec, BENCH, data, limit=1)[0]
     assert ex.gold == "entailment"
     assert render_prompt(spec, ex, []) == (
@@ -185,7 +189,7 @@ def test_jamp_prompt_is_llm_jp_eval_format(data: Path) -> None:
 
 @pytest.mark.parametrize("data", _roots("niilc"))
 def test_niilc_prompt_and_joined_answers(data: Path) -> None:
-    spec = _spec("niilc")
+    spec = _spec_on("niilc", data)
     examples = load_examples(spec, BENCH, data)
     assert render_prompt(spec, examples[0], []) == (
         PREAMBLE + "\n\n### 指示:\n質問に対する答えを出力してください。回答の他には何も含めないことを厳守してください。"

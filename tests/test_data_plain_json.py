@@ -20,7 +20,13 @@ from hypothesis import strategies as st
 from pytest_jallm.data import DataError, plain_json_rows
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-REAL_JSON = sorted(p for p in SHARED.rglob("*.json")) if SHARED.is_dir() else []
+SLICES = Path(__file__).resolve().parent / "fixtures" / "real-slices"
+# The real files when present, and always their shipped slices (first records, same format).
+REAL_JSON = (sorted(SHARED.rglob("*.json")) if SHARED.is_dir() else []) + sorted(SLICES.rglob("*.json"))
+
+
+def _json_id(path: Path) -> str:
+    return f"slices/{path.relative_to(SLICES)}" if path.is_relative_to(SLICES) else str(path.relative_to(SHARED))
 
 
 def _datasets_rows(path: Path, cache_dir: Path) -> list[dict]:
@@ -34,8 +40,7 @@ def _write_jsonl(path: Path, rows: list) -> Path:
     return path
 
 
-@pytest.mark.skipif(not REAL_JSON, reason=f"no benchmark JSON files under {SHARED} (see shared/data/README.md)")
-@pytest.mark.parametrize("path", REAL_JSON, ids=lambda p: str(p.relative_to(SHARED)))
+@pytest.mark.parametrize("path", REAL_JSON, ids=_json_id)
 def test_real_benchmark_files_read_the_same(path: Path, tmp_path: Path) -> None:
     plain = plain_json_rows(str(path))
     if plain is None:
@@ -43,13 +48,14 @@ def test_real_benchmark_files_read_the_same(path: Path, tmp_path: Path) -> None:
     assert plain == _datasets_rows(path, tmp_path)
 
 
-@pytest.mark.skipif(not (SHARED / "jglue").is_dir(), reason=f"JGLUE not found under {SHARED}")
-def test_flat_benchmark_files_take_the_fast_path() -> None:
+@pytest.mark.parametrize("root", [pytest.param(SLICES, id="slices"), pytest.param(SHARED, id="shared", marks=pytest.mark.skipif(
+    not (SHARED / "jglue").is_dir(), reason=f"JGLUE not found under {SHARED}"))])
+def test_flat_benchmark_files_take_the_fast_path(root: Path) -> None:
     # Otherwise the equivalence above is vacuous and no run gets faster.
     for name in ("jcommonsenseqa-v1.3/valid-v1.3.json", "jnli-v1.3/valid-v1.3.json"):
-        assert plain_json_rows(str(SHARED / "jglue" / name)), name
+        assert plain_json_rows(str(root / "jglue" / name)), name
     # JSTS's similarity labels are floats, which only datasets may read (see below).
-    assert plain_json_rows(str(SHARED / "jglue" / "jsts-v1.3" / "valid-v1.3.json")) is None
+    assert plain_json_rows(str(root / "jglue" / "jsts-v1.3" / "valid-v1.3.json")) is None
 
 
 def test_declines_what_arrow_would_convert(tmp_path: Path) -> None:

@@ -16,21 +16,20 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from pytest_jallm.data import LOADERS, load_examples, load_fewshots
 from pytest_jallm.prompt import render_prompt
-from pytest_jallm.spec import BenchmarkSpec, load_spec
+from pytest_jallm.spec import load_spec
+from real_slices import PARTIAL, SLICES, for_slices
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "benchmarks"
-SLICES = ROOT / "tests" / "fixtures" / "real-slices"
 SHARED = ROOT.parent / "shared" / "data"
 SCRIPTED = "pytest_jallm.testing:ScriptedBackend"
+# A slice is not the pinned file: specs read it unpinned (real_slices.for_slices), which warns.
+pytestmark = pytest.mark.filterwarnings("ignore::pytest_jallm.fetch.UnpinnedDataWarning")
 
-# Datasets sliced to a few of their files (JMMLU: 4 of 57 subjects, JSeM: 5 of 22 phenomena):
-# their specs read the files that are there. JMMLU's few-shot pool (32 items, half from each
-# half of the split) is then shrunk to 4, or the 10 test-half rows would all go to the pool.
-PARTIAL = {"jmmlu", "jmmlu_medical", "jsem"}
 # Few-shot sources that are not in ../shared/data either (JGLUE train files; MGSM's few-shots
 # come from Hugging Face): these specs are checked 0-shot.
 NO_FEWSHOT_FILES = {"jnli", "jsquad", "mgsm"}
@@ -96,24 +95,6 @@ def _mirrored_specs() -> list[str]:
     return names
 
 
-def _on_slices(spec: BenchmarkSpec) -> BenchmarkSpec:
-    """The spec as shipped; for PARTIAL datasets its mirror list cut to the sliced files."""
-    if spec.name not in PARTIAL:
-        return spec
-
-    def cut(source):
-        options = dict(source.loader_options)
-        if source.format == "jmmlu":
-            options["fewshot_pool"] = 4
-        kept = [m for m in source.mirrors() if glob.glob(str(SLICES / m))]
-        return source.model_copy(update={"mirror": kept, "loader_options": options})
-
-    update = {"source": cut(spec.source)}
-    if spec.fewshot.source is not None and spec.fewshot.source.mirror:
-        update["fewshot"] = spec.fewshot.model_copy(update={"source": cut(spec.fewshot.source)})
-    return spec.model_copy(update=update)
-
-
 def test_slices_cover_every_shared_folder_small_and_licensed() -> None:
     folders = {"jglue", "jmmlu", "janli", "jamp", "jsick", "jsem", "jemhopqa", "niilc", "jcommonsensemorality",
                "mawps", "mgsm", "wikipedia-annotated-corpus"}
@@ -138,7 +119,7 @@ def test_every_mirrored_spec_has_a_slice() -> None:
 
 @pytest.mark.parametrize("name", _mirrored_specs())
 def test_spec_loads_its_slice(name: str) -> None:
-    spec = _on_slices(load_spec(BENCH / f"{name}.yaml"))
+    spec = for_slices(load_spec(BENCH / f"{name}.yaml"))
     examples = load_examples(spec, BENCH, SLICES)
     assert examples, name
     if name in EXPECTED:
@@ -167,7 +148,7 @@ def test_wiki_tasks_load_their_slice() -> None:
 
 
 def test_jcommonsenseqa_prompt_on_the_slice_is_llm_jp_evals() -> None:
-    spec = load_spec(BENCH / "jcommonsenseqa.yaml")
+    spec = for_slices(load_spec(BENCH / "jcommonsenseqa.yaml"))
     ex = load_examples(spec, BENCH, SLICES, limit=1)[0]
     assert (ex.id, ex.gold) == ("8939", "2")
     assert render_prompt(spec, ex, []).endswith(
@@ -176,12 +157,25 @@ def test_jcommonsenseqa_prompt_on_the_slice_is_llm_jp_evals() -> None:
     )
 
 
+def _unpinned(raw: dict) -> dict:
+    for source in (raw.get("source"), (raw.get("fewshot") or {}).get("source")):
+        if source:
+            source.pop("sha256", None)
+            source.pop("sha256_file", None)
+    return raw
+
+
 def test_a_run_reads_the_slices_through_data_dir(pytester: pytest.Pytester) -> None:
-    """The plugin end to end: spec files as shipped, --jallm-data-dir at the slices, 0-shot."""
+    """The plugin end to end: the spec files as shipped less their sha256 pins (a slice is not
+    the pinned file), --jallm-data-dir at the slices, 0-shot."""
     specs = [name for name in _mirrored_specs() if name not in PARTIAL]
+    bench = pytester.mkdir("benchmarks")
+    for name in specs:
+        raw = yaml.safe_load((BENCH / f"{name}.yaml").read_text(encoding="utf-8"))
+        (bench / f"{name}.yaml").write_text(yaml.safe_dump(_unpinned(raw), allow_unicode=True), encoding="utf-8")
     script = pytester.path / "script.json"
     script.write_text(json.dumps({"rules": [], "default": "0"}), encoding="utf-8")
-    result = pytester.runpytest(*[str(BENCH / f"{n}.yaml") for n in specs], "--model", str(script),
+    result = pytester.runpytest("benchmarks", "--model", str(script),
                                 "--jallm-backend", SCRIPTED, "--jallm-no-cache", "--jallm-num-fewshot", "0",
                                 "--jallm-data-dir", str(SLICES), "--jallm-thresholds-dir", str(pytester.path / "none"),
                                 "-p", "no:cacheprovider")

@@ -14,24 +14,32 @@ import pytest
 from pytest_jallm.data import load_examples, load_fewshots
 from pytest_jallm.prompt import render_prompt
 from pytest_jallm.spec import load_spec
+from real_slices import SLICES, for_slices
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 
-SLICES = ROOT / "tests" / "fixtures" / "real-slices"
 
 needs_shared = pytest.mark.skipif(
     not (SHARED / "jglue").is_dir() or not (SHARED / "jmmlu").is_dir(),
     reason=f"real benchmark files not found at {SHARED} (see shared/data/README.md)",
 )
-# The full files when present, and always their slices (the first records of the same files).
-DATA_ROOTS = [pytest.param(SLICES, id="slices"), pytest.param(SHARED, id="shared", marks=needs_shared)]
+# The full files when present, and always their slices (the first records of the same files,
+# read unpinned: a slice is not the pinned file).
+DATA_ROOTS = [
+    pytest.param(SLICES, id="slices", marks=pytest.mark.filterwarnings("ignore::pytest_jallm.fetch.UnpinnedDataWarning")),
+    pytest.param(SHARED, id="shared", marks=needs_shared),
+]
+
+
+def _spec(name: str, data: Path):
+    spec = load_spec(ROOT / "benchmarks" / f"{name}.yaml")
+    return for_slices(spec) if data == SLICES else spec
 
 
 def _load(name: str, limit=None, data=SHARED):
-    path = ROOT / "benchmarks" / f"{name}.yaml"
-    spec = load_spec(path)
-    return spec, load_examples(spec, path.parent, data, limit)
+    spec = _spec(name, data)
+    return spec, load_examples(spec, ROOT / "benchmarks", data, limit)
 
 
 @needs_shared
@@ -69,7 +77,7 @@ def test_jcommonsenseqa_prompt_matches_llm_jp_eval_format(data: Path) -> None:
 @pytest.mark.parametrize("data", DATA_ROOTS)
 def test_jcommonsenseqa_fewshots_come_from_shuffled_train(data: Path) -> None:
     path = ROOT / "benchmarks" / "jcommonsenseqa.yaml"
-    spec = load_spec(path)
+    spec = _spec("jcommonsenseqa", data)
     shots = load_fewshots(spec, path.parent, data)
     assert len(shots) == 4
     again = load_fewshots(spec, path.parent, data)
