@@ -108,8 +108,15 @@ def _prompts(args: argparse.Namespace) -> int:
     from .runner import RunSettings, prepare, request_records
     from .spec import SpecError, load_spec, with_harness_template
 
-    settings = RunSettings(model="", data_dir=data_dir_from_env(args.data_dir), limit=args.limit, chat=args.chat,
-                           num_fewshot=args.num_fewshot, shuffle_choices=args.shuffle_choices)
+    from .fetch import DataConfig
+
+    try:
+        data_config = DataConfig.from_options(None, args.data_cache, args.url_map)
+    except ValueError as e:
+        print(f"pytest-jallm prompts: {e}", file=sys.stderr)
+        return 2
+    settings = RunSettings(model="", data_dir=data_dir_from_env(args.data_dir), data_config=data_config, limit=args.limit,
+                           chat=args.chat, num_fewshot=args.num_fewshot, shuffle_choices=args.shuffle_choices)
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     seen: set[str] = set()
     try:
@@ -164,6 +171,9 @@ def main(argv: list[str] | None = None) -> int:
     prompts.add_argument("--limit", type=int, default=None, help="as --jallm-limit: the first K items of each benchmark")
     prompts.add_argument("--data-dir", default=None, help="as --jallm-data-dir (default: env JALLM_DATA_DIR)")
     prompts.add_argument("--chat", action="store_true", help="as --jallm-chat: add each request's chat messages")
+    prompts.add_argument("--data-cache", default=None, help="as --jallm-data-cache (env JALLM_DATA_CACHE)")
+    prompts.add_argument("--url-map", action="append", default=[], metavar="PREFIX=REPLACEMENT",
+                         help="as --jallm-url-map (repeatable; env JALLM_URL_MAP)")
     prompts.add_argument("--shuffle-choices", type=int, default=None, metavar="SEED", help="as --jallm-shuffle-choices")
     prompts.add_argument("--med-template", default=None, metavar="NAME", help="as --jallm-med-template")
     prompts.add_argument("-o", "--output", help="write here instead of standard output")

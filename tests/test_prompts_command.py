@@ -105,3 +105,12 @@ def test_prompts_to_a_file_and_data_errors_name_the_spec(suite: pytest.Pytester,
                          capture_output=True, text=True, env=env, check=False)
     assert bad.returncode == 2
     assert "zeta_mc.yaml" in bad.stderr and "zeta_mc.jsonl" in bad.stderr
+
+
+def test_prompts_take_the_runs_download_options(suite: pytest.Pytester, capsys, monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(suite.path)
+    records = _exported(capsys, "benchmarks", "--limit", "1", "--data-cache", str(tmp_path / "cache"),
+                        "--url-map", "https://example.invalid/=http://127.0.0.1:9/")
+    assert len(records) == 2
+    assert main(["prompts", "benchmarks", "--url-map", "no-equals-sign"]) == 2
+    assert "--jallm-url-map" in capsys.readouterr().err
