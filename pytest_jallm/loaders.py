@@ -521,6 +521,10 @@ def load_igakuqa(files: Sequence[str], options: Mapping[str, Any]) -> Rows:
                     "accepted_answers": accepted,
                     "any_answer_correct": pid in _IGAKUQA_ALL_CREDITED,
                     "answer_text": [str(choices[letters.index(a)]) for a in answer],
+                    # japanese-lm-med-harness prompts with the text as it is and scores against the
+                    # answer texts joined by "," (a choice may itself hold a line break: 115C25).
+                    "question_raw": str(question),
+                    "harness_answer": ",".join(str(choices[letters.index(a)]) for a in answer),
                     "n_answers": len(answer),
                     "_file": _stem(path),
                     "_row": i,
@@ -566,7 +570,7 @@ def _med_record(path: str, i: int, rec: Mapping[str, Any], options: Mapping[str,
         # The harness numbers items without problem_id 1, 2, ... in file order.
         item_id = str(rec["problem_id"]) if rec.get("problem_id") is not None else str(i + 1)
         return {"id": item_id, "question": str(question), "choices": [str(c) for c in choices],
-                "answer_text": answer, "answer_index": index}
+                "answer_text": answer, "answer_index": index, "harness_answer": answer}
     if "opa" in rec:  # MedMCQA release: opa..opd, cop (1-4 in its JSON files; HF's copy uses 0-3)
         choices = [str(need(k)) for k in ("opa", "opb", "opc", "opd")]
         base = int(options.get("cop_base", 1))

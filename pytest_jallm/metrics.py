@@ -706,14 +706,24 @@ def _harness_gestalt_match(preds: list[str], golds: list[str], contexts: list[Ma
         choices = ctx.get("choices")
         if not isinstance(choices, (list, tuple)) or not choices:
             raise ValueError(f"gestalt_match: item {i} has no 'choices' in its context (the harness picks among them)")
-        scores.append(gestalt_match_item(pred, harness_answer(gold), [_as_str(c) for c in choices]))
+        scores.append(gestalt_match_item(pred, _harness_gold(gold, ctx), [_as_str(c) for c in choices]))
     return MetricResult(_mean(scores), scores)
 
 
-def _harness_exact(pred: str, gold: str) -> float:
-    from .medharness import harness_answer, harness_exact_match_item
+def _harness_gold(gold: str, ctx: Mapping[str, Any]) -> str:
+    """The gold as the harness stores it: the loader's ``harness_answer`` when it gives one (the
+    choice texts joined by ","), else our gold with its lines joined by ","."""
+    from .medharness import harness_answer
 
-    return harness_exact_match_item(pred, harness_answer(gold))
+    given = ctx.get("harness_answer")
+    return given if isinstance(given, str) else harness_answer(gold)
+
+
+def _harness_exact(preds: list[str], golds: list[str], contexts: list[Mapping[str, Any]]) -> MetricResult:
+    from .medharness import harness_exact_match_item
+
+    scores = [harness_exact_match_item(p, _harness_gold(g, c)) for p, g, c in zip(preds, golds, contexts)]
+    return MetricResult(_mean(scores), scores)
 
 
 # COMET -----------------------------------------------------------------------------------------
@@ -773,7 +783,7 @@ _METRICS: dict[str, Metric] = {
         Metric("choice_set_accuracy", True, True, _choice_set(partial=False)),
         Metric("choice_set_f1", True, False, _choice_set(partial=True)),
         Metric("gestalt_match", True, True, _harness_gestalt_match),
-        Metric("harness_exact_match", True, True, _per_item(_harness_exact)),
+        Metric("harness_exact_match", True, True, _harness_exact),
         Metric("comet_wmt22", False, False, _comet),
     ]
 }

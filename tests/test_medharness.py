@@ -163,6 +163,11 @@ def test_metrics_score_multi_line_golds_as_the_harness_answer() -> None:
     assert result.score == pytest.approx(2 / 3)
     exact = get_metric("harness_exact_match")(["aaa,bbb", "bbb."], ["aaa\nbbb", "bbb"])
     assert exact.per_item == [1.0, 1.0]
+    # A choice text holding a line break (IgakuQA 115C25's English choice): the loader's
+    # harness_answer keeps it whole, where our one-answer-per-line gold would split it in two.
+    ctx = [{"choices": ["a", "b\nx"], "harness_answer": "b\nx"}]
+    assert get_metric("gestalt_match")(["b"], ["b\nx"], ctx).per_item == [1.0]
+    assert get_metric("gestalt_match")(["b"], ["b\nx"], [{"choices": ["a", "b\nx"]}]).per_item == [0.0]
     with pytest.raises(ValueError, match="gestalt_match: item 0 has no 'choices'"):
         get_metric("gestalt_match")(["a"], ["a"], [{}])
 
@@ -417,3 +422,54 @@ def test_a_save_to_disk_copy_at_the_mirror_path_is_read_offline(tmp_path) -> Non
     spec = load_spec(ROOT / "benchmarks" / "medmcqa_ja.yaml")
     [example] = load_examples(spec, ROOT / "benchmarks", data_dir)
     assert (example.id, example.gold, example.choices) == ("j1", "丁", ("甲", "乙", "丙", "丁"))
+
+
+# --- against IgakuQA's real files, when a copy is at hand ------------------------------------------
+
+def _igakuqa_data_dir():
+    import os
+
+    for candidate in (os.environ.get("JALLM_IGAKUQA_DATA_DIR"), str(ROOT.parent / "shared" / "data")):
+        if candidate and (__import__("pathlib").Path(candidate) / "igakuqa" / "data" / "2018" / "112-A.jsonl").is_file():
+            return __import__("pathlib").Path(candidate)
+    return None
+
+
+@pytest.mark.skipif(_igakuqa_data_dir() is None, reason="IgakuQA's data/ not found under ../shared/data/igakuqa or "
+                    "$JALLM_IGAKUQA_DATA_DIR/igakuqa (jungokasai/IgakuQA @2bc4c3d; not in shared data)")
+@pytest.mark.filterwarnings("ignore:.*not pinned by sha256")
+@pytest.mark.parametrize(("lang", "expected"), [("ja", 1450), ("en", 1420)])
+def test_igakuqa_harness_specs_select_and_prompt_as_the_harness_on_the_real_files(lang, expected) -> None:
+    """The harness's selection re-stated from eval_bench.py: English and Japanese files paired line
+    by line in sorted order, kept when the Japanese item is text_only and has 5 choices and the
+    question is at most 1024 (ja) / 2048 (en) characters; gold = the answer letters' texts joined by ","."""
+    import glob
+
+    from pytest_jallm.data import load_examples
+    from pytest_jallm.metrics import _harness_gold
+    from pytest_jallm.prompt import render_prompt
+    from pytest_jallm.spec import load_spec
+
+    data_dir = _igakuqa_data_dir()
+    root = str(data_dir / "igakuqa" / "data")
+    jp_files = sorted(glob.glob(root + "/20*/*-[ABCDEF].jsonl"))
+    files = sorted(glob.glob(root + "/20*/*_translate.jsonl")) if lang == "en" else jp_files
+    reference = []
+    for f, g in zip(files, jp_files):
+        with open(f, encoding="utf-8") as fh, open(g, encoding="utf-8") as gh:
+            for line, jp_line in zip(fh, gh):
+                item, jp = json.loads(line), json.loads(jp_line)
+                if jp["text_only"] is not True or len(jp["choices"]) != 5:
+                    continue
+                question = item["problem_text"] if lang == "ja" else item["problem_text_en"]
+                choices = item["choices"] if lang == "ja" else item["choices_en"]
+                if len(question) <= (1024 if lang == "ja" else 2048):
+                    gold = ",".join(dict(zip("abcde", choices))[a] for a in item["answer"])
+                    reference.append((str(item["problem_id"]), question, choices, gold))
+    spec = load_spec(ROOT / "benchmarks" / ("igakuqa_harness.yaml" if lang == "ja" else "igakuqa_harness_en.yaml"))
+    examples = load_examples(spec, ROOT / "benchmarks", data_dir)
+    assert len(reference) == expected
+    assert [ex.id for ex in examples] == [r[0] for r in reference]
+    for ex, (pid, question, choices, gold) in zip(examples, reference):
+        assert render_prompt(spec, ex, []) == mh.render_harness_prompt(spec.prompt_template, question, choices), pid
+        assert _harness_gold(ex.gold, ex.context) == gold, pid
