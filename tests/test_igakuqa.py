@@ -107,3 +107,46 @@ def test_igakuqa_specs_score_with_the_set_metric(tmp_path) -> None:
         pred = f"{examples[0].choices[4]}\n{examples[0].choices[1]}"  # both answers, reversed
         r = get_metric("choice_set_accuracy")([normalize(pred)], [normalize(examples[0].gold)], [examples[0].context])
         assert r.per_item == [1.0], name
+
+
+def _exam_files(root: Path, spec_path: Path) -> list[str]:
+    """One two-answer problem per exam block, at every mirror path the spec names, with its
+    English translation beside it (IgakuQA's `_translate.jsonl`)."""
+    spec = load_spec(spec_path)
+    pids = []
+    for mirror in spec.source.mirrors():
+        block = Path(mirror).stem  # e.g. 116-A
+        pid = block.replace("-", "") + "1"
+        pids.append(pid)
+        _write_exam((root / mirror).parent, Path(mirror).name, [_problem(pid, ["b", "e"])])
+        translated = {"problem_id": pid, "problem_text_en": f"Question {pid}", "choices_en": [f"{c} (en)" for c in CHOICES]}
+        (root / mirror).with_name(f"{block}_translate.jsonl").write_text(json.dumps(translated, ensure_ascii=False) + "\n",
+                                                                       encoding="utf-8")
+    return pids
+
+
+@pytest.mark.parametrize("name, answer", [
+    ("igakuqa", "{e}\n{b}"),
+    ("igakuqa_cot", "まず考える。\n答え：{e}\n{b}"),
+    ("igakuqa_en", "{e} (en)\n{b} (en)"),
+    ("igakuqa_en_cot", "Let me think.\nAnswer: {e} (en)\n{b} (en)"),
+])
+def test_igakuqa_specs_end_to_end_from_a_data_dir(pytester: pytest.Pytester, name: str, answer: str) -> None:
+    """Each shipped spec reads its local copy through --jallm-data-dir and scores a two-answer
+    response given in the other order as right (exact_match, order-sensitive, does not)."""
+    data = pytester.path / "data"
+    pids = _exam_files(data, ROOT / "benchmarks" / f"{name}.yaml")
+    output = answer.format(b=CHOICES[1], e=CHOICES[4])
+    script = pytester.path / "script.json"
+    script.write_text(json.dumps({"rules": [], "default": output}, ensure_ascii=False), encoding="utf-8")
+    result = pytester.runpytest(str(ROOT / "benchmarks" / f"{name}.yaml"), "--model", str(script),
+                                "--jallm-backend", "pytest_jallm.testing:ScriptedBackend", "--jallm-no-cache",
+                                "--jallm-data-dir", str(data), "--jallm-results-json", "r.json",
+                                "--jallm-thresholds-dir", str(pytester.path / "none"), "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    bench = json.loads((pytester.path / "r.json").read_text(encoding="utf-8"))["benchmarks"][0]
+    assert bench["n"] == len(pids) == 30
+    scores = bench["extra"]["scores"]
+    assert scores["choice_set_accuracy"] == 100.0 and scores["choice_set_f1"] == 100.0
+    assert scores["gestalt_accuracy"] == 100.0
+    assert scores["exact_match"] == 0.0
