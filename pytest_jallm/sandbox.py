@@ -180,13 +180,15 @@ def make_judge(secret, fd):
     # untouched originals), so an object that "equals everything" fails. A pass is the secret,
     # written on fd `fd` only after the last assert: an early exit, SystemExit or a patched
     # exit path leaves it unwritten.
-    import ast, builtins, collections, decimal, fractions, operator
+    import ast, builtins, collections, datetime, decimal, fractions, operator
     W, X, T, TGA, MRO = os.write, os._exit, type, type.__getattribute__, type.__dict__["__mro__"].__get__
+    TDICT = type.__dict__["__dict__"].__get__
     DICT_ITEMS, EVAL, EXEC, NONE = dict.items, eval, exec, type(None)
     pristine = dict(builtins.__dict__)
     os.set_inheritable(fd, False)
     token = secret.encode()
-    plain = (int, float, complex, str, bytes, bool, NONE, list, tuple, dict, set, frozenset)
+    plain = (int, float, complex, str, bytes, bool, NONE, list, tuple, dict, set, frozenset, range, bytearray,
+             datetime.date, datetime.datetime, datetime.time, datetime.timedelta)
     dunders = ("__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__contains__", "__bool__",
                "__len__", "__iter__", "__hash__")
     stdlib = {t: {n: TGA(t, n) for n in dunders if hasattr(t, n)} for t in (
@@ -224,11 +226,16 @@ def make_judge(secret, fd):
             elif base in (list, tuple, set, frozenset, collections.deque):
                 stack += [(x, depth + 1) for x in base.__iter__(v)]
         return True
-    def value(code, g, src):
+    def default_truthy(v):
+        # No __bool__/__len__ anywhere in its class chain (e.g. re.Match): always true, like True itself.
+        return not any("__bool__" in TDICT(c) or "__len__" in TDICT(c) for c in MRO(T(v)))
+    def value(code, g, src, truth=False):
         try:
             v = EVAL(code, g)
         except BaseException as e:
             fail("test raised %s: %s" % (T(e).__name__, src))
+        if truth and default_truthy(v):
+            return True
         if not is_plain(v, [1_000_000]):
             fail("test value is not a plain value (type %s): %s" % (T(v).__name__, src))
         return v
@@ -279,7 +286,7 @@ def make_judge(secret, fd):
                     if ok is not True:
                         fail("AssertionError: " + src)
             elif kind == "truthy":
-                if not value(code_, g, src):
+                if not value(code_, g, src, truth=True):
                     fail("AssertionError: " + src)
             elif value(code_, g, src):
                 fail("AssertionError: " + src)

@@ -149,6 +149,9 @@ def test_forged_passes_score_zero_and_correct_code_still_scores_one(monkeypatch:
         "float and math": ("import math\ndef area(r):\n    return math.pi * r * r\n",
                            "['import math', 'assert math.isclose(area(2), 12.566370614359172)', 'assert area(1) > 3', 'assert 3 in [area(0) + 3]']"),
         "bool": ("def odd(n):\n    return n % 2 == 1\n", "['assert odd(3)', 'assert not odd(4)', 'assert odd(5) is True']"),
+        "re.Match and dates": ("import re, datetime\ndef find(s):\n    return re.search('a+', s)\n"
+                               "def day(n):\n    return datetime.date(2024, 1, n)\n",
+                               "['assert find(\"baa\")', 'assert not find(\"xyz\")', 'assert day(2) == datetime.date(2024, 1, 2)']"),
     }
     preds = [p for p, _ in legit.values()] + list(FORGERIES.values())
     golds = [g for _, g in legit.values()] + [GOLD] * len(FORGERIES)
