@@ -406,6 +406,7 @@ class Evaluation:
             try:
                 if mine_failed:
                     p, outputs, backend_errors = self._without_failed(p, outputs, mine_failed)
+                    mine = [o for i, o in enumerate(mine) if i not in mine_failed]  # counts match the scored items
                 result = score_benchmark(p, outputs, identity, self.settings)
             except Exception as e:
                 self.errors[p.spec.name] = e

@@ -60,6 +60,6 @@ def test_a_sound_cache_opens_and_reads(tmp_path: Path) -> None:
     path = tmp_path / "gen.sqlite"
     _cache_with_rows(path)
     with GenerationCache(path) as cache:
-        assert cache.get("key-001", ).startswith("generation 1 ")
+        assert cache.get("key-001").startswith("generation 1 ")
     done = _cli("cache", "stats", "--path", str(path))
     assert done.returncode == 0 and "60" in done.stdout, done.stdout + done.stderr
