@@ -86,6 +86,8 @@ def _spec_files(args: list[str]) -> list[Path]:
 
     def walk(folder: Path) -> None:
         for entry in sorted(folder.iterdir(), key=lambda p: p.name):
+            if entry.name.startswith("."):  # pytest does not recurse into these either
+                continue
             if entry.is_dir():
                 walk(entry)
             elif entry.suffix in (".yaml", ".yml"):

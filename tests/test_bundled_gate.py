@@ -10,6 +10,9 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
+
+from real_slices import SLICES
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "benchmarks" / "sample"
@@ -62,14 +65,30 @@ def test_cached_rerun_generates_nothing(pytester: pytest.Pytester) -> None:
     again.stdout.fnmatch_lines(["pytest-jallm: 70 prompts, 0 generated, 70 from the generation cache (model not loaded, *"])
 
 
-@pytest.mark.skipif(not (SHARED / "jglue").is_dir(), reason=f"JGLUE files not found at {SHARED} (see shared/data/README.md)")
-def test_real_jcommonsenseqa_slice_end_to_end(pytester: pytest.Pytester) -> None:
+@pytest.mark.parametrize("data", [
+    # the shipped slice (12 test items; read unpinned, as a slice is not the pinned file) ...
+    pytest.param(SLICES, id="slices"),
+    # ... and the full file when present
+    pytest.param(SHARED, id="shared", marks=pytest.mark.skipif(
+        not (SHARED / "jglue").is_dir(), reason=f"JGLUE files not found at {SHARED} (see shared/data/README.md)")),
+])
+def test_real_jcommonsenseqa_slice_end_to_end(pytester: pytest.Pytester, data: Path) -> None:
+    spec = ROOT / "benchmarks" / "jcommonsenseqa.yaml"
+    n = 20
+    if data == SLICES:
+        raw = yaml.safe_load(spec.read_text(encoding="utf-8"))
+        for source in (raw["source"], raw["fewshot"]["source"]):
+            source.pop("sha256", None)
+        spec = pytester.path / "benchmarks" / "jcommonsenseqa.yaml"
+        spec.parent.mkdir()
+        spec.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+        n = 12
     result = pytester.runpytest_subprocess(
-        str(ROOT / "benchmarks" / "jcommonsenseqa.yaml"),
+        str(spec),
         "--model", str(GOOD),
         "--jallm-backend", "hf",
-        "--jallm-data-dir", str(SHARED),
-        "--jallm-limit", "20",
+        "--jallm-data-dir", str(data),
+        "--jallm-limit", str(n),
         "--jallm-num-fewshot", "0",
         "--jallm-items",
         "--jallm-no-cache",
@@ -77,10 +96,10 @@ def test_real_jcommonsenseqa_slice_end_to_end(pytester: pytest.Pytester) -> None
         "-p", "no:cacheprovider",
     )
     outcomes = result.parseoutcomes()
-    assert outcomes.get("passed", 0) + outcomes.get("failed", 0) == 21  # 1 benchmark + 20 examples
+    assert outcomes.get("passed", 0) + outcomes.get("failed", 0) == n + 1  # 1 benchmark + n examples
     doc = json.loads((pytester.path / "jcqa.json").read_text(encoding="utf-8"))
     (row,) = doc["benchmarks"]
-    assert row["name"] == "jcommonsenseqa" and row["n"] == 20 and row["category"] == "MC"
+    assert row["name"] == "jcommonsenseqa" and row["n"] == n and row["category"] == "MC"
     assert 0 <= row["score"] <= 100 and row["ooc_rate"] is not None
     # A failing example shows the real question in its prompt.
     if outcomes.get("failed"):
