@@ -84,6 +84,12 @@ class JallmSession:
             max_backend_error_pct=_percent(opt("jallm_max_backend_errors"), "--jallm-max-backend-errors"),
         )
         self.med_template: str | None = opt("jallm_med_template")
+        if self.med_template is not None:
+            from .medharness import HARNESS_TEMPLATES
+
+            if self.med_template not in HARNESS_TEMPLATES:
+                raise pytest.UsageError(f"--jallm-med-template {self.med_template!r}: expected one of "
+                                        f"{', '.join(HARNESS_TEMPLATES)} (japanese-lm-med-harness's template.py)")
         self.evaluation = Evaluation(self.settings, self._make_backend, progress=self._progress)
 
     # --- backend -------------------------------------------------------------

@@ -354,7 +354,8 @@ def test_med_template_option_switches_a_med_spec_to_a_harness_template(med_suite
     row = _results(med_suite, script, "--jallm-med-template", "alpaca_med_five_choice_cot")["benchmarks"][0]
     assert row["score"] == pytest.approx(100.0)  # every prompt was exactly the harness's text
     result = med_suite.runpytest("benchmarks", "--collect-only", "--jallm-med-template", "no_such_template")
-    result.stdout.fnmatch_lines(["*unknown template 'no_such_template'*"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--jallm-med-template 'no_such_template': expected one of alpaca, alpaca_ja, *"])
 
 
 # --- the bundled hand-written slice through the real specs --------------------------------------
@@ -473,3 +474,29 @@ def test_igakuqa_harness_specs_select_and_prompt_as_the_harness_on_the_real_file
     for ex, (pid, question, choices, gold) in zip(examples, reference):
         assert render_prompt(spec, ex, []) == mh.render_harness_prompt(spec.prompt_template, question, choices), pid
         assert _harness_gold(ex.gold, ex.context) == gold, pid
+
+
+def test_shuffle_moves_a_positional_label_gold_and_refuses_an_unmovable_one() -> None:
+    from pytest_jallm.data import DataError, Example
+    from pytest_jallm.runner import shuffle_choices
+    from pytest_jallm.spec import parse_spec
+
+    spec = parse_spec({
+        "name": "toy", "category": "MC", "source": {"path": "x.jsonl"},
+        "fields": {"answer": "label", "choices": ["c0", "c1", "c2"], "question": "q"},
+        "instruction": "番号で答えよ", "input": "{question}\n{choices}", "labels": ["0", "1", "2"],
+        "max_new_tokens": 2, "metrics": ["exact_match"],
+    }, __import__("pathlib").Path("toy.yaml"))
+    items = [Example(id=str(i), fields={"question": f"q{i}"}, choices=("いぬ", "ねこ", "とり"), gold=str(i % 3))
+             for i in range(6)]
+    shuffled = shuffle_choices(spec, items, seed=11)
+    orders = mh.shuffle_permutations(11, [3] * 6)
+    for before, after, order in zip(items, shuffled, orders):
+        assert after.choices == tuple(before.choices[k] for k in order)
+        # the gold label names the same choice text in its new position
+        assert after.choices[int(after.gold)] == before.choices[int(before.gold)]
+        assert after.context["choices"] == list(after.choices)
+    text_gold = [Example(id="t", fields={"question": "q"}, choices=("いぬ", "ねこ", "とり"), gold="ねこ")]
+    assert shuffle_choices(spec, text_gold, seed=1)[0].gold == "ねこ"
+    with pytest.raises(DataError, match=r"toy: item 'b': --jallm-shuffle-choices cannot move the gold 'さる'"):
+        shuffle_choices(spec, [Example(id="b", fields={"question": "q"}, choices=("いぬ", "ねこ", "とり"), gold="さる")], seed=1)
