@@ -472,7 +472,8 @@ def load_igakuqa(files: Sequence[str], options: Mapping[str, Any]) -> Rows:
     ``choices`` (texts), ``answer_letters`` (a list: some problems take two or three
     answers), ``answer_text`` (the correct choices' texts, a list) and ``choices_lettered``,
     plus what IgakuQA's own scoring script accepts: ``accepted_answers`` (letter lists; a
-    gold written ``"a or d"`` accepts either) and ``any_answer_correct`` (problem 116A71).
+    gold written ``"a or d"`` accepts either), ``any_answer_correct`` (problem 116A71) and
+    ``points`` (1 or 3 in the exam; 1 when absent).
     ``language: en`` reads the English translation from the sibling
     ``<exam>-<block>_translate.jsonl`` (problem_text_en, choices_en), joined on problem_id;
     the image filter still comes from the Japanese file.
@@ -503,6 +504,9 @@ def load_igakuqa(files: Sequence[str], options: Mapping[str, Any]) -> Rows:
                 continue
             answer = accepted[0]
             pid = str(rec["problem_id"])
+            points = str(rec.get("points", "1")).strip()
+            if not points.isdigit():
+                raise _bad(path, f"{i} (problem_id {pid})", "points", f"expected a whole number, got {rec.get('points')!r}")
             question, choices = rec["problem_text"], list(rec["choices"])
             if language == "en":
                 tr = translated.get(pid)
@@ -520,6 +524,7 @@ def load_igakuqa(files: Sequence[str], options: Mapping[str, Any]) -> Rows:
                     "answer_letters": list(answer),
                     "accepted_answers": accepted,
                     "any_answer_correct": pid in _IGAKUQA_ALL_CREDITED,
+                    "points": int(points),
                     "answer_text": [str(choices[letters.index(a)]) for a in answer],
                     # japanese-lm-med-harness prompts with the text as it is and scores against the
                     # answer texts joined by "," (a choice may itself hold a line break: 115C25).

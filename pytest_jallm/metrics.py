@@ -91,6 +91,8 @@ Notes on each metric (what exactly is computed, and where it departs from a naiv
     accepts a or d), else ``["answer_letters"]``, else the gold text's lines;
     ``["any_answer_correct"]`` credits every response (IgakuQA's 116A71).  ``choice_set_f1`` is the
     partial credit ``2|P∩G|/(|P|+|G|)`` of the answer sets (best over accepted answers).
+    ``choice_set_points`` is IgakuQA's score/total: each right answer counts its problem's
+    ``contexts[i]["points"]`` (1 or 3 in the exam; 1 when absent); corpus-level.
 ``gestalt_match`` / ``harness_exact_match``
     japanese-lm-med-harness's ``evaluate()`` (its leaderboard's "Accuracy based on Gestalt
     distance"), reproduced in :mod:`pytest_jallm.medharness`: each choice scores the mean of
@@ -695,6 +697,13 @@ def _choice_set(partial: bool) -> Callable[..., MetricResult]:
     return run
 
 
+def _choice_set_points(preds: list[str], golds: list[str], contexts: list[Mapping[str, Any]]) -> MetricResult:
+    right = _choice_set(partial=False)(preds, golds, contexts).per_item or []
+    points = [float(ctx.get("points", 1)) for ctx in contexts]
+    total = math.fsum(points)
+    return MetricResult(math.fsum(p * r for p, r in zip(points, right)) / total if total else 0.0, None)
+
+
 # japanese-lm-med-harness's evaluate() ------------------------------------------------------------
 
 
@@ -782,6 +791,7 @@ _METRICS: dict[str, Metric] = {
         Metric("gestalt_accuracy", True, True, _gestalt_accuracy),
         Metric("choice_set_accuracy", True, True, _choice_set(partial=False)),
         Metric("choice_set_f1", True, False, _choice_set(partial=True)),
+        Metric("choice_set_points", False, False, _choice_set_points),
         Metric("gestalt_match", True, True, _harness_gestalt_match),
         Metric("harness_exact_match", True, True, _harness_exact),
         Metric("comet_wmt22", False, False, _comet),

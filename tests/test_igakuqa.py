@@ -147,6 +147,19 @@ def test_igakuqa_specs_end_to_end_from_a_data_dir(pytester: pytest.Pytester, nam
     bench = json.loads((pytester.path / "r.json").read_text(encoding="utf-8"))["benchmarks"][0]
     assert bench["n"] == len(pids) == 30
     scores = bench["extra"]["scores"]
-    assert scores["choice_set_accuracy"] == 100.0 and scores["choice_set_f1"] == 100.0
+    assert scores["choice_set_accuracy"] == scores["choice_set_f1"] == scores["choice_set_points"] == 100.0
     assert scores["gestalt_accuracy"] == 100.0
     assert scores["exact_match"] == 0.0
+
+
+def test_points_weighted_score_as_igakuqa_reports_it(tmp_path) -> None:
+    """IgakuQA's script also reports score/total: each problem's `points` (1 or 3) when right."""
+    heavy = {**_problem("112B25", ["b"]), "points": "3"}
+    rows = LOADERS["igakuqa"]([_write_exam(tmp_path, "112-B.jsonl", [_problem("112B1", ["b"]), heavy])], {})
+    assert [r["points"] for r in rows] == [1, 3]
+    right, wrong = CHOICES[1], CHOICES[0]
+    assert _score("choice_set_points", [wrong, right], rows).score == pytest.approx(3 / 4)
+    assert _score("choice_set_points", [right, wrong], rows).score == pytest.approx(1 / 4)
+    bad = {**_problem("112B2", ["b"]), "points": "many"}
+    with pytest.raises(Exception, match="points"):
+        LOADERS["igakuqa"]([_write_exam(tmp_path / "bad", "112-B.jsonl", [bad])], {})
