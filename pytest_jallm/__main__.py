@@ -1,4 +1,4 @@
-"""Command line: `python -m pytest_jallm merge|leaderboard|schema|cache|prompts ...`."""
+"""Command line: `python -m pytest_jallm merge|leaderboard|schema|cache|prompts|data ...`."""
 
 from __future__ import annotations
 
@@ -144,6 +144,43 @@ def _prompts(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data(args: argparse.Namespace) -> int:
+    """`data fetch`: every selected source into a --jallm-data-dir layout; `data verify`: check one."""
+    from . import datafetch
+    from .data import DataError
+    from .fetch import DataConfig
+    from .spec import SpecError
+
+    try:
+        if args.action == "verify":
+            specs = _spec_files(args.specs)
+            problems = datafetch.verify(Path(args.dir), specs)
+            for p in problems:
+                print(p, file=sys.stderr)
+            if problems:
+                print(f"pytest-jallm data verify: {len(problems)} problem(s) in {args.dir}", file=sys.stderr)
+                return 1
+            print(f"pytest-jallm data verify: {args.dir} is intact")
+            return 0
+        specs = _spec_files(args.specs or (["benchmarks"] if Path("benchmarks").is_dir() else []))
+        if not specs:
+            print("pytest-jallm data fetch: no specs given (and no benchmarks/ folder here)", file=sys.stderr)
+            return 2
+        config = DataConfig.from_options(None, args.cache, args.url_map)
+        count, failures = datafetch.fetch(specs, Path(args.to), config)
+    except (OSError, SpecError, DataError, ValueError) as e:
+        print(f"pytest-jallm data {args.action}: {e}", file=sys.stderr)
+        return 2
+    print(f"pytest-jallm data fetch: {count} files and {datafetch.MANIFEST} in {args.to}; "
+          f"run with --jallm-data-dir {args.to}")
+    if failures:
+        print(f"pytest-jallm data fetch: {len(failures)} source(s) could not be fetched:", file=sys.stderr)
+        for f in failures:
+            print(f"  {f}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pytest_jallm")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -180,6 +217,23 @@ def main(argv: list[str] | None = None) -> int:
     prompts.add_argument("--med-template", default=None, metavar="NAME", help="as --jallm-med-template")
     prompts.add_argument("-o", "--output", help="write here instead of standard output")
     prompts.set_defaults(func=_prompts)
+    data = sub.add_parser("data", help="pre-fetch benchmark data for offline runners (fetch), or check a copy (verify)")
+    data_sub = data.add_subparsers(dest="action", required=True)
+    fetch = data_sub.add_parser("fetch", help="download every selected source into DIR, in the layout --jallm-data-dir "
+                                              "reads, with a MANIFEST.sha256 (exit 1: some source failed)")
+    fetch.add_argument("specs", nargs="*", metavar="SPEC", help="spec files or directories (default: benchmarks/)")
+    fetch.add_argument("--to", required=True, metavar="DIR", help="the data directory to fill")
+    fetch.add_argument("--cache", default=None, help="as --jallm-data-cache (default: env JALLM_DATA_CACHE, "
+                                                      "else ~/.cache/pytest-jallm/data)")
+    fetch.add_argument("--url-map", action="append", default=[], metavar="PREFIX=REPLACEMENT",
+                       help="as --jallm-url-map (repeatable; env JALLM_URL_MAP)")
+    fetch.set_defaults(func=_data)
+    verify = data_sub.add_parser("verify", help="check DIR against its MANIFEST.sha256 and the specs' pins "
+                                                "(exit 1 and the bad files' names)")
+    verify.add_argument("dir", metavar="DIR")
+    verify.add_argument("specs", nargs="*", metavar="SPEC",
+                        help="also check that DIR holds these specs' mirrors and that they match the specs' pins")
+    verify.set_defaults(func=_data)
     args = parser.parse_args(argv)
     return args.func(args)
 

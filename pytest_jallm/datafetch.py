@@ -1,0 +1,160 @@
+"""`python -m pytest_jallm data fetch|verify`: a pre-fetched data directory for offline runners.
+
+``fetch`` loads every selected source once, the way a run does (so it also gets the files a
+loader reads besides the listed ones), and copies each file to its ``mirror`` path under the
+target: exactly the layout ``--jallm-data-dir`` reads. A Hugging Face source is saved with
+``save_to_disk``. ``MANIFEST.sha256`` (sha256sum format) lists every file written.
+``verify`` checks a directory against its manifest and against the specs' pins.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+from .errors import DataError
+from .fetch import DataConfig, inside, sha256_of
+from .spec import BenchmarkSpec, Source, load_spec, read_pins_file
+
+MANIFEST = "MANIFEST.sha256"
+
+
+def _sources(spec: BenchmarkSpec) -> list[tuple[Source, str]]:
+    out = [(spec.source, f"{spec.name}: source")]
+    if spec.fewshot.source is not None:
+        out.append((spec.fewshot.source, f"{spec.name}: fewshot.source"))
+    return out
+
+
+def _copy_atomic(src: Path, dest: Path) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out, open(src, "rb") as fh:
+            shutil.copyfileobj(fh, out, 1 << 20)
+        os.replace(tmp, dest)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def fetch_source(source: Source, spec_dir: Path, to: Path, config: DataConfig, where: str) -> list[Path]:
+    """Put one source's files at their mirror paths under ``to``; returns the paths written or kept."""
+    from .data import hf_mirror, load_source
+
+    if source.hf:
+        return [_save_hf(source, inside(to, hf_mirror(source), where), where)]
+    if not source.url:
+        return []  # a spec's own local files travel with the spec
+    if not source.mirror:
+        raise DataError(f"{where}: has no 'mirror' path, so it has no place under a data dir")
+    _, _, fetched = load_source(source, spec_dir, None, where, dataclasses.replace(config, data_dir=None))
+    written = []
+    for url, cached in fetched.touched.items():
+        mirror = fetched.mirror_of(url)
+        if mirror is None:
+            raise DataError(f"{where}: {url} has no mirror path (it is not below any listed url/mirror pair)")
+        dest = inside(to, mirror, where)
+        if not (dest.is_file() and sha256_of(dest) == sha256_of(cached)):
+            _copy_atomic(Path(cached), dest)
+        written.append(dest)
+    return written
+
+
+def _save_hf(source: Source, dest: Path, where: str) -> Path:
+    import datasets
+
+    if (dest / "dataset_dict.json").exists():
+        return dest
+    try:
+        ds = datasets.load_dataset(source.hf, source.hf_config)
+    except Exception as e:
+        raise DataError(f"{where}: could not load Hugging Face dataset {source.hf!r} (config {source.hf_config!r}): "
+                        f"{type(e).__name__}: {e}") from e
+    tmp = dest.with_name(f".{dest.name}.part")
+    shutil.rmtree(tmp, ignore_errors=True)
+    ds.save_to_disk(str(tmp))
+    os.replace(tmp, dest)
+    return dest
+
+
+def _files_under(root: Path) -> Iterable[Path]:
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and path.name != MANIFEST and not path.name.endswith(".part"):
+            yield path
+
+
+def write_manifest(to: Path) -> Path:
+    lines = [f"{sha256_of(p)}  {p.relative_to(to).as_posix()}\n" for p in _files_under(to)]
+    manifest = to / MANIFEST
+    fd, tmp = tempfile.mkstemp(dir=to, prefix=f".{MANIFEST}.", suffix=".part")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.writelines(lines)
+    os.replace(tmp, manifest)
+    return manifest
+
+
+def fetch(spec_paths: Sequence[Path], to: Path, config: DataConfig,
+          log: Callable[[str], None] = print) -> tuple[int, list[str]]:
+    """Fetch every source of the specs into ``to``; (files in the directory, failures)."""
+    to.mkdir(parents=True, exist_ok=True)
+    failures: list[str] = []
+    done: set[str] = set()
+    for path in spec_paths:
+        spec = load_spec(path)
+        for source, where in _sources(spec):
+            key = f"hf:{source.hf}:{source.hf_config}" if source.hf else source.model_dump_json()
+            if key in done:
+                continue
+            done.add(key)
+            try:
+                files = fetch_source(source, path.parent, to, config, where)
+            except DataError as e:
+                failures.append(f"{path}: {e}")
+                log(f"FAILED {where}: {e}")
+                continue
+            if files:
+                log(f"ok {where}: {len(files)} file(s)" if len(files) > 1 else f"ok {where}: {files[0]}")
+    write_manifest(to)
+    return sum(1 for _ in _files_under(to)), failures
+
+
+def verify(root: Path, spec_paths: Sequence[Path] = ()) -> list[str]:
+    """Problems with a data directory: files that differ from its manifest; with specs, also
+    their mirrors that are missing and files that differ from a spec's pin."""
+    problems: list[str] = []
+    manifest = root / MANIFEST
+    listed: dict[str, str] = read_pins_file(manifest) if manifest.is_file() else {}
+    if not manifest.is_file() and not spec_paths:
+        return [f"{manifest}: no manifest (write one with `python -m pytest_jallm data fetch --to {root}`)"]
+    pinned: dict[str, tuple[str, str]] = {}
+    for path in spec_paths:
+        spec = load_spec(path)
+        for source, where in _sources(spec):
+            try:
+                pins = source.pins(path.parent)
+            except DataError as e:
+                problems.append(str(e))
+                continue
+            for name in source.mirrors() if source.url else []:
+                if not (root / name).is_file():
+                    problems.append(f"{root / name}: missing ({where})")
+            for name, digest in pins.items():
+                pinned.setdefault(name, (digest, where))
+    for name, digest in sorted(listed.items()):
+        file = root / name
+        if not file.is_file():
+            problems.append(f"{file}: missing (listed in {MANIFEST})")
+        elif sha256_of(file) != digest:
+            problems.append(f"{file}: sha256 mismatch: {MANIFEST} has {digest}, the file has {sha256_of(file)}")
+    for name, (digest, where) in sorted(pinned.items()):
+        file = root / name
+        if file.is_file() and sha256_of(file) != digest:
+            problems.append(f"{file}: sha256 mismatch: {where} pins {digest}, the file has {sha256_of(file)}")
+    return list(dict.fromkeys(problems))
