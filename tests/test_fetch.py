@@ -194,3 +194,51 @@ def test_mirror_leaving_the_data_dir_is_refused_in_a_run(pytester: pytest.Pytest
     result = pytester.runpytest(*base_args(write_script(pytester.path), "--jallm-data-dir", str(pytester.path / "d")))
     result.stdout.fnmatch_lines(["*toy_mc.yaml: key 'source': *'../../etc/passwd' may not contain '..'*"])
     assert result.ret != 0
+
+
+# data fetch / data verify ------------------------------------------------------------------------
+
+
+def _cli(*args: str, env: dict | None = None):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "pytest_jallm", *args], capture_output=True, text=True, timeout=300,
+                          env=env)
+
+
+def test_data_fetch_writes_the_data_dir_layout_and_verify_names_a_changed_file(tmp_path: Path) -> None:
+    root, digest = _published(tmp_path)
+    spec = tmp_path / "specs" / "toy.yaml"
+    spec.parent.mkdir()
+    spec.write_text(
+        "name: toy\ncategory: MC\n"
+        f"source: {{url: '{UPSTREAM}data/test.jsonl', mirror: repo/data/test.jsonl, format: jsonl,"
+        f" sha256: {{repo/data/test.jsonl: {digest}}}}}\n"
+        "fields: {id: id, answer: label, question: question}\ninstruction: 答えて\ninput: '{question}'\n"
+        "max_new_tokens: 2\nmetrics: [exact_match]\n", encoding="utf-8")
+    data = tmp_path / "data"
+    with serve_directory(root) as server:
+        fetched = _cli("data", "fetch", str(spec), "--to", str(data), "--cache", str(tmp_path / "cache"),
+                       "--url-map", f"{UPSTREAM}={server.base_url}/")
+    assert fetched.returncode == 0, fetched.stdout + fetched.stderr
+    copy = data / "repo" / "data" / "test.jsonl"
+    assert hashlib.sha256(copy.read_bytes()).hexdigest() == digest
+    assert (data / "MANIFEST.sha256").read_text(encoding="utf-8") == f"{digest}  repo/data/test.jsonl\n"
+    rows, _ = load_rows(load_spec_source(spec), spec.parent, data, "t: source", DataConfig(cache_dir=tmp_path / "none"))
+    assert len(rows) == len(ROWS)
+    assert _cli("data", "verify", str(data)).returncode == 0
+
+    copy.write_bytes(copy.read_bytes()[:-10])
+    bad = _cli("data", "verify", str(data), str(spec))
+    assert bad.returncode == 1
+    assert str(copy) in bad.stderr and digest in bad.stderr, bad.stderr
+    copy.unlink()
+    missing = _cli("data", "verify", str(data), str(spec))
+    assert missing.returncode == 1 and f"{copy}: missing" in missing.stderr, missing.stderr
+
+
+def load_spec_source(path: Path) -> Source:
+    from pytest_jallm.spec import load_spec
+
+    return load_spec(path).source
