@@ -38,7 +38,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL = ROOT / "models" / "tiny-ja-good"
-SAMPLE_DATA = ROOT / "benchmarks" / "data" / "sample_mc"
+SAMPLE_DATA = ROOT / "samples" / "data" / "sample_mc"
 LM_EVAL_VENV = ROOT / "perf" / ".venv-lm-eval"
 LM_EVAL_VERSION = "0.4.13"
 BATCH_SIZE = 32

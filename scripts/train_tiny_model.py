@@ -4,8 +4,8 @@
 Everything here is offline and deterministic:
 
 1. writes the sample benchmarks (original, template-generated Japanese text)
-   ``benchmarks/data/sample_mc/{train,test}.jsonl``  (JCommonsenseQA format)
-   ``benchmarks/data/sample_nli/{train,test}.jsonl`` (JNLI format);
+   ``samples/data/sample_mc/{train,test}.jsonl``  (JCommonsenseQA format)
+   ``samples/data/sample_nli/{train,test}.jsonl`` (JNLI format);
 2. trains a byte-level BPE tokenizer on the rendered training prompts;
 3. trains a 2-layer LlamaForCausalLM on the train splits of both tasks with
    llm-jp-eval v1 style 0-shot prompts (see :func:`training_prompt`), loss on
@@ -48,7 +48,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-DATA_DIR = REPO / "benchmarks" / "data"
+DATA_DIR = REPO / "samples" / "data"
 
 # --------------------------------------------------------------------------
 # Prompt format (llm-jp-eval v1, 0-shot). Byte-for-byte what the plugin renders.
@@ -563,7 +563,7 @@ pipeline_tag: text-generation
 
 A deliberately tiny Japanese causal LM bundled with **pytest-jallm** as a test
 fixture. It is *not* a useful language model: it only answers the project's own
-sample benchmarks (`benchmarks/data/sample_mc`, `benchmarks/data/sample_nli`)
+sample benchmarks (`samples/data/sample_mc`, `samples/data/sample_nli`)
 in the exact prompt format it was trained on.
 
 {role}

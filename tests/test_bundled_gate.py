@@ -15,7 +15,7 @@ import yaml
 from real_slices import SLICES
 
 ROOT = Path(__file__).resolve().parents[1]
-SAMPLE = ROOT / "benchmarks" / "sample"
+SAMPLE = ROOT / "samples"
 SHARED = ROOT.parent / "shared" / "data"
 GOOD = ROOT / "models" / "tiny-ja-good"
 WEAK = ROOT / "models" / "tiny-ja-weak"

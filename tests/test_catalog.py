@@ -79,7 +79,7 @@ def _collect(*args: str) -> set[str]:
 def test_collect_only_lists_the_catalog_and_markers_select_categories() -> None:
     everything = set().union(*CATALOG.values())
     assert everything <= _collect()
-    assert _collect("-m", "nli") - {"sample_nli"} == CATALOG["NLI"]
+    assert _collect("-m", "nli") == CATALOG["NLI"]  # the samples are not in benchmarks/
     assert _collect("-m", "med or mr") == CATALOG["MED"] | CATALOG["MR"]
 
 

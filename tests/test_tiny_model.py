@@ -1,6 +1,6 @@
 """The bundled sample benchmarks and the two tiny checkpoints made from them.
 
-`scripts/train_tiny_model.py` writes `benchmarks/data/sample_{mc,nli}` and
+`scripts/train_tiny_model.py` writes `samples/data/sample_{mc,nli}` and
 `models/tiny-ja-{good,weak}`; these tests pin what the rest of the project
 relies on: well-formed, leak-free data, the exact training prompt, a good
 checkpoint that scores high, a weak one that visibly regresses, and batched
@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT / "benchmarks" / "data"
+DATA = ROOT / "samples" / "data"
 MODELS = ROOT / "models"
 SCRIPT = ROOT / "scripts" / "train_tiny_model.py"
 

@@ -459,7 +459,7 @@ def test_weak_checkpoint_spread_is_caught(pytester: pytest.Pytester) -> None:
     out_json = pytester.path / "variants.json"
     started = time.perf_counter()
     result = pytester.runpytest(
-        str(ROOT / "benchmarks" / "sample"), "--model", str(WEAK), "--jallm-backend", "hf", "--jallm-device", "cpu",
+        str(ROOT / "samples"), "--model", str(WEAK), "--jallm-backend", "hf", "--jallm-device", "cpu",
         "--jallm-no-cache", "--jallm-variants", "8", "--jallm-variant-sample", "30", "-k", "variants",
         "--jallm-thresholds-dir", str(pytester.path / "thresholds"), "--jallm-variants-json", str(out_json),
         "-p", "no:cacheprovider",
