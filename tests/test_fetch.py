@@ -242,3 +242,43 @@ def load_spec_source(path: Path) -> Source:
     from pytest_jallm.spec import load_spec
 
     return load_spec(path).source
+
+
+# the catalog's mirrors and pins -----------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+
+
+def _catalog_sources():
+    from pytest_jallm.spec import load_spec
+
+    for path in sorted((ROOT / "benchmarks").glob("*.yaml")):
+        spec = load_spec(path)
+        for src in (spec.source, spec.fewshot.source):
+            if src is not None:
+                yield path, src
+
+
+def test_every_catalog_source_has_a_local_path_under_the_data_dir() -> None:
+    missing = [f"{p.name}: {s.locations() or s.hf}" for p, s in _catalog_sources() if not s.mirror]
+    assert not missing, missing
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason=f"real benchmark files not found at {SHARED} (see shared/data/README.md)")
+def test_pins_are_the_hashes_of_the_real_files() -> None:
+    checked = 0
+    for path, src in _catalog_sources():
+        for mirror, digest in src.pins(path.parent).items():
+            if (SHARED / mirror).is_file():
+                assert hashlib.sha256((SHARED / mirror).read_bytes()).hexdigest() == digest, f"{path.name}: {mirror}"
+                checked += 1
+    assert checked > 2000  # the 1,817 corpus documents and the files the specs list
+    # Every file of a repository whose version the URLs name is pinned where shared/data has it.
+    for path, src in _catalog_sources():
+        pins = src.pins(path.parent)
+        for mirror in src.mirrors() if src.url else []:
+            folder = mirror.split("/")[0]
+            commit = (SHARED / folder / "UPSTREAM_COMMIT")
+            if (SHARED / mirror).is_file() and commit.is_file() and commit.read_text().split()[0] in " ".join(src.locations()):
+                assert mirror in pins, f"{path.name}: {mirror} is in shared/data at the URL's commit but not pinned"
