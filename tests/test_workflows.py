@@ -75,6 +75,22 @@ def test_gpu_workflow_gates_caches_reports_and_merges_shards() -> None:
     assert "head.repo.full_name == github.repository" in jobs["gate"]["if"]
 
 
+def test_gpu_workflow_fetches_data_online_and_runs_the_gpu_jobs_from_that_copy() -> None:
+    jobs = _load("jallm-gpu.yml")["jobs"]
+    data = jobs["data"]
+    assert data["runs-on"] == "ubuntu-latest"  # a hosted runner: internet access for the data
+    runs = _runs(data)
+    assert "python -m pytest_jallm data fetch benchmarks/ --to jallm-data" in runs
+    assert "python -m pytest_jallm data verify jallm-data" in runs
+    assert "actions/upload-artifact" in _uses(data)
+    for name in ("gate", "shard"):
+        job = jobs[name]
+        assert job["needs"] == "data" and "actions/download-artifact" in _uses(job)
+        runs = _runs(job)
+        assert 'python -m pytest_jallm data verify "$RUNNER_TEMP/jallm-data"' in runs
+        assert '--jallm-data-dir "$RUNNER_TEMP/jallm-data"' in runs
+
+
 def test_tests_workflow_installs_cpu_torch_then_runs_the_suite() -> None:
     job = _load("tests.yml")["jobs"]["tests"]
     runs = _runs(job)
