@@ -282,3 +282,40 @@ def test_pins_are_the_hashes_of_the_real_files() -> None:
             commit = (SHARED / folder / "UPSTREAM_COMMIT")
             if (SHARED / mirror).is_file() and commit.is_file() and commit.read_text().split()[0] in " ".join(src.locations()):
                 assert mirror in pins, f"{path.name}: {mirror} is in shared/data at the URL's commit but not pinned"
+
+
+# Hugging Face sources and options ----------------------------------------------------------------
+
+
+def test_unreachable_hub_loads_from_local_caches_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No DNS for the hub: `datasets` is asked in offline mode (its 5 retries took 23 s), and the
+    error says how to pre-fetch."""
+    import datasets
+    import huggingface_hub.constants as hub
+
+    import pytest_jallm.data as data
+
+    seen = []
+
+    def load_dataset(*args, **kwargs):
+        seen.append((datasets.config.HF_HUB_OFFLINE, hub.HF_HUB_OFFLINE))
+        raise ConnectionError("Couldn't reach 'x/y' on the Hub (OfflineModeIsEnabled)")
+
+    monkeypatch.setattr(data, "_hub_reachable", lambda: False)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    with pytest.raises(DataError) as err:
+        load_rows(Source(hf="x/y", split="test", mirror="x/y"), Path("."), None, "t: source")
+    assert seen == [(True, True)]
+    assert datasets.config.HF_HUB_OFFLINE is False  # restored
+    message = str(err.value)
+    assert "the hub is not reachable" in message and "data fetch" in message and "x/y" in message
+
+
+def test_a_bad_url_map_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    from jallm_toy import base_args, write_script, write_suite
+
+    write_suite(pytester.path)
+    result = pytester.runpytest(*base_args(write_script(pytester.path), "--jallm-url-map", "no-equals-sign"))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--jallm-url-map / JALLM_URL_MAP: 'no-equals-sign' is not PREFIX=REPLACEMENT*"])
