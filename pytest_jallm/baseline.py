@@ -1,36 +1,53 @@
-"""Thresholds and baselines under `thresholds/`: one YAML file per model (or family).
+"""Thresholds (written by people) and baselines (written by the plugin), under `thresholds/`.
 
-    defaults: {max_drop: 2.0, alpha: 0.05}
+`thresholds/<name>.yaml` holds only what a person writes; the plugin never rewrites it:
+
+    defaults: {max_drop: 2.0, alpha: 0.05, min_paired: 90}
     benchmarks:
       jcommonsenseqa:
         min_score: 60        # 0-100
         max_ooc_rate: 5      # percent of outputs outside the label set
         max_drop: 2.0        # points a paired-significant drop may not exceed
-        baseline: {score, ooc_rate, n, metric, binary, produced_by: {...}, items: {id: score}}
 
-Only `--jallm-update-baseline` writes the `baseline` blocks, atomically and
-under a lock; the thresholds a person wrote are kept as they are.
+Accepted baselines are machine files beside it, one per benchmark, written only by
+`--jallm-update-baseline`: `thresholds/<name>/<benchmark>.baseline.jsonl`. JSON Lines, so a
+review diff of an update shows each flipped item as one changed line:
+
+    {"format": "pytest-jallm/baseline", "version": 1, "benchmark": …, "metric": …, "binary": …, "n": …, "score": …, "ooc_rate": …}
+    {"produced_by": {…}}
+    {"id": "q1", "score": 1.0, "pred": "3"}
+    …
+
+A baseline is validated before it is compared (see `validate_baseline`): a hand-edited or
+truncated file is an error naming the file and line, never a quiet `pass`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
 import fcntl
+import json
+import math
 import os
 import stat
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Optional
+from typing import Any, Iterator, Mapping, Optional, Sequence
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .stats import PairedComparison, compare_paired
+from .strict_yaml import DuplicateKeyError, error_location, load_strict
 
 DEFAULT_MAX_DROP = 2.0
 DEFAULT_ALPHA = 0.05
+DEFAULT_MIN_PAIRED = 90.0  # percent of the current items that must pair with the baseline
+BASELINE_FORMAT = "pytest-jallm/baseline"
+BASELINE_VERSION = 1
+BASELINE_SUFFIX = ".baseline.jsonl"
+MAX_PREDICTION_CHARS = 200  # of each extracted prediction kept in a baseline
 
 
 class ThresholdError(Exception):
@@ -39,18 +56,16 @@ class ThresholdError(Exception):
         super().__init__(f"{path}: key '{key}': {problem}")
 
 
+class BaselineError(Exception):
+    """A baseline file is unreadable or inconsistent; the message names the file and where."""
+
+    def __init__(self, path: Path | str, where: str, problem: str):
+        self.path, self.where, self.problem = str(path), where, problem
+        super().__init__(f"{path}: {where}: {problem}")
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class BaselineRecord(_Strict):
-    score: float = Field(..., ge=0, le=100)
-    ooc_rate: float = Field(..., ge=0, le=100)
-    n: int = Field(..., ge=0)
-    metric: str
-    binary: bool = True
-    produced_by: dict[str, Any] = Field(default_factory=dict)
-    items: dict[str, float] = Field(default_factory=dict)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class BenchmarkEntry(_Strict):
@@ -60,7 +75,7 @@ class BenchmarkEntry(_Strict):
     alpha: Optional[float] = Field(None, gt=0, lt=1)
     max_spread: Optional[float] = Field(None, ge=0, le=100)  # prompt-format variants: max - min score
     min_variant_score: Optional[float] = Field(None, ge=0, le=100)  # every drawn format must score this
-    baseline: Optional[BaselineRecord] = None
+    min_paired: Optional[float] = Field(None, ge=0, le=100)  # % of current items that must pair with the baseline
 
 
 class Defaults(_Strict):
@@ -70,6 +85,7 @@ class Defaults(_Strict):
     max_ooc_rate: Optional[float] = Field(None, ge=0, le=100)
     max_spread: Optional[float] = Field(None, ge=0, le=100)  # prompt-format variants: max - min score
     min_variant_score: Optional[float] = Field(None, ge=0, le=100)  # every drawn format must score this
+    min_paired: float = Field(DEFAULT_MIN_PAIRED, ge=0, le=100)
 
 
 class ThresholdFileModel(_Strict):
@@ -87,30 +103,50 @@ class Limits:
     alpha: float
     max_spread: float | None = None
     min_variant_score: float | None = None
+    min_paired: float = DEFAULT_MIN_PAIRED
+
+    @property
+    def absolute(self) -> bool:
+        """Whether a threshold gates the benchmark even without a baseline."""
+        return self.min_score is not None or self.max_ooc_rate is not None
+
+
+def _validation_message(err: Mapping[str, Any]) -> str:
+    if err["type"] == "extra_forbidden":
+        return "unknown key (typo?)"
+    if err["type"] in ("finite_number", "float_parsing", "float_type"):
+        return f"must be a number (got {err.get('input')!r})"
+    return err["msg"]
 
 
 def load_threshold_file(path: Path) -> ThresholdFileModel:
     if not path.exists():
         return ThresholdFileModel()
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_strict(path.read_text(encoding="utf-8"))
+    except DuplicateKeyError as e:
+        raise ThresholdError(path, str(e.key), f"duplicate key at line {e.line} (only one value may be given)") from None
     except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark else "?"
-        raise ThresholdError(path, "<yaml>", f"malformed YAML at {where}") from None
+        raise ThresholdError(path, "<yaml>", f"malformed YAML at {error_location(e)}") from None
     except UnicodeDecodeError as e:
         raise ThresholdError(path, "<file>", f"not UTF-8 text: {e.reason}") from None
     if data is None:
         return ThresholdFileModel()
     if not isinstance(data, dict):
         raise ThresholdError(path, "<top level>", f"expected a mapping, got {type(data).__name__}")
+    for name, entry in (data.get("benchmarks") or {}).items() if isinstance(data.get("benchmarks"), dict) else ():
+        if isinstance(entry, dict) and "baseline" in entry:
+            raise ThresholdError(
+                path, f"benchmarks.{name}.baseline",
+                "baselines no longer live in the thresholds file: delete the 'baseline' block and accept a new "
+                f"baseline with --jallm-update-baseline (it is written to {baseline_path(path, str(name))})",
+            )
     try:
         return ThresholdFileModel.model_validate(data)
     except ValidationError as e:
         err = e.errors()[0]
         key = ".".join(str(p) for p in err["loc"])
-        msg = "unknown key (typo?)" if err["type"] == "extra_forbidden" else err["msg"]
-        raise ThresholdError(path, key, msg) from None
+        raise ThresholdError(path, key, _validation_message(err)) from None
 
 
 def limits_for(model: ThresholdFileModel, name: str, spec_thresholds: Any = None) -> Limits:
@@ -131,33 +167,311 @@ def limits_for(model: ThresholdFileModel, name: str, spec_thresholds: Any = None
         alpha=pick("alpha", DEFAULT_ALPHA),
         max_spread=pick("max_spread", None),
         min_variant_score=pick("min_variant_score", None),
+        min_paired=pick("min_paired", DEFAULT_MIN_PAIRED),
     )
 
 
+def unused_entries(model: ThresholdFileModel, known: Sequence[str]) -> list[str]:
+    """Threshold entries that name no collected benchmark (a typo gates nothing)."""
+    return sorted(set(model.benchmarks) - set(known))
+
+
+# --- baseline files ------------------------------------------------------------------
+
+
+@dataclass
+class Baseline:
+    benchmark: str
+    metric: str
+    score: float  # 0-100
+    ooc_rate: float | None
+    n: int
+    binary: bool
+    produced_by: dict[str, Any] = field(default_factory=dict)
+    items: dict[str, float] = field(default_factory=dict)  # id -> per-item score, 0..1
+    predictions: dict[str, str] = field(default_factory=dict)  # id -> extracted prediction (capped)
+    path: str = ""
+
+
+def baseline_path(threshold_path: Path, benchmark: str) -> Path:
+    """`thresholds/model.yaml` -> `thresholds/model/<benchmark>.baseline.jsonl`."""
+    return threshold_path.with_suffix("") / f"{benchmark}{BASELINE_SUFFIX}"
+
+
+def cap_prediction(text: str) -> str:
+    return text if len(text) <= MAX_PREDICTION_CHARS else text[:MAX_PREDICTION_CHARS] + "…"
+
+
+def render_baseline(b: Baseline) -> str:
+    """The file text: header, provenance, then one item per line in data order."""
+    header = {"format": BASELINE_FORMAT, "version": BASELINE_VERSION, "benchmark": b.benchmark, "metric": b.metric,
+              "binary": b.binary, "n": b.n, "score": b.score, "ooc_rate": b.ooc_rate}
+    lines = [json.dumps(header, ensure_ascii=False), json.dumps({"produced_by": b.produced_by}, ensure_ascii=False, sort_keys=True)]
+    dumps = json.dumps
+    for item_id, score in b.items.items():
+        lines.append(dumps({"id": item_id, "score": score, "pred": cap_prediction(b.predictions.get(item_id, ""))},
+                           ensure_ascii=False))
+    return "\n".join(lines) + "\n"
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def read_baseline(path: Path) -> Baseline | None:
+    """The baseline stored at `path`, validated; None when there is none. BaselineError when it is broken."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as e:
+        raise BaselineError(path, "<file>", f"not a readable baseline: {e}") from None
+    lines = text.splitlines()
+    if len(lines) < 2:
+        raise BaselineError(path, "line 1", "expected a header line and a provenance line (re-accept with --jallm-update-baseline)")
+    try:
+        # One json.loads for the whole file is several times faster than one per line.
+        records = json.loads("[" + ",".join(line for line in lines if line.strip()) + "]")
+    except json.JSONDecodeError:
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                json.loads(line)
+            except json.JSONDecodeError as e:
+                raise BaselineError(path, f"line {number}", f"not valid JSON ({e.msg})") from None
+        raise BaselineError(path, "<file>", "not valid JSON Lines") from None
+    header, provenance, rows = records[0], records[1], records[2:]
+    if not isinstance(header, dict) or header.get("format") != BASELINE_FORMAT:
+        raise BaselineError(path, "line 1", f"expected a header with \"format\": \"{BASELINE_FORMAT}\"")
+    if header.get("version") != BASELINE_VERSION:
+        raise BaselineError(path, "line 1", f"baseline format version {header.get('version')!r}; this pytest-jallm reads {BASELINE_VERSION}")
+    if not isinstance(provenance, dict) or not isinstance(provenance.get("produced_by"), dict):
+        raise BaselineError(path, "line 2", "expected {\"produced_by\": {...}}")
+    for key, kind in (("benchmark", str), ("metric", str), ("binary", bool)):
+        if not isinstance(header.get(key), kind):
+            raise BaselineError(path, "line 1", f"key '{key}': expected {kind.__name__}, got {header.get(key)!r}")
+    if not isinstance(header.get("n"), int) or isinstance(header.get("n"), bool) or header["n"] < 0:
+        raise BaselineError(path, "line 1", f"key 'n': expected a count, got {header.get('n')!r}")
+    items: dict[str, float] = {}
+    preds: dict[str, str] = {}
+    for offset, row in enumerate(rows):
+        if not isinstance(row, dict) or not isinstance(row.get("id"), str) or not _number(row.get("score")):
+            raise BaselineError(path, f"line {offset + 3}", "expected {\"id\": \"…\", \"score\": number, \"pred\": \"…\"}")
+        if row["id"] in items:
+            raise BaselineError(path, f"line {offset + 3}", f"item id {row['id']!r} appears twice")
+        items[row["id"]] = float(row["score"])
+        pred = row.get("pred", "")
+        preds[row["id"]] = pred if isinstance(pred, str) else str(pred)
+    b = Baseline(benchmark=header["benchmark"], metric=header["metric"], score=header.get("score"),  # type: ignore[arg-type]
+                 ooc_rate=header.get("ooc_rate"), n=header["n"], binary=header["binary"],
+                 produced_by=provenance["produced_by"], items=items, predictions=preds, path=str(path))
+    problems = validate_baseline(b)
+    if problems:
+        raise BaselineError(path, problems[0][0], problems[0][1])
+    return b
+
+
+def validate_baseline(b: Baseline) -> list[tuple[str, str]]:
+    """(where, problem) for each way the baseline contradicts itself; empty when it is consistent."""
+    problems: list[tuple[str, str]] = []
+    if not _number(b.score) or not math.isfinite(b.score) or not 0 <= b.score <= 100:
+        problems.append(("line 1", f"key 'score': expected a number from 0 to 100, got {b.score!r}"))
+    if b.ooc_rate is not None and (not _number(b.ooc_rate) or not math.isfinite(b.ooc_rate) or not 0 <= b.ooc_rate <= 100):
+        problems.append(("line 1", f"key 'ooc_rate': expected a number from 0 to 100, got {b.ooc_rate!r}"))
+    for number, (item_id, value) in enumerate(b.items.items(), 3):
+        if not math.isfinite(value) or not 0 <= value <= 1:
+            problems.append((f"line {number}", f"item {item_id!r}: score {value!r} is not a number from 0 to 1"))
+            break
+        if b.binary and value not in (0.0, 1.0):
+            problems.append((f"line {number}", f"item {item_id!r}: score {value!r} but {b.metric} scores are 0 or 1"))
+            break
+    if b.items:
+        if b.n != len(b.items):
+            problems.append(("line 1", f"key 'n' is {b.n} but the file holds {len(b.items)} items"))
+        elif not problems:
+            mean = 100 * math.fsum(b.items.values()) / len(b.items)
+            if abs(mean - b.score) > 0.01:
+                problems.append(("line 1", f"key 'score' is {b.score:g} but its items average {mean:.4f}"))
+    return problems
+
+
+def atomic_write_baseline(path: Path, b: Baseline) -> bool:
+    """Write one benchmark's baseline atomically; True when the file's content changed."""
+    text = render_baseline(b)
+    with _locked(path):
+        try:
+            if path.read_text(encoding="utf-8") == text:
+                return False
+        except (OSError, UnicodeDecodeError):
+            pass
+        atomic_write_text(path, text)
+    return True
+
+
 # --- the gate ---------------------------------------------------------------
+
+UNGATED_VERDICTS = ("no baseline", "stale", "unpaired")  # listed at the end; --jallm-strict fails them
+
+
+@dataclass
+class Assessment:
+    """What a baseline says about this run, before any threshold or family correction."""
+
+    baseline: Baseline | None = None
+    invalid: str | None = None  # why the baseline file cannot be used
+    stale: list[str] = field(default_factory=list)
+    comparison: PairedComparison | None = None
+    n_current: int = 0
+
+    @property
+    def paired_share(self) -> float | None:
+        if self.comparison is None or not self.n_current:
+            return None
+        return 100 * self.comparison.n_paired / self.n_current
+
+    def testable(self, min_paired: float) -> bool:
+        """Whether the paired test's p-value counts (it enters the family correction)."""
+        share = self.paired_share
+        return self.comparison is not None and share is not None and share >= min_paired and self.comparison.n_paired > 0
 
 
 @dataclass
 class GateOutcome:
     failures: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    verdict: str = "pass"  # pass | FAIL | regressed | stale | no baseline | improved
+    notes: list[str] = field(default_factory=list)  # reported, not failing (e.g. min_score on a smoke run)
+    verdict: str = "pass"  # pass | FAIL | regressed | stale | unpaired | no baseline | improved | invalid baseline
     comparison: PairedComparison | None = None
     baseline_score: float | None = None
+    p_adjusted: float | None = None
+    other_failures: int = 0  # failures not from the paired test (they survive a family re-correction)
 
     @property
     def passed(self) -> bool:
         return not self.failures
 
 
-def stale_reasons(baseline: BaselineRecord, produced_by: Mapping[str, Any]) -> list[str]:
+def stale_reasons(baseline: Baseline, produced_by: Mapping[str, Any], metric: str | None = None) -> list[str]:
     """Why a baseline cannot be compared item by item with this run."""
     reasons = []
+    if metric is not None and baseline.metric != metric:
+        reasons.append(f"metric changed ({baseline.metric} -> {metric})")
     for key, label in (("prompt_hash", "prompt template"), ("data_fingerprint", "data"), ("scoring", "answer scoring")):
         old, new = baseline.produced_by.get(key), produced_by.get(key)
         if old is not None and new is not None and old != new:
             reasons.append(f"{label} changed ({key} {old} -> {new})")
     return reasons
+
+
+def assess(
+    baseline: Baseline | BaselineError | None,
+    *,
+    metric: str | None,
+    item_scores: Mapping[str, float] | None,
+    binary: bool,
+    produced_by: Mapping[str, Any],
+) -> Assessment:
+    if isinstance(baseline, BaselineError):
+        return Assessment(invalid=str(baseline))
+    out = Assessment(baseline=baseline, n_current=len(item_scores or {}))
+    if baseline is None:
+        return out
+    out.stale = stale_reasons(baseline, produced_by, metric)
+    if not out.stale and item_scores is not None:
+        out.comparison = compare_paired(baseline.items, item_scores, binary=binary and baseline.binary)
+    return out
+
+
+def decide(
+    a: Assessment,
+    *,
+    score: float,
+    ooc_rate: float | None,
+    limits: Limits,
+    p_adjusted: float | None = None,
+    family: str = "none",
+    smoke: bool = False,
+    enforce_min_score: bool = False,
+    strict: bool = False,
+    max_listed: int = 20,
+) -> GateOutcome:
+    """The verdict. `p_adjusted` is the family-corrected p-value (None: the raw one is used)."""
+    out = GateOutcome(comparison=a.comparison)
+    if limits.min_score is not None and score < limits.min_score:
+        msg = f"score {score:.2f} is below min_score {limits.min_score:.2f}"
+        if smoke and not enforce_min_score:
+            out.notes.append(msg + " (not enforced on a --jallm-limit smoke run; --jallm-enforce-min-score enforces it)")
+        else:
+            out.failures.append(msg)
+    if limits.max_ooc_rate is not None and ooc_rate is not None and ooc_rate > limits.max_ooc_rate:
+        out.failures.append(f"out-of-choice rate {ooc_rate:.2f}% exceeds max_ooc_rate {limits.max_ooc_rate:.2f}%")
+    out.other_failures = len(out.failures)
+
+    def ungated(verdict: str, why: str) -> GateOutcome:
+        out.verdict = "FAIL" if out.failures else verdict
+        if strict and not out.failures:
+            out.failures.append(f"{why} (--jallm-strict fails a benchmark that no baseline gates)")
+            out.other_failures += 1
+        else:
+            out.warnings.append(why)
+        return out
+
+    if a.invalid is not None:
+        out.failures.append(f"invalid baseline, not compared: {a.invalid} — fix the file or accept a new one with --jallm-update-baseline")
+        out.other_failures += 1
+        out.verdict = "invalid baseline"
+        return out
+    b = a.baseline
+    if b is None:
+        if limits.absolute:
+            out.verdict = "FAIL" if out.failures else "pass"
+            return out
+        return ungated("no baseline", "no baseline and no min_score/max_ooc_rate: nothing gates this benchmark")
+    if a.stale:
+        return ungated("stale", "baseline is stale, not compared: " + "; ".join(a.stale)
+                       + " — accept a new one with --jallm-update-baseline")
+    cmp = a.comparison
+    if cmp is not None:
+        share = a.paired_share or 0.0
+        if not a.testable(limits.min_paired):
+            out.comparison = None  # too few pairs: its p-value and flips describe a different item set
+            return ungated("unpaired", f"only {cmp.n_paired} of {a.n_current} current items ({share:.1f}%) pair with the "
+                           f"baseline's {len(b.items)} items (min_paired {limits.min_paired:g}%): the baseline does not "
+                           "describe these items — accept a new one with --jallm-update-baseline")
+        out.baseline_score = cmp.baseline_mean * 100  # over the paired items: a smoke run compares like with like
+        p = cmp.p_value if p_adjusted is None else p_adjusted
+        out.p_adjusted = p_adjusted
+        if cmp.drop_points > limits.max_drop and p < limits.alpha:
+            listed = ", ".join(cmp.losses[:max_listed]) + (" …" if len(cmp.losses) > max_listed else "")
+            p_text = f"{cmp.test} {p_phrase(cmp.p_value, p_adjusted, family)}"
+            out.failures.append(
+                f"regression vs baseline: {cmp.baseline_mean * 100:.2f} -> {cmp.current_mean * 100:.2f} "
+                f"(-{cmp.drop_points:.2f} points > max_drop {limits.max_drop:.2f}, {p_text} "
+                f"< alpha {limits.alpha}) on {cmp.n_paired} paired items; "
+                f"{len(cmp.losses)} flipped worse: {listed}; {len(cmp.gains)} flipped better"
+            )
+            out.verdict = "regressed"
+            return out
+        if cmp.n_paired and -cmp.drop_points > limits.max_drop and _improved_p(cmp) < limits.alpha:
+            out.verdict = "FAIL" if out.failures else "improved"
+            return out
+    else:
+        out.baseline_score = b.score
+        if score < b.score - limits.max_drop:
+            # Corpus-level metric (no per-item scores): a plain tolerance check.
+            out.failures.append(
+                f"score {score:.2f} dropped more than max_drop {limits.max_drop:.2f} below baseline {b.score:.2f}"
+            )
+            out.verdict = "regressed"
+            return out
+    out.verdict = "FAIL" if out.failures else "pass"
+    return out
+
+
+def p_phrase(p: float, p_adjusted: float | None, family: str) -> str:
+    """How a failure states the p-value it compared with alpha (merge rewrites it after re-correcting)."""
+    return f"p={p:.2g}" + (f" ({family}-adjusted p={p_adjusted:.2g})" if p_adjusted is not None else "")
 
 
 def evaluate_gate(
@@ -168,51 +482,13 @@ def evaluate_gate(
     binary: bool,
     produced_by: Mapping[str, Any],
     limits: Limits,
-    baseline: BaselineRecord | None,
-    max_listed: int = 20,
+    baseline: Baseline | BaselineError | None,
+    metric: str | None = None,
+    **options: Any,
 ) -> GateOutcome:
-    """Scores are 0-100. Fails on min_score, max_ooc_rate, or a significant paired drop."""
-    out = GateOutcome()
-    if limits.min_score is not None and score < limits.min_score:
-        out.failures.append(f"score {score:.2f} is below min_score {limits.min_score:.2f}")
-    if limits.max_ooc_rate is not None and ooc_rate is not None and ooc_rate > limits.max_ooc_rate:
-        out.failures.append(f"out-of-choice rate {ooc_rate:.2f}% exceeds max_ooc_rate {limits.max_ooc_rate:.2f}%")
-    if baseline is None:
-        out.verdict = "FAIL" if out.failures else "no baseline"
-        return out
-    out.baseline_score = baseline.score
-    stale = stale_reasons(baseline, produced_by)
-    if stale:
-        out.verdict = "FAIL" if out.failures else "stale"
-        out.warnings.append(
-            "baseline is stale, not compared: " + "; ".join(stale) + " — accept a new one with --jallm-update-baseline"
-        )
-        return out
-    if item_scores is not None and baseline.items:
-        cmp = compare_paired(baseline.items, item_scores, binary=binary and baseline.binary)
-        out.comparison = cmp
-        if cmp.n_paired and cmp.drop_points > limits.max_drop and cmp.p_value < limits.alpha:
-            listed = ", ".join(cmp.losses[:max_listed]) + (" …" if len(cmp.losses) > max_listed else "")
-            out.failures.append(
-                f"regression vs baseline: {cmp.baseline_mean * 100:.2f} -> {cmp.current_mean * 100:.2f} "
-                f"(-{cmp.drop_points:.2f} points > max_drop {limits.max_drop:.2f}, {cmp.test} p={cmp.p_value:.2g} "
-                f"< alpha {limits.alpha}) on {cmp.n_paired} paired items; "
-                f"{len(cmp.losses)} flipped worse: {listed}; {len(cmp.gains)} flipped better"
-            )
-            out.verdict = "regressed"
-            return out
-        if cmp.n_paired and -cmp.drop_points > limits.max_drop and _improved_p(cmp) < limits.alpha:
-            out.verdict = "FAIL" if out.failures else "improved"
-            return out
-    elif score < baseline.score - limits.max_drop:
-        # Corpus-level metric (no per-item scores): a plain tolerance check.
-        out.failures.append(
-            f"score {score:.2f} dropped more than max_drop {limits.max_drop:.2f} below baseline {baseline.score:.2f}"
-        )
-        out.verdict = "regressed"
-        return out
-    out.verdict = "FAIL" if out.failures else "pass"
-    return out
+    """assess + decide for one benchmark on its own (a family of one)."""
+    a = assess(baseline, metric=metric, item_scores=item_scores, binary=binary, produced_by=produced_by)
+    return decide(a, score=score, ooc_rate=ooc_rate, limits=limits, **options)
 
 
 def _improved_p(cmp: PairedComparison) -> float:
@@ -228,14 +504,17 @@ def _improved_p(cmp: PairedComparison) -> float:
 
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[None]:
-    lock_path = path.with_name(path.name + ".lock")
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
+    """An exclusive lock on the file's directory (flock on the directory itself: no lock files to commit)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
         try:
             yield
         finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 def _file_mode(path: Path) -> int:
@@ -271,23 +550,3 @@ def atomic_write_text(path: Path, text: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-
-
-def write_baselines(path: Path, records: Mapping[str, BaselineRecord], model: str | None = None) -> None:
-    """Replace the baseline of each named benchmark; keep everything else in the file."""
-    with _locked(path):
-        current = load_threshold_file(path)
-        if model and not current.model:
-            current.model = model
-        for name, record in records.items():
-            entry = current.benchmarks.get(name) or BenchmarkEntry()
-            entry.baseline = record
-            current.benchmarks[name] = entry
-        data = current.model_dump(exclude_none=True)
-        header = (
-            "# pytest-jallm thresholds and baselines.\n"
-            "# Edit min_score / max_ooc_rate / max_drop by hand; `baseline` blocks are written only by\n"
-            f"# `pytest --jallm-update-baseline` (last: {_dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')}).\n"
-        )
-        body = yaml.safe_dump(data, allow_unicode=True, sort_keys=False, width=120)
-        atomic_write_text(path, header + body)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from .backends.base import BackendError
-from .baseline import ThresholdError, evaluate_gate, limits_for
+from .baseline import Assessment, BaselineError, ThresholdError, decide
 from .cache import CacheError
 from .data import DataError, resolve_files
 from .metrics import AnswerPatternTimeout
@@ -90,7 +90,7 @@ class _JallmItem(pytest.Item):
         return self.jallm.result_for(self)
 
     def repr_failure(self, excinfo, style=None):
-        if isinstance(excinfo.value, (BenchmarkFailure, DataError, ThresholdError)):
+        if isinstance(excinfo.value, (BenchmarkFailure, DataError, ThresholdError, BaselineError)):
             return str(excinfo.value)
         if isinstance(excinfo.value, (BackendError, CacheError, AnswerPatternTimeout)):  # a clear message, not a traceback
             return f"{type(excinfo.value).__name__}: {excinfo.value}"
@@ -106,22 +106,33 @@ class BenchmarkItem(_JallmItem):
     def runtest(self) -> None:
         result = self._result()
         jallm = self.jallm
-        thresholds = jallm.threshold_file()
-        limits = limits_for(thresholds, result.name, self.spec.thresholds)
-        entry = thresholds.benchmarks.get(result.name)
-        baseline = entry.baseline if entry else None
+        limits = jallm.limits(self.spec)
+        smoke = jallm.settings.limit is not None
+        options = dict(score=result.score, ooc_rate=result.ooc_rate, limits=limits, smoke=smoke,
+                       enforce_min_score=jallm.enforce_min_score)
+        written: str | None = None
+        testable = False
         if jallm.update_baseline:
-            jallm.queue_baseline(result)
-            baseline = None  # being replaced: absolute thresholds still apply
-        gate = evaluate_gate(
-            score=result.score,
-            ooc_rate=result.ooc_rate,
-            item_scores=result.item_scores(),
-            binary=result.binary,
-            produced_by=result.produced_by,
-            limits=limits,
-            baseline=baseline,
-        )
+            gate = decide(Assessment(), **options)  # being replaced: absolute thresholds still apply
+            gate.warnings.clear()
+            try:
+                path, changed = jallm.accept_baseline(result)
+                written = f"{path} ({'changed' if changed else 'unchanged'})"
+                verdict = "accepted" if gate.passed else gate.verdict
+            except OSError as e:  # disk full, read-only: the write is atomic, the old file is intact
+                gate.failures.append(f"baseline NOT written to {jallm.baseline_file(result.name)} ({e}); the file is unchanged")
+                verdict = "not written"
+        else:
+            a = jallm.assessment(self.spec, result)
+            gate = decide(a, p_adjusted=jallm.adjusted_p(self), family=jallm.family, strict=jallm.strict, **options)
+            verdict = gate.verdict
+            testable = gate.comparison is not None
+        cmp = gate.comparison
+        mdd = gate_mdd(result, cmp, limits.alpha / jallm.family_size(self.session))
+        underpowered = mdd is not None and limits.max_drop < mdd
+        flips = flip_records(result, jallm.baseline(result.name), cmp) if cmp is not None and cmp.losses else []
+        if gate.verdict == "regressed" and flips:
+            gate.failures[-1] += "\n" + render_flips(flips, jallm.diff_items)
         summary = {
             "name": result.name,
             "category": result.category,
@@ -130,12 +141,24 @@ class BenchmarkItem(_JallmItem):
             "score": round(result.score, 4),
             "ooc_rate": None if result.ooc_rate is None else round(result.ooc_rate, 4),
             "baseline": gate.baseline_score,
-            "verdict": ("accepted" if jallm.update_baseline and gate.passed else gate.verdict),
+            "verdict": verdict,
             "in_average": result.in_average,
-            "p_value": gate.comparison.p_value if gate.comparison else None,
-            "flipped_worse": len(gate.comparison.losses) if gate.comparison else None,
-            "flipped_better": len(gate.comparison.gains) if gate.comparison else None,
-            "extra": {"scores": result.scores, "produced_by": result.produced_by},
+            "p_value": cmp.p_value if cmp else None,
+            "p_adjusted": gate.p_adjusted,
+            "flipped_worse": len(cmp.losses) if cmp else None,
+            "flipped_better": len(cmp.gains) if cmp else None,
+            "mdd": None if mdd is None else round(mdd, 2),
+            "underpowered": underpowered,
+            "extra": {
+                "scores": result.scores,
+                "produced_by": result.produced_by,
+                "gate": {"family": jallm.family, "testable": testable,
+                         "drop_points": cmp.drop_points if cmp else None, "max_drop": limits.max_drop,
+                         "alpha": limits.alpha, "other_failures": gate.other_failures,
+                         "paired": cmp.n_paired if cmp else None, "notes": gate.notes + gate.warnings},
+                **({"flips": flips} if flips else {}),
+                **({"baseline_written": written} if written else {}),
+            },
             "run": result.run or None,
         }
         # Scores travel as user properties: JUnit XML shows them and xdist
@@ -149,11 +172,52 @@ class BenchmarkItem(_JallmItem):
             self.user_properties.append(("jallm_delta", f"{result.score - gate.baseline_score:+.4f}"))
         if summary["p_value"] is not None:
             self.user_properties.append(("jallm_p_value", f"{summary['p_value']:.6g}"))
+        if gate.p_adjusted is not None:
+            self.user_properties.append(("jallm_p_adjusted", f"{gate.p_adjusted:.6g}"))
         self.user_properties.append(("jallm_verdict", summary["verdict"]))
-        for w in gate.warnings:
+        for w in gate.warnings + gate.notes:
             self.warn(pytest.PytestWarning(f"{result.name}: {w}"))
         if not gate.passed:
             raise BenchmarkFailure(f"{result.name} ({result.category}, {result.metric}, n={result.n}):\n  - " + "\n  - ".join(gate.failures))
+
+
+def gate_mdd(result, cmp, alpha: float) -> float | None:
+    """Minimum detectable drop at 80% power (binary metrics), from n and the observed flip rate."""
+    if not result.binary or cmp is None or not cmp.n_paired:
+        return None
+    from .stats import min_detectable_drop
+
+    return min_detectable_drop(cmp.n_paired, (len(cmp.losses) + len(cmp.gains)) / cmp.n_paired, alpha)
+
+
+FLIP_TEXT = 160  # characters of each field of a flipped item in reports
+
+
+def flip_records(result, baseline, cmp) -> list[dict[str, str]]:
+    """Every item that got worse, with its input, gold and the two predictions."""
+    preds = getattr(baseline, "predictions", {}) or {}
+    out = []
+    for item_id in cmp.losses:
+        it = result.item(item_id)
+        out.append({
+            "id": item_id,
+            "input": shorten(" ".join((it.input or it.prompt[-FLIP_TEXT:]).split()), FLIP_TEXT),
+            "gold": shorten(it.gold, FLIP_TEXT),
+            "baseline": shorten(preds.get(item_id, "?"), FLIP_TEXT),
+            "now": shorten(it.prediction, FLIP_TEXT),
+        })
+    return out
+
+
+def render_flips(flips: list[dict[str, str]], k: int) -> str:
+    shown = flips[: max(0, k)]
+    head = f"    first {len(shown)} of {len(flips)} flipped items (id | input | gold | baseline answer -> answer now):"
+    lines = [head] + [
+        f"    {f['id']} | {shorten(f['input'], 80)} | gold {f['gold']!r} | {f['baseline']!r} -> {f['now']!r}" for f in shown
+    ]
+    if len(flips) > len(shown):
+        lines.append(f"    … {len(flips) - len(shown)} more (--jallm-diff-items K shows more; the HTML report lists all)")
+    return "\n".join(lines)
 
 
 class ExampleItem(_JallmItem):

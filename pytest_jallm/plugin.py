@@ -36,7 +36,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--jallm-baseline", default=None,
                 help="threshold/baseline file name under the thresholds dir (default: the model's name)")
     g.addoption("--jallm-update-baseline", action="store_true",
-                help="accept this run as the new baseline (written atomically to the thresholds file)")
+                help="accept this run as the new baseline: writes thresholds/<name>/<benchmark>.baseline.jsonl "
+                     "atomically (the hand-written thresholds YAML is never touched)")
+    g.addoption("--jallm-strict", action="store_true", default=False,
+                help="fail a benchmark that no baseline gates (no baseline and no thresholds, stale or unpaired "
+                     "baseline); ini jallm_strict")
+    g.addoption("--jallm-family", default=None, choices=["holm", "bonferroni", "none"],
+                help="family-wise correction of the paired tests over the session's benchmarks (default holm; "
+                     "none = each benchmark at its own alpha); ini jallm_family")
+    g.addoption("--jallm-enforce-min-score", action="store_true",
+                help="with --jallm-limit: enforce min_score on the smoke run (by default it is reported only)")
+    g.addoption("--jallm-diff-items", type=int, default=10, metavar="K",
+                help="flipped items shown with their answers in a regression's failure message (the HTML report lists all)")
     g.addoption("--jallm-cache", default=None, help="generation cache file (default .jallm/generations.sqlite; env JALLM_CACHE)")
     g.addoption("--jallm-no-cache", action="store_true", help="neither read nor write the generation cache")
     g.addoption("--jallm-cache-clear", action="store_true", help="delete this model's cached generations before running")
@@ -94,6 +105,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("jallm_benchmark_dirs", "directory names whose *.yaml files are benchmark specs", type="args",
                   default=["benchmarks"])
     parser.addini("jallm_thresholds_dir", "directory of threshold/baseline files", default="thresholds")
+    parser.addini("jallm_strict", "fail benchmarks that no baseline gates (as --jallm-strict)", type="bool", default=False)
+    parser.addini("jallm_family", "family-wise correction: holm (default), bonferroni or none", default="holm")
 
 
 def argparse_bool():
@@ -181,22 +194,7 @@ class _SummaryCollector:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    jallm = session.config.stash[SESSION_KEY]
-    tr = session.config.pluginmanager.get_plugin("terminalreporter")
-    try:
-        try:
-            written = jallm.flush_baselines()
-        except OSError as e:  # disk full, read-only: the write is atomic, the old file is intact
-            if jallm.is_worker or tr is None:
-                raise
-            tr.write_line(f"pytest-jallm: ERROR: baseline NOT written to {jallm.threshold_path} ({e}); "
-                          "the file is unchanged", red=True, bold=True)
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED
-            return
-        if written is not None and not jallm.is_worker and tr is not None:
-            tr.write_line(f"pytest-jallm: baseline written to {written}")
-    finally:
-        jallm.evaluation.close()
+    session.config.stash[SESSION_KEY].evaluation.close()
 
 
 # pytest only looks at names starting "pytest_"; specname makes this a second implementation.
@@ -216,6 +214,10 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
         return
     terminalreporter.write_sep("=", f"pytest-jallm: {jallm.model}")
     terminalreporter.write_line(render_terminal(rows))
+    from .report import gate_notes
+
+    for line, warn in gate_notes(rows, unused=jallm.unused_thresholds(), strict=jallm.strict):
+        terminalreporter.write_line(line, yellow=warn, bold=warn)
     ev = jallm.evaluation
     if ev.prompts_requested:  # this process generated (not an xdist controller)
         t = ev.timings

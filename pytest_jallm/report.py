@@ -31,8 +31,11 @@ class SummaryRow:
     verdict: str = "pass"
     in_average: bool = True
     p_value: float | None = None
+    p_adjusted: float | None = None  # family-corrected (Holm over the session's paired tests)
     flipped_worse: int | None = None
     flipped_better: int | None = None
+    mdd: float | None = None  # minimum detectable drop at 80% power, points
+    underpowered: bool = False  # max_drop is below the mdd
     outcome: str = "passed"  # pytest outcome of the benchmark test
     message: str | None = None  # why the gate failed (the test's failure text)
     extra: dict[str, Any] = field(default_factory=dict)
@@ -138,6 +141,9 @@ def render_terminal(rows: Sequence[SummaryRow]) -> str:
     medical = medical_block(rows, "simple")
     if medical:
         parts.append(medical)
+    stats = paired_test_table(rows)
+    if stats:
+        parts.append(stats)
     return "\n\n".join(parts)
 
 
@@ -150,6 +156,61 @@ def medical_block(rows: Sequence[SummaryRow], tablefmt: str) -> str:
         return ""
     table = tabulate(medtable.table_body(med), headers=medtable.HEADERS, tablefmt=tablefmt, disable_numparse=True)
     return table + "\n\n" + "\n".join(medtable.notes(med))
+
+
+
+STATS_HEADERS = ["benchmark", "paired", "flips −/+", "p", "p adj", "MDD@80%", "max_drop"]
+
+
+def _family(rows: Sequence[SummaryRow]) -> str:
+    fams = {(r.extra.get("gate") or {}).get("family") for r in rows} - {None}
+    return fams.pop() if len(fams) == 1 else "mixed"
+
+
+def paired_test_table(rows: Sequence[SummaryRow]) -> str:
+    """Per benchmark: the paired test's raw and family-adjusted p, and the drop it can detect."""
+    body = []
+    for r in sorted(rows, key=lambda r: (_cat_order(r.category), r.name)):
+        if r.p_value is None and r.mdd is None:
+            continue
+        gate = r.extra.get("gate") or {}
+        max_drop = gate.get("max_drop")
+        body.append([r.name, "-" if gate.get("paired") is None else str(gate["paired"]), _flips(r), _fmt_p(r.p_value),
+                     _fmt_p(r.p_adjusted), "-" if r.mdd is None else f"{r.mdd:.1f}",
+                     ("-" if max_drop is None else f"{max_drop:g}") + (" UNDERPOWERED" if r.underpowered else "")])
+    if not body:
+        return ""
+    fam = _family(rows)
+    note = (f"Paired tests: one-sided exact McNemar (binary) or paired bootstrap; p adj = {fam}-adjusted over the "
+            "session's paired tests (the gate compares it with alpha). MDD@80%: the smallest drop in points this "
+            "benchmark detects 4 times in 5 at the family-corrected level, from its size and observed flip rate; "
+            "a max_drop below it is UNDERPOWERED (the gate cannot reliably see drops that small).")
+    return tabulate(body, headers=STATS_HEADERS, tablefmt="simple", disable_numparse=True) + "\n" + note
+
+
+def gate_notes(rows: Sequence[SummaryRow], *, unused: Sequence[str] = (), strict: bool = False) -> list[tuple[str, bool]]:
+    """Lines for the end of the run: (text, is_warning). Nothing gated silently, nothing configured for nothing."""
+    from .baseline import UNGATED_VERDICTS
+
+    out: list[tuple[str, bool]] = []
+    ungated = sorted((r for r in rows if r.verdict in UNGATED_VERDICTS), key=lambda r: r.name)
+    if ungated:
+        names = ", ".join(f"{r.name} ({r.verdict})" for r in ungated)
+        tail = "failed by --jallm-strict" if strict else "pass --jallm-strict to fail them"
+        out.append((f"pytest-jallm: WARNING: {len(ungated)} benchmark(s) not gated by any baseline: {names} — "
+                    f"accept baselines with --jallm-update-baseline; {tail}", True))
+    weak = sorted(r.name for r in rows if r.underpowered)
+    if weak:
+        out.append((f"pytest-jallm: underpowered: max_drop is below the minimum detectable drop for {', '.join(weak)}", True))
+    if unused:
+        out.append((f"pytest-jallm: WARNING: {len(unused)} threshold entr(y/ies) or baseline file(s) match no collected "
+                    f"benchmark (typo? removed benchmark?): {', '.join(unused)}", True))
+    written = [r.extra["baseline_written"] for r in sorted(rows, key=lambda r: r.name) if r.extra.get("baseline_written")]
+    if written:
+        changed = [w for w in written if w.endswith("(changed)")]
+        out.append((f"pytest-jallm: baselines written: {len(changed)} changed, {len(written) - len(changed)} unchanged", False))
+        out += [(f"  {w}", False) for w in written]
+    return out
 
 
 def guided_choice_note(rows: Sequence[SummaryRow]) -> str:
@@ -169,8 +230,9 @@ def guided_choice_note(rows: Sequence[SummaryRow]) -> str:
 
 # --- Markdown (GitHub step summary) ------------------------------------------------
 
-VERDICT_MARK = {"pass": "✅", "improved": "⬆️", "accepted": "📌", "no baseline": "➖", "stale": "⚠️", "regressed": "❌", "FAIL": "❌"}
-MD_HEADERS = ["benchmark", "cat", "metric", "n", "score", "OoC %", "baseline", "Δ", "p", "flips −/+", "verdict"]
+VERDICT_MARK = {"pass": "✅", "improved": "⬆️", "accepted": "📌", "no baseline": "➖", "stale": "⚠️", "unpaired": "⚠️",
+                "regressed": "❌", "FAIL": "❌", "invalid baseline": "❌", "not written": "❌"}
+MD_HEADERS = ["benchmark", "cat", "metric", "n", "score", "OoC %", "baseline", "Δ", "p", "p adj", "flips −/+", "MDD", "verdict"]
 MAX_MESSAGE = 1500  # characters of a failure message in the Markdown summary
 
 
@@ -186,6 +248,12 @@ def _flips(r: SummaryRow) -> str:
     return f"{r.flipped_worse or 0}/{r.flipped_better or 0}"
 
 
+def _fmt_mdd(r: SummaryRow) -> str:
+    if r.mdd is None:
+        return "-"
+    return f"{r.mdd:.1f}" + (" ⚠ underpowered" if r.underpowered else "")
+
+
 def _verdict_cell(r: SummaryRow) -> str:
     mark = VERDICT_MARK.get(r.verdict, "")
     if r.outcome != "passed" and mark != "❌":
@@ -196,7 +264,7 @@ def _verdict_cell(r: SummaryRow) -> str:
 def markdown_table_rows(rows: Sequence[SummaryRow]) -> list[list[str]]:
     return [
         [r.name, r.category, r.metric, str(r.n), _fmt(r.score), _fmt(r.ooc_rate), _fmt(r.baseline),
-         _fmt(r.delta, signed=True), _fmt_p(r.p_value), _flips(r), _verdict_cell(r)]
+         _fmt(r.delta, signed=True), _fmt_p(r.p_value), _fmt_p(r.p_adjusted), _flips(r), _fmt_mdd(r), _verdict_cell(r)]
         for r in sorted(rows, key=lambda r: (_cat_order(r.category), r.name))
     ]
 
@@ -321,7 +389,8 @@ def render_html(rows: Sequence[SummaryRow], title: str = "pytest-jallm results",
     parts.append(f"<p class='note'>{html.escape(average_note(av))}</p>")
     ordered = sorted(rows, key=lambda r: (_cat_order(r.category), r.name))
     body = [[r.name, r.category, r.metric, str(r.n), _fmt(r.score), _fmt(r.ooc_rate), _fmt(r.baseline),
-             _fmt(r.delta, signed=True), _fmt_p(r.p_value), _flips(r), r.verdict] for r in ordered]
+             _fmt(r.delta, signed=True), _fmt_p(r.p_value), _fmt_p(r.p_adjusted), _flips(r), _fmt_mdd(r), r.verdict]
+            for r in ordered]
     classes = ["failed" if r.outcome != "passed" else "" for r in ordered]
     parts.append(html_table(MD_HEADERS, body, classes, table_class="benchmarks"))
     from . import medtable
@@ -349,4 +418,10 @@ def render_html(rows: Sequence[SummaryRow], title: str = "pytest-jallm results",
         parts.append("<h2>Failures</h2>")
         for r in failed:
             parts.append(f"<h3>{html.escape(r.name)} — {html.escape(r.verdict)}</h3><pre>{html.escape(r.message or '')}</pre>")
+            flips = r.extra.get("flips") or []
+            if flips:
+                parts.append(f"<p>All {len(flips)} items that flipped from right to wrong:</p>")
+                parts.append(html_table(["id", "input", "gold", "baseline answer", "answer now"],
+                                        [[f["id"], f["input"], f["gold"], f["baseline"], f["now"]] for f in flips],
+                                        table_class="flips"))
     return html_page(title, "".join(parts))

@@ -120,8 +120,11 @@ class BenchmarkModel(BaseModel):
     verdict: str
     in_average: bool = True
     p_value: float | None = None
+    p_adjusted: float | None = None
     flipped_worse: int | None = None
     flipped_better: int | None = None
+    mdd: float | None = None
+    underpowered: bool = False
     outcome: str
     message: str | None = None
     extra: dict[str, Any] = Field(default_factory=dict)
@@ -363,11 +366,52 @@ def merge_documents(docs: Sequence[tuple[str, Mapping[str, Any]]]) -> dict[str, 
     problems += check_coverage(plans, found)
     if problems:
         raise ResultsError("cannot merge into one run:\n  - " + "\n  - ".join(dict.fromkeys(problems)))
-    merged = list(rows.values())
+    merged = refamily(list(rows.values()))
     model = next(iter(models))
     first_meta = docs[0][1]["meta"]
     meta = run_meta(merged, model=model, fewshot_setting=first_meta.get("fewshot_setting"), given=first_meta.get("given"))
     return results_document(merged, model=model, meta=meta)
+
+
+def refamily(rows: list[SummaryRow]) -> list[SummaryRow]:
+    """Re-apply the family-wise correction over all merged rows, as one unsharded run would have.
+
+    Each shard corrected only over its own benchmarks; the whole run is one family. A verdict
+    changes only where the paired test decided it (other failures stand)."""
+    from .baseline import p_phrase
+    from .stats import adjust, min_detectable_drop
+
+    gates = {r.name: r.extra.get("gate") or {} for r in rows}
+    testable = {r.name: r.p_value for r in rows if gates[r.name].get("testable") and r.p_value is not None}
+    methods = {gates[name].get("family") for name in testable}
+    if not testable or len(methods) != 1 or methods == {"none"}:
+        return rows
+    method = methods.pop()
+    adjusted = adjust(testable, "holm" if method == "bonferroni" else method)
+    out = []
+    for r in rows:
+        g = gates[r.name]
+        if r.name not in adjusted:
+            out.append(r)
+            continue
+        new = adjusted[r.name]
+        old_phrase = p_phrase(r.p_value, r.p_adjusted, g.get("family", method))
+        regressed = (g.get("drop_points") or 0) > g.get("max_drop", 0) and new < g.get("alpha", 0)
+        changes: dict[str, Any] = {"p_adjusted": new}
+        if r.message:
+            changes["message"] = r.message.replace(old_phrase, p_phrase(r.p_value, new, method))
+        n, flips = g.get("paired") or 0, (r.flipped_worse or 0) + (r.flipped_better or 0)
+        if r.mdd is not None and n:
+            mdd = min_detectable_drop(n, flips / n, g.get("alpha", 0.05) / len(adjusted))
+            changes["mdd"] = None if mdd is None else round(mdd, 2)
+            changes["underpowered"] = mdd is not None and g.get("max_drop", 0) < mdd
+        if regressed and r.verdict != "regressed":
+            changes.update(verdict="regressed", outcome="failed", message=(r.message or "") +
+                           f"\n  - regression after the merged family correction: {p_phrase(r.p_value, new, method)} < alpha")
+        elif not regressed and r.verdict == "regressed" and not g.get("other_failures"):
+            changes.update(verdict="pass", outcome="passed")
+        out.append(SummaryRow(**{**r.to_dict(), **changes}))
+    return out
 
 
 # --- what a pytest run writes ------------------------------------------------------

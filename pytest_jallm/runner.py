@@ -18,7 +18,7 @@ from .data import DataError, Example, fingerprint, load_examples, load_fewshots
 from .fetch import DataConfig
 from .medharness import harness_response, is_harness_template, shuffle_permutations
 from .metrics import AnswerPatternTimeout, extract_answer, get_metric, normalize, out_of_choice, strip_think
-from .prompt import prompt_hash, render_messages, render_prompt
+from .prompt import prompt_hash, render_input, render_messages, render_prompt
 from .spec import BenchmarkSpec
 
 
@@ -63,6 +63,7 @@ class ItemOutcome:
     prediction: str
     score: float | None  # primary metric, 0..1, None for corpus-level metrics
     ooc: bool
+    input: str = ""  # the item's own input block (no instruction, no few-shots), for diffs
 
 
 @dataclass
@@ -138,9 +139,12 @@ def shuffle_choices(spec: BenchmarkSpec, examples: Sequence[Example], seed: int)
 def prepare(spec: BenchmarkSpec, spec_path: Path, settings: RunSettings) -> PreparedBenchmark:
     spec = effective_spec(spec, settings)
     spec_dir = spec_path.parent
-    examples = load_examples(spec, spec_dir, settings.data_dir, settings.limit, settings.data_config)
+    # The fingerprint covers the full data even on a --jallm-limit smoke run, so a limited run
+    # still pairs with (is not "stale" against) a baseline of the whole benchmark.
+    all_examples = load_examples(spec, spec_dir, settings.data_dir, None, settings.data_config)
     if settings.shuffle_choices is not None:
-        examples = shuffle_choices(spec, examples, settings.shuffle_choices)
+        all_examples = shuffle_choices(spec, all_examples, settings.shuffle_choices)  # one draw per item, in order
+    examples = all_examples if settings.limit is None else all_examples[: settings.limit]
     shots = load_fewshots(spec, spec_dir, settings.data_dir, settings.data_config)
     guided = tuple(spec.labels) if spec.labels else None
     requests = []
@@ -162,7 +166,7 @@ def prepare(spec: BenchmarkSpec, spec_path: Path, settings: RunSettings) -> Prep
         shots=shots,
         requests=requests,
         prompt_hash=prompt_hash(spec, shots, settings.chat, settings.shuffle_choices),
-        data_fingerprint=fingerprint(examples),
+        data_fingerprint=fingerprint(all_examples),
     )
 
 
@@ -219,6 +223,7 @@ def score_benchmark(
             prediction=pred,
             score=None if per_item is None else float(per_item[i]),
             ooc=ooc_flags[i],
+            input=render_input(spec, ex),
         )
         for i, (ex, req, out, pred) in enumerate(zip(prep.examples, prep.requests, outputs, preds))
     ]

@@ -13,7 +13,18 @@ import pytest
 
 from .backends import backend_factory, resolve_backend_name
 from .backends.base import SamplingSettings
-from .baseline import BaselineRecord, ThresholdFileModel, load_threshold_file, write_baselines
+from .baseline import (
+    Assessment,
+    Baseline,
+    BaselineError,
+    ThresholdFileModel,
+    assess,
+    atomic_write_baseline,
+    baseline_path,
+    limits_for,
+    load_threshold_file,
+    read_baseline,
+)
 from .data import data_dir_from_env
 from .report import SummaryRow
 from .runner import BenchmarkResult, Evaluation, RunSettings
@@ -63,8 +74,18 @@ class JallmSession:
         self.baseline_name: str | None = opt("jallm_baseline") or (model_slug(self.model) if self.model else None)
         self.spec_paths: dict[str, Path] = {}
         self.summaries: list[SummaryRow] = []
-        self._pending: dict[str, BaselineRecord] = {}
         self._thresholds: ThresholdFileModel | None = None
+        self._baselines: dict[str, Baseline | BaselineError | None] = {}
+        self._assessments: dict[str, Assessment] = {}
+        self._adjusted: dict[str, float] | None = None
+        self.strict: bool = bool(opt("jallm_strict") or _ini_bool(config, "jallm_strict"))
+        self.family: str = opt("jallm_family") or config.getini("jallm_family") or "holm"
+        from .stats import FAMILY_METHODS
+
+        if self.family not in FAMILY_METHODS:
+            raise pytest.UsageError(f"jallm_family = {self.family!r}: expected one of {', '.join(FAMILY_METHODS)}")
+        self.enforce_min_score: bool = opt("jallm_enforce_min_score")
+        self.diff_items: int = opt("jallm_diff_items")
         cache_path = None
         if not opt("jallm_no_cache"):
             cache_path = Path(opt("jallm_cache") or os.environ.get("JALLM_CACHE") or root / ".jallm" / "generations.sqlite")
@@ -220,20 +241,110 @@ class JallmSession:
             self._thresholds = load_threshold_file(self.threshold_path)
         return self._thresholds
 
-    def queue_baseline(self, result: BenchmarkResult) -> None:
-        self._pending[result.name] = BaselineRecord(
-            score=round(result.score, 6),
-            ooc_rate=round(result.ooc_rate or 0.0, 6),
-            n=result.n,
+    def baseline_file(self, name: str) -> Path:
+        return baseline_path(self.threshold_path, name)
+
+    def baseline(self, name: str) -> Baseline | BaselineError | None:
+        """The accepted baseline of one benchmark (validated), None, or why it cannot be used."""
+        if name not in self._baselines:
+            try:
+                self._baselines[name] = read_baseline(self.baseline_file(name))
+            except BaselineError as e:
+                self._baselines[name] = e
+        return self._baselines[name]
+
+    def limits(self, spec):
+        return limits_for(self.threshold_file(), spec.name, spec.thresholds)
+
+    def assessment(self, spec, result: BenchmarkResult) -> Assessment:
+        if spec.name not in self._assessments:
+            self._assessments[spec.name] = assess(
+                self.baseline(spec.name), metric=result.metric, item_scores=result.item_scores(),
+                binary=result.binary, produced_by=result.produced_by,
+            )
+        return self._assessments[spec.name]
+
+    def adjusted_p(self, item) -> float | None:
+        """The benchmark's p-value corrected over the session's family of paired tests.
+
+        All generation happens before the first assertion, so in one process every p-value is
+        known here and Holm's procedure applies. An xdist worker sees only its own benchmarks:
+        it uses Bonferroni over every selected benchmark (a valid, slightly stricter bound)."""
+        if self.family == "none" or self.update_baseline:
+            return None
+        from .stats import adjust
+
+        name = item.spec.name
+        own = self.assessment(item.spec, self.evaluation.results[name])
+        if not own.testable(self.limits(item.spec).min_paired):
+            return None
+        assert own.comparison is not None
+        if self.is_worker:
+            size = len(self._selected_benchmarks(item.session))
+            return adjust({name: own.comparison.p_value}, "bonferroni" if size > 1 else self.family, size)[name]
+        return self._family(item.session).get(name)
+
+    def _family(self, session: pytest.Session) -> dict[str, float]:
+        """Holm-adjusted p-values of every selected benchmark whose paired test counts."""
+        if self._adjusted is None:
+            from .stats import adjust
+
+            raw: dict[str, float] = {}
+            for spec, _path in self._selected_benchmarks(session):
+                result = self.evaluation.results.get(spec.name)
+                if result is None:
+                    continue
+                a = self.assessment(spec, result)
+                if a.testable(self.limits(spec).min_paired) and a.comparison is not None:
+                    raw[spec.name] = a.comparison.p_value
+            self._adjusted = adjust(raw, self.family)
+        return self._adjusted
+
+    def family_size(self, session: pytest.Session) -> int:
+        """How many paired tests share the family-wise α (for the minimum detectable drop)."""
+        if self.family == "none" or self.update_baseline:
+            return 1
+        if self.is_worker:
+            return max(1, len(self._selected_benchmarks(session)))
+        return max(1, len(self._family(session)))
+
+    def unused_thresholds(self) -> list[str]:
+        """Threshold entries and baseline files that name no benchmark collected in this run."""
+        if not self.spec_paths or self.baseline_name is None:
+            return []  # an xdist controller collects nothing: the workers know the specs
+        from .baseline import BASELINE_SUFFIX, unused_entries
+
+        try:
+            entries = unused_entries(self.threshold_file(), list(self.spec_paths))
+        except Exception:
+            entries = []
+        out = [f"{self.threshold_path}: benchmarks.{name}" for name in entries]
+        folder = self.threshold_path.with_suffix("")
+        if folder.is_dir():
+            for f in sorted(folder.glob("*" + BASELINE_SUFFIX)):
+                if f.name[: -len(BASELINE_SUFFIX)] not in self.spec_paths:
+                    out.append(str(f))
+        return out
+
+    def accept_baseline(self, result: BenchmarkResult) -> tuple[Path, bool]:
+        """Write this benchmark's baseline file atomically; (path, whether its content changed)."""
+        path = self.baseline_file(result.name)
+        record = Baseline(
+            benchmark=result.name,
             metric=result.metric,
+            score=round(result.score, 6),
+            ooc_rate=None if result.ooc_rate is None else round(result.ooc_rate, 6),
+            n=result.n,
             binary=result.binary,
             produced_by=result.produced_by,
             items=result.item_scores() or {},
+            predictions={it.id: it.prediction for it in result.items} if result.item_scores() is not None else {},
         )
+        return path, atomic_write_baseline(path, record)
 
-    def flush_baselines(self) -> Path | None:
-        if not self._pending:
-            return None
-        write_baselines(self.threshold_path, self._pending, model=self.model)
-        self._pending.clear()
-        return self.threshold_path
+
+def _ini_bool(config: pytest.Config, name: str) -> bool:
+    value = config.getini(name)
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() in ("1", "true", "yes", "on")

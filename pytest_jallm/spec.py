@@ -15,6 +15,8 @@ import regex
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .strict_yaml import DuplicateKeyError, error_location, load_strict
+
 # llm-jp-eval's categories plus medical QA; the marker is the lower-case name.
 CATEGORIES: dict[str, str] = {
     "NLI": "natural language inference",
@@ -393,29 +395,6 @@ def with_harness_template(spec: BenchmarkSpec, name: str, where: str) -> Benchma
     return changed
 
 
-class _DuplicateKey(yaml.YAMLError):
-    def __init__(self, key: Any, line: int):
-        super().__init__(f"duplicate key {key!r}")
-        self.key, self.line = key, line
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last silently)."""
-
-    def construct_mapping(self, node, deep=False):  # type: ignore[override]
-        if isinstance(node, yaml.MappingNode):
-            seen: set[Any] = set()
-            for key_node, _ in node.value:
-                key = self.construct_object(key_node, deep=deep)
-                try:
-                    if key in seen:
-                        raise _DuplicateKey(key, key_node.start_mark.line + 1)
-                    seen.add(key)
-                except TypeError:  # an unhashable key: SafeLoader reports it
-                    break
-        return super().construct_mapping(node, deep=deep)
-
-
 def load_spec(path: Path | str) -> BenchmarkSpec:
     path = Path(path)
     try:
@@ -423,11 +402,9 @@ def load_spec(path: Path | str) -> BenchmarkSpec:
     except UnicodeDecodeError as e:
         raise SpecError(path, "<file>", f"not UTF-8 text ({e.reason} at byte {e.start})") from None
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)
-    except _DuplicateKey as e:
+        data = load_strict(text)
+    except DuplicateKeyError as e:
         raise SpecError(path, str(e.key), f"duplicate key at line {e.line} (only one value may be given)") from None
     except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
-        raise SpecError(path, "<yaml>", f"malformed YAML at {where}: {getattr(e, 'problem', e)}") from None
+        raise SpecError(path, "<yaml>", f"malformed YAML at {error_location(e)}: {getattr(e, 'problem', e)}") from None
     return parse_spec(data, path)

@@ -92,3 +92,76 @@ def compare_paired(
         losses=losses,
         gains=gains,
     )
+
+
+# --- many benchmarks, one family --------------------------------------------------
+
+FAMILY_METHODS = ("holm", "bonferroni", "none")
+
+
+def holm_adjust(p_values: Mapping[str, float]) -> dict[str, float]:
+    """Holm's step-down adjusted p-values: reject H_i at family-wise level α iff adjusted p_i < α.
+
+    Valid under any dependence between the tests; uniformly more powerful than Bonferroni."""
+    ordered = sorted(p_values.items(), key=lambda kv: (kv[1], kv[0]))
+    m = len(ordered)
+    out: dict[str, float] = {}
+    running = 0.0
+    for rank, (name, p) in enumerate(ordered):
+        running = max(running, min(1.0, (m - rank) * p))
+        out[name] = running
+    return out
+
+
+def bonferroni_adjust(p_values: Mapping[str, float], family_size: int) -> dict[str, float]:
+    """p * m, for a process that sees only part of a family of m tests (an xdist worker)."""
+    m = max(family_size, len(p_values), 1)
+    return {name: min(1.0, p * m) for name, p in p_values.items()}
+
+
+def adjust(p_values: Mapping[str, float], method: str, family_size: int | None = None) -> dict[str, float]:
+    if method == "none":
+        return dict(p_values)
+    if method == "bonferroni" or (family_size is not None and family_size > len(p_values)):
+        # Holm needs every p-value of the family; with only some of them, Bonferroni is the valid bound.
+        return bonferroni_adjust(p_values, family_size or len(p_values))
+    if method == "holm":
+        return holm_adjust(p_values)
+    raise ValueError(f"unknown family correction {method!r}; expected one of {', '.join(FAMILY_METHODS)}")
+
+
+def _normal_quantile(p: float) -> float:
+    """Inverse of the standard normal CDF."""
+    from statistics import NormalDist
+
+    return NormalDist().inv_cdf(p)
+
+
+def min_detectable_drop(n: int, flip_rate: float, alpha: float, power: float = 0.8) -> float | None:
+    """Smallest true drop (points, 0-100) the one-sided McNemar test flags with the given power.
+
+    Normal approximation: harmless churn flips `flip_rate` of the n items (as many each way);
+    a true drop d adds d*n losses. Losses - gains then has mean d*n and variance about the
+    number of flips F = (flip_rate + d) * n, and the test rejects when it exceeds z_α·√F.
+    Solved for d by bisection. None when n is 0."""
+    if n <= 0:
+        return None
+    z_a, z_b = _normal_quantile(1 - alpha), _normal_quantile(power)
+
+    def detects(d: float) -> bool:
+        flips = max((flip_rate + d) * n, 1e-9)
+        # Exact floor: with no churn at all, k straight losses give p = 2^-k.
+        if d * n < math.log2(1 / alpha):
+            return False
+        return d * n - z_a * math.sqrt(flips) >= z_b * math.sqrt(flips)
+
+    lo, hi = 0.0, 1.0
+    if not detects(hi):
+        return 100.0
+    for _ in range(50):
+        mid = (lo + hi) / 2
+        if detects(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi * 100

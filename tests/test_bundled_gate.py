@@ -1,7 +1,8 @@
 """The release gate on the two bundled checkpoints, and a real JCommonsenseQA slice.
 
-The good checkpoint must pass `thresholds/tiny-ja-good.yaml`; the weak one,
-held to the same baseline, must fail with its flipped items listed.
+The good checkpoint must pass `thresholds/tiny-ja-good.yaml` and the baselines in
+`thresholds/tiny-ja-good/`; the weak one, held to the same baselines, must fail with its
+flipped items listed with their answers.
 """
 
 from __future__ import annotations
@@ -53,6 +54,11 @@ def test_weak_checkpoint_fails_with_flipped_items(pytester: pytest.Pytester) -> 
     assert "regression vs baseline" in out
     assert "flipped worse:" in out
     assert "mcnemar-exact" in out
+    # The diff shows the answers: input, gold, the accepted answer and today's.
+    result.stdout.fnmatch_lines([
+        "*first 10 of 15 flipped items (id | input | gold | baseline answer -> answer now):",
+        "*test-0001 | 前提：おじいさんがベランダで花に水をやっている。 仮説：* | gold 'entailment' | 'entailment' -> 'neutral'",
+    ])
 
 
 def test_cached_rerun_generates_nothing(pytester: pytest.Pytester) -> None:

@@ -170,13 +170,13 @@ def test_update_baseline_then_regression_lists_flipped_items(suite: pytest.Pytes
     good = _script(suite, name="model.json")
     accepted = _run(suite, good, "--jallm-update-baseline")
     accepted.assert_outcomes(passed=2)
-    path = suite.path / "thresholds" / "model.yaml"
-    stored = yaml.safe_load(path.read_text(encoding="utf-8"))
-    base = stored["benchmarks"]["toy_mc"]["baseline"]
-    assert base["score"] == 100.0 and base["n"] == N_MC
-    assert base["items"] == {f"m{i}": 1.0 for i in range(N_MC)}
+    assert not (suite.path / "thresholds" / "model.yaml").exists()  # the hand-written file is never created
+    lines = (suite.path / "thresholds" / "model" / "toy_mc.baseline.jsonl").read_text(encoding="utf-8").splitlines()
+    header, provenance, items = json.loads(lines[0]), json.loads(lines[1]), [json.loads(x) for x in lines[2:]]
+    assert header["score"] == 100.0 and header["n"] == N_MC and header["metric"] == "exact_match"
+    assert items == [{"id": f"m{i}", "score": 1.0, "pred": str(i % 3)} for i in range(N_MC)]  # one item per line
     for key in ("model", "model_revision", "backend", "backend_version", "prompt_hash", "data_fingerprint", "sampling"):
-        assert key in base["produced_by"], key
+        assert key in provenance["produced_by"], key
 
     # Same file name, worse answers: 6 of 10 MC items flip.
     _script(suite, mc_wrong=6, name="model.json")

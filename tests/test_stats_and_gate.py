@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from pytest_jallm.baseline import BaselineRecord, Limits, evaluate_gate
+from pytest_jallm.baseline import Baseline, Limits, evaluate_gate
 from pytest_jallm.stats import binomial_sf, compare_paired, mcnemar_one_sided, paired_bootstrap_one_sided
 
 
@@ -42,10 +42,10 @@ def test_bootstrap_detects_a_consistent_drop_and_not_noise() -> None:
     assert paired_bootstrap_one_sided([0.1, -0.3, 0.05] * 5, seed=3) == paired_bootstrap_one_sided([0.1, -0.3, 0.05] * 5, seed=3)
 
 
-def _record(items: dict[str, float], **produced) -> BaselineRecord:
+def _record(items: dict[str, float], **produced) -> Baseline:
     score = 100 * sum(items.values()) / len(items)
-    return BaselineRecord(score=score, ooc_rate=0, n=len(items), metric="exact_match", binary=True,
-                          produced_by={"prompt_hash": "p", "data_fingerprint": "d", **produced}, items=items)
+    return Baseline(benchmark="b", score=score, ooc_rate=0, n=len(items), metric="exact_match", binary=True,
+                    produced_by={"prompt_hash": "p", "data_fingerprint": "d", **produced}, items=items)
 
 
 LIMITS = Limits(min_score=None, max_ooc_rate=None, max_drop=2.0, alpha=0.05)
@@ -77,6 +77,14 @@ def test_gate_reports_stale_baseline_without_comparing() -> None:
     assert "data changed" in out.warnings[0]
 
 
+def test_gate_without_baseline_or_thresholds_is_never_a_plain_pass() -> None:
+    out = evaluate_gate(score=10, ooc_rate=0, item_scores={"a": 0.0}, binary=True, produced_by={}, limits=LIMITS, baseline=None)
+    assert out.verdict == "no baseline" and out.passed and "nothing gates this benchmark" in out.warnings[0]
+    strict = evaluate_gate(score=10, ooc_rate=0, item_scores={"a": 0.0}, binary=True, produced_by={}, limits=LIMITS,
+                           baseline=None, strict=True)
+    assert not strict.passed and "--jallm-strict" in strict.failures[0]
+
+
 def test_gate_absolute_thresholds() -> None:
     limits = Limits(min_score=50, max_ooc_rate=5, max_drop=2, alpha=0.05)
     out = evaluate_gate(score=40, ooc_rate=10, item_scores=None, binary=True, produced_by={}, limits=limits, baseline=None)
@@ -84,8 +92,43 @@ def test_gate_absolute_thresholds() -> None:
 
 
 def test_corpus_level_metric_uses_plain_tolerance() -> None:
-    base = BaselineRecord(score=80, ooc_rate=0, n=10, metric="pearson", binary=False, produced_by={}, items={})
+    base = Baseline(benchmark="b", score=80, ooc_rate=0, n=10, metric="pearson", binary=False, produced_by={}, items={})
     out = evaluate_gate(score=75, ooc_rate=None, item_scores=None, binary=False, produced_by={}, limits=LIMITS, baseline=base)
     assert out.verdict == "regressed"
     ok = evaluate_gate(score=79, ooc_rate=None, item_scores=None, binary=False, produced_by={}, limits=LIMITS, baseline=base)
     assert ok.passed
+
+
+# --- many benchmarks, one family; what a benchmark can detect --------------------------
+
+
+def test_holm_adjustment_by_hand() -> None:
+    from pytest_jallm.stats import adjust, holm_adjust
+
+    # sorted p: 0.01 (x3) -> 0.03, 0.03 (x2) -> 0.06, 0.04 (x1) -> max(0.06, 0.04) = 0.06
+    assert holm_adjust({"a": 0.01, "b": 0.04, "c": 0.03}) == pytest.approx({"a": 0.03, "c": 0.06, "b": 0.06})
+    assert holm_adjust({"a": 0.9, "b": 0.3}) == pytest.approx({"a": 0.9, "b": 0.6})
+    # A process that sees one test of a family of 40 can only use Bonferroni.
+    assert adjust({"a": 0.001}, "holm", family_size=40) == pytest.approx({"a": 0.04})
+    assert adjust({"a": 0.001, "b": 0.5}, "none") == {"a": 0.001, "b": 0.5}
+
+
+def test_gate_uses_the_adjusted_p_value() -> None:
+    base = _record({str(i): 1.0 for i in range(20)})
+    cur = {str(i): (0.0 if i < 5 else 1.0) for i in range(20)}  # p = 1/32 < 0.05
+    args = dict(score=75, ooc_rate=0, item_scores=cur, binary=True, produced_by={"prompt_hash": "p", "data_fingerprint": "d"},
+                limits=LIMITS, baseline=base)
+    assert evaluate_gate(**args).verdict == "regressed"
+    out = evaluate_gate(**args, p_adjusted=0.3, family="holm")
+    assert out.passed and out.verdict == "pass" and out.p_adjusted == 0.3
+
+
+def test_minimum_detectable_drop_grows_as_benchmarks_shrink() -> None:
+    from pytest_jallm.stats import min_detectable_drop
+
+    small, large = min_detectable_drop(100, 0.02, 0.05), min_detectable_drop(1000, 0.02, 0.05)
+    assert small is not None and large is not None
+    assert small > 3 > large  # a 100-item benchmark cannot see a 3-point drop; a 1,000-item one can
+    assert min_detectable_drop(1000, 0.10, 0.05) > large  # more churn, less power
+    assert min_detectable_drop(1000, 0.02, 0.05 / 40) > large  # a corrected level, less power
+    assert min_detectable_drop(0, 0.0, 0.05) is None

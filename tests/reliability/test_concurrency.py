@@ -7,7 +7,6 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
-import yaml
 
 from .toy import cache_rows, env, prompts_generated, pytest_argv, run, write_script, write_suite
 
@@ -42,13 +41,14 @@ def test_concurrent_runs_share_one_cache_and_one_thresholds_file(tmp_path: Path)
     for p, out in zip(procs, outputs):
         assert p.returncode == 0, out[-3000:]
 
-    doc = yaml.safe_load((tmp_path / "thresholds" / "team.yaml").read_text(encoding="utf-8"))
-    assert sorted(doc["benchmarks"]) == sorted(BENCHES)
+    from pytest_jallm.baseline import read_baseline
+
+    folder = tmp_path / "thresholds" / "team"
+    assert sorted(p.name for p in folder.iterdir()) == sorted(f"{name}.baseline.jsonl" for name in BENCHES)  # no temp file
     for name, n in BENCHES.items():
-        base = doc["benchmarks"][name]["baseline"]
-        assert base["score"] == 100.0 and base["n"] == n
-        assert base["items"] == {f"{name}-{i}": 1.0 for i in range(n)}
-    assert not list((tmp_path / "thresholds").glob(".*.tmp"))
+        base = read_baseline(folder / f"{name}.baseline.jsonl")
+        assert base is not None and base.score == 100.0 and base.n == n
+        assert base.items == {f"{name}-{i}": 1.0 for i in range(n)}
     assert cache_rows(cache) == sum(BENCHES.values())
     conn = sqlite3.connect(str(cache))
     try:
@@ -64,30 +64,29 @@ def test_concurrent_runs_share_one_cache_and_one_thresholds_file(tmp_path: Path)
     assert sum(line.split()[-1:] == ["pass"] for line in again.stdout.splitlines()) == len(BENCHES)
 
 
-def _write_many(path: str, worker: int, rounds: int) -> None:
-    from pytest_jallm.baseline import BaselineRecord, write_baselines
+def _write_many(folder: str, worker: int, rounds: int) -> None:
+    from pytest_jallm.baseline import Baseline, atomic_write_baseline
 
     for r in range(rounds):
-        record = BaselineRecord(score=float(r), ooc_rate=0.0, n=1, metric="exact_match", items={"x": 1.0})
-        write_baselines(Path(path), {f"w{worker}_b{r % 3}": record})
+        record = Baseline(benchmark=f"b{r % 3}", score=100.0, ooc_rate=0.0, n=1, metric="exact_match", binary=True,
+                          items={"x": 1.0}, predictions={"x": f"w{worker} r{r}"})
+        atomic_write_baseline(Path(folder) / f"b{r % 3}.baseline.jsonl", record)
 
 
-def test_baseline_writers_in_many_processes_lose_nothing(tmp_path: Path) -> None:
-    """A bounded stress loop: 4 processes x 15 read-modify-write cycles of one thresholds file."""
+def test_baseline_writers_in_many_processes_leave_whole_files(tmp_path: Path) -> None:
+    """A bounded stress loop: 4 processes x 15 atomic writes of the same three baseline files."""
     import multiprocessing
 
-    path = tmp_path / "team.yaml"
-    path.write_text("# hand-written\ndefaults: {max_drop: 3.0}\nbenchmarks:\n  w0_b0: {min_score: 10}\n", encoding="utf-8")
+    from pytest_jallm.baseline import read_baseline
+
     ctx = multiprocessing.get_context("fork")
-    procs = [ctx.Process(target=_write_many, args=(str(path), w, 15)) for w in range(4)]
+    procs = [ctx.Process(target=_write_many, args=(str(tmp_path), w, 15)) for w in range(4)]
     for p in procs:
         p.start()
     for p in procs:
         p.join(timeout=120)
         assert p.exitcode == 0
-    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    assert sorted(doc["benchmarks"]) == sorted(f"w{w}_b{b}" for w in range(4) for b in range(3))
-    for w in range(4):
-        assert [doc["benchmarks"][f"w{w}_b{b}"]["baseline"]["score"] for b in range(3)] == [12.0, 13.0, 14.0]
-    assert doc["defaults"]["max_drop"] == 3.0 and doc["benchmarks"]["w0_b0"]["min_score"] == 10  # kept
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["team.yaml", "team.yaml.lock"]
+    for b in range(3):
+        base = read_baseline(tmp_path / f"b{b}.baseline.jsonl")  # whole and valid: one writer's complete file
+        assert base is not None and base.predictions["x"].split()[1] in {f"r{r}" for r in range(b, 15, 3)}
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"b{b}.baseline.jsonl" for b in range(3)]

@@ -16,10 +16,9 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 from pytest_jallm import baseline as baseline_mod
-from pytest_jallm.baseline import BaselineRecord, write_baselines
+from pytest_jallm.baseline import Baseline, atomic_write_baseline, read_baseline
 
 from .toy import cache_rows, prompts_generated, run, start, wait_until, write_script, write_suite
 
@@ -209,16 +208,20 @@ def test_disk_full_when_writing_the_baseline(pytester: pytest.Pytester, tiny_dis
             "--jallm-update-baseline"]
     good = write_script(pytester.path, BENCHES)
     pytester.runpytest(*args, "--model", good).assert_outcomes(passed=2)
-    path = thresholds / "model.yaml"
+    path = thresholds / "model" / "toy_a.baseline.jsonl"
     before = path.read_bytes()
     _fill(tiny_disk)
     worse = write_script(pytester.path, BENCHES, name="model2.json", outputs={"toy_a-0": "2"})
     result = pytester.runpytest(*args, "--model", worse)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    result.stdout.fnmatch_lines(["*pytest-jallm: ERROR: baseline NOT written to *model.yaml (*No space left on device*); the file is unchanged"])
+    result.stdout.fnmatch_lines(["*baseline NOT written to *toy_a.baseline.jsonl (*No space left on device*); the file is unchanged"])
+    # The table and the outcome agree: each benchmark whose baseline was not written failed.
+    result.assert_outcomes(failed=2)
+    for name in ("toy_a", "toy_b"):
+        assert any(line.startswith(name) and line.rstrip().endswith("not written") for line in result.stdout.lines)
     assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
     assert path.read_bytes() == before
-    assert sorted(p.name for p in thresholds.iterdir()) == ["model.yaml", "model.yaml.lock"]  # no temp file left
+    assert sorted(p.name for p in path.parent.iterdir()) == ["toy_a.baseline.jsonl", "toy_b.baseline.jsonl"]  # no temp file
 
 
 @pytest.mark.parametrize("failing", ["write", "fsync", "replace"])
@@ -226,9 +229,10 @@ def test_baseline_write_failure_leaves_the_old_file_and_no_temp_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: str
 ) -> None:
     """Simulated ENOSPC at each step of the atomic write (runs without root)."""
-    path = tmp_path / "model.yaml"
-    record = BaselineRecord(score=50.0, ooc_rate=0.0, n=2, metric="exact_match", items={"a": 1.0, "b": 0.0})
-    write_baselines(path, {"toy_a": record})
+    path = tmp_path / "toy_a.baseline.jsonl"
+    record = Baseline(benchmark="toy_a", score=50.0, ooc_rate=0.0, n=2, metric="exact_match", binary=True,
+                      items={"a": 1.0, "b": 0.0})
+    atomic_write_baseline(path, record)
     before = path.read_bytes()
 
     def enospc(*args, **kwargs):
@@ -245,9 +249,10 @@ def test_baseline_write_failure_leaves_the_old_file_and_no_temp_file(
         monkeypatch.setattr(baseline_mod.os, "fdopen", fdopen)
     else:
         monkeypatch.setattr(baseline_mod.os, failing, enospc)
+    changed = Baseline(**{**record.__dict__, "score": 100.0, "items": {"a": 1.0, "b": 1.0}})
     with pytest.raises(OSError, match="No space left"):
-        write_baselines(path, {"toy_b": record})
+        atomic_write_baseline(path, changed)
     monkeypatch.undo()
     assert path.read_bytes() == before
-    assert yaml.safe_load(before)["benchmarks"]["toy_a"]["baseline"]["score"] == 50.0
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.yaml", "model.yaml.lock"]
+    assert read_baseline(path).score == 50.0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["toy_a.baseline.jsonl"]
