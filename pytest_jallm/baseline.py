@@ -114,7 +114,7 @@ class Limits:
 def _validation_message(err: Mapping[str, Any]) -> str:
     if err["type"] == "extra_forbidden":
         return "unknown key (typo?)"
-    if err["type"] in ("finite_number", "float_parsing", "float_type"):
+    if err["type"] == "finite_number":  # NaN or inf: not "must be <= 100"
         return f"must be a number (got {err.get('input')!r})"
     return err["msg"]
 
@@ -226,21 +226,13 @@ def read_baseline(path: Path) -> Baseline | None:
         return None
     except (OSError, UnicodeDecodeError) as e:
         raise BaselineError(path, "<file>", f"not a readable baseline: {e}") from None
-    lines = text.splitlines()
-    if len(lines) < 2:
-        raise BaselineError(path, "line 1", "expected a header line and a provenance line (re-accept with --jallm-update-baseline)")
     try:
         # One json.loads for the whole file is several times faster than one per line.
-        records = json.loads("[" + ",".join(line for line in lines if line.strip()) + "]")
+        records = json.loads("[" + text.strip().replace("\n", ",") + "]")
     except json.JSONDecodeError:
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                json.loads(line)
-            except json.JSONDecodeError as e:
-                raise BaselineError(path, f"line {number}", f"not valid JSON ({e.msg})") from None
-        raise BaselineError(path, "<file>", "not valid JSON Lines") from None
+        records = _records_line_by_line(text, path)
+    if len(records) < 2:
+        raise BaselineError(path, "line 1", "expected a header line and a provenance line (re-accept with --jallm-update-baseline)")
     header, provenance, rows = records[0], records[1], records[2:]
     if not isinstance(header, dict) or header.get("format") != BASELINE_FORMAT:
         raise BaselineError(path, "line 1", f"expected a header with \"format\": \"{BASELINE_FORMAT}\"")
@@ -253,16 +245,7 @@ def read_baseline(path: Path) -> Baseline | None:
             raise BaselineError(path, "line 1", f"key '{key}': expected {kind.__name__}, got {header.get(key)!r}")
     if not isinstance(header.get("n"), int) or isinstance(header.get("n"), bool) or header["n"] < 0:
         raise BaselineError(path, "line 1", f"key 'n': expected a count, got {header.get('n')!r}")
-    items: dict[str, float] = {}
-    preds: dict[str, str] = {}
-    for offset, row in enumerate(rows):
-        if not isinstance(row, dict) or not isinstance(row.get("id"), str) or not _number(row.get("score")):
-            raise BaselineError(path, f"line {offset + 3}", "expected {\"id\": \"…\", \"score\": number, \"pred\": \"…\"}")
-        if row["id"] in items:
-            raise BaselineError(path, f"line {offset + 3}", f"item id {row['id']!r} appears twice")
-        items[row["id"]] = float(row["score"])
-        pred = row.get("pred", "")
-        preds[row["id"]] = pred if isinstance(pred, str) else str(pred)
+    items, preds = _items_of(rows, path)
     b = Baseline(benchmark=header["benchmark"], metric=header["metric"], score=header.get("score"),  # type: ignore[arg-type]
                  ooc_rate=header.get("ooc_rate"), n=header["n"], binary=header["binary"],
                  produced_by=provenance["produced_by"], items=items, predictions=preds, path=str(path))
@@ -272,6 +255,46 @@ def read_baseline(path: Path) -> Baseline | None:
     return b
 
 
+def _records_line_by_line(text: str, path: Path) -> list[Any]:
+    """The slow path: skips blank lines, names the first line that is not JSON."""
+    records = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            raise BaselineError(path, f"line {number}", f"not valid JSON ({e.msg})") from None
+    return records
+
+
+def _items_of(rows: list[Any], path: Path) -> tuple[dict[str, float], dict[str, str]]:
+    """Item lines -> (id -> score, id -> prediction). Checked in bulk (C-level passes over
+    the lists: 50,000 items in a few milliseconds); row by row only to name a bad line."""
+    try:
+        ids = [r["id"] for r in rows]
+        scores = [r["score"] for r in rows]
+        preds = [r.get("pred", "") for r in rows]
+        ok = set(map(type, ids)) <= {str} and set(map(type, scores)) <= {float, int} and set(map(type, preds)) <= {str}
+    except (KeyError, TypeError, AttributeError):
+        ok = False
+    if ok:
+        items = dict(zip(ids, map(float, scores)))
+        if len(items) == len(ids):
+            return items, dict(zip(ids, preds))
+    seen: set[str] = set()
+    for offset, row in enumerate(rows):
+        where = f"line {offset + 3}"
+        if not isinstance(row, dict) or not isinstance(row.get("id"), str) or not _number(row.get("score")):
+            raise BaselineError(path, where, "expected {\"id\": \"…\", \"score\": number, \"pred\": \"…\"}")
+        if not isinstance(row.get("pred", ""), str):
+            raise BaselineError(path, where, "key 'pred': expected the extracted answer as text")
+        if row["id"] in seen:
+            raise BaselineError(path, where, f"item id {row['id']!r} appears twice")
+        seen.add(row["id"])
+    raise BaselineError(path, "<file>", "malformed item lines")  # not reached: some row failed above
+
+
 def validate_baseline(b: Baseline) -> list[tuple[str, str]]:
     """(where, problem) for each way the baseline contradicts itself; empty when it is consistent."""
     problems: list[tuple[str, str]] = []
@@ -279,18 +302,23 @@ def validate_baseline(b: Baseline) -> list[tuple[str, str]]:
         problems.append(("line 1", f"key 'score': expected a number from 0 to 100, got {b.score!r}"))
     if b.ooc_rate is not None and (not _number(b.ooc_rate) or not math.isfinite(b.ooc_rate) or not 0 <= b.ooc_rate <= 100):
         problems.append(("line 1", f"key 'ooc_rate': expected a number from 0 to 100, got {b.ooc_rate!r}"))
-    for number, (item_id, value) in enumerate(b.items.items(), 3):
-        if not math.isfinite(value) or not 0 <= value <= 1:
-            problems.append((f"line {number}", f"item {item_id!r}: score {value!r} is not a number from 0 to 1"))
-            break
-        if b.binary and value not in (0.0, 1.0):
-            problems.append((f"line {number}", f"item {item_id!r}: score {value!r} but {b.metric} scores are 0 or 1"))
-            break
+    values = list(b.items.values())
+    total = math.fsum(values)  # nan or inf when any item is
+    in_range = not values or (math.isfinite(total) and min(values) >= 0 and max(values) <= 1)
+    allowed = {0.0, 1.0} if b.binary else None
+    if not in_range or (allowed is not None and not set(values) <= allowed):
+        for number, (item_id, value) in enumerate(b.items.items(), 3):
+            if not math.isfinite(value) or not 0 <= value <= 1:
+                problems.append((f"line {number}", f"item {item_id!r}: score {value!r} is not a number from 0 to 1"))
+                break
+            if allowed is not None and value not in allowed:
+                problems.append((f"line {number}", f"item {item_id!r}: score {value!r} but {b.metric} scores are 0 or 1"))
+                break
     if b.items:
         if b.n != len(b.items):
             problems.append(("line 1", f"key 'n' is {b.n} but the file holds {len(b.items)} items"))
         elif not problems:
-            mean = 100 * math.fsum(b.items.values()) / len(b.items)
+            mean = 100 * total / len(b.items)
             if abs(mean - b.score) > 0.01:
                 problems.append(("line 1", f"key 'score' is {b.score:g} but its items average {mean:.4f}"))
     return problems

@@ -71,7 +71,11 @@ class BenchmarkFile(pytest.File):
             except DataError as e:
                 raise self.CollectError(str(e)) from None
             for ex in prep.examples:
-                item = ExampleItem.from_parent(self, name=f"{spec.name}[{ex.id}]", spec=spec, example_id=ex.id)
+                # The id is given whole so that pytest >= 9 parses "[...]" as parameters, as it does for
+                # the ids --lf stored: built from the name alone it would never match (and --lf would
+                # re-run only the benchmark tests).
+                name = f"{spec.name}[{ex.id}]"
+                item = ExampleItem.from_parent(self, name=name, nodeid=f"{self.nodeid}::{name}", spec=spec, example_id=ex.id)
                 for m in marks:
                     item.add_marker(m)
                 yield item

@@ -265,3 +265,58 @@ def test_limit_is_a_smoke_run_paired_with_the_full_baseline(toy: pytest.Pytester
     worse = toy.runpytest(*base_args(write_script(toy.path, {"toy_he": 6}), "--jallm-limit", "6", "--jallm-family", "none"))
     worse.assert_outcomes(passed=2, failed=1)
     worse.stdout.fnmatch_lines(["*regression vs baseline: 100.00 -> 0.00*on 6 paired items*"])
+
+
+# --- per-item tests and --lf --------------------------------------------------------------
+
+
+def test_items_lf_reruns_the_failing_per_item_tests(toy: pytest.Pytester) -> None:
+    (toy.path / "thresholds").mkdir()
+    (toy.path / "thresholds" / "model.yaml").write_text("defaults: {min_score: 90}\n", encoding="utf-8")
+    script = write_script(toy.path, {"toy_mc": 2})
+    args = ["benchmarks", "--jallm-backend", "pytest_jallm.testing:ScriptedBackend", "--model", script, "--jallm-no-cache",
+            "--jallm-items", "-p", "cacheprovider"]
+    toy.runpytest(*args).assert_outcomes(failed=3, passed=24)
+    again = toy.runpytest(*args, "--lf")
+    again.assert_outcomes(failed=3)
+    again.stdout.fnmatch_lines(["*FAILED benchmarks/toy_mc.yaml::toy_mc[[]toy_mc-0[]]*",
+                                "*FAILED benchmarks/toy_mc.yaml::toy_mc[[]toy_mc-1[]]*"])
+
+
+# --- many benchmarks, one family: the merge step re-corrects over every shard --------------
+
+
+def test_merge_applies_holm_over_all_shards(toy: pytest.Pytester) -> None:
+    from pytest_jallm.__main__ import main as cli
+
+    good = write_script(toy.path)
+    toy.runpytest(*base_args(good, "--jallm-update-baseline")).assert_outcomes(passed=3)
+    # toy_mc: 5 of 10 flip, p = 1/32. Alone in its shard that is a regression; over the whole
+    # run's three benchmarks Holm makes it 3/32 = 0.094, not significant.
+    worse = write_script(toy.path, {"toy_mc": 5})
+    whole = toy.runpytest(*base_args(worse, "--jallm-results-json", "whole.json"))
+    whole.assert_outcomes(passed=3)
+    shard_files = []
+    for i in (1, 2, 3):
+        toy.runpytest(*base_args(worse, "--jallm-shard", f"{i}/3", "--jallm-results-json", f"s{i}.json"))
+        shard_files.append(str(toy.path / f"s{i}.json"))
+    shard_rows = {b["name"]: b for f in shard_files for b in json.loads(Path(f).read_text())["benchmarks"]}
+    assert shard_rows["toy_mc"]["verdict"] == "regressed" and shard_rows["toy_mc"]["outcome"] == "failed"
+    assert cli(["merge", *shard_files, "-o", str(toy.path / "merged.json")]) == 0
+    merged = {b["name"]: b for b in json.loads((toy.path / "merged.json").read_text())["benchmarks"]}
+    whole_rows = {b["name"]: b for b in json.loads((toy.path / "whole.json").read_text())["benchmarks"]}
+    for name in BENCHMARKS:
+        assert merged[name]["p_adjusted"] == pytest.approx(whole_rows[name]["p_adjusted"])
+        assert (merged[name]["verdict"], merged[name]["outcome"]) == (whole_rows[name]["verdict"], whole_rows[name]["outcome"])
+    assert merged["toy_mc"]["p_adjusted"] == pytest.approx(3 / 32)
+
+
+def test_family_correction_can_be_switched_off(toy: pytest.Pytester) -> None:
+    good = write_script(toy.path)
+    toy.runpytest(*base_args(good, "--jallm-update-baseline")).assert_outcomes(passed=3)
+    worse = write_script(toy.path, {"toy_mc": 5})  # 5 of 10 flip: p = 1/32
+    holm = toy.runpytest(*base_args(worse))  # x3 = 0.094: not significant across the family
+    holm.assert_outcomes(passed=3)
+    per_benchmark = toy.runpytest(*base_args(worse, "--jallm-family", "none"))
+    per_benchmark.assert_outcomes(passed=2, failed=1)
+    holm.stdout.fnmatch_lines(["benchmark*paired*flips −/+*p*p adj*MDD@80%*max_drop", "toy_mc*10*5/0*0.031*0.094*UNDERPOWERED"])

@@ -69,6 +69,8 @@ def test_gpu_workflow_gates_caches_reports_and_merges_shards() -> None:
     assert "--jallm-results-json" in gate and "--jallm-report-html" in gate and "--jallm-gpus-per-worker" in gate
     assert '>> "$GITHUB_STEP_SUMMARY"' in gate
     assert "--jallm-shard" in _runs(jobs["shard"]) and "strategy.job-total" in _runs(jobs["shard"])
+    # A benchmark without a baseline must fail the gate, not pass it silently.
+    assert "--jallm-strict" in gate and "--jallm-strict" in _runs(jobs["shard"])
     assert jobs["merge"]["needs"] == "shard" and "actions/download-artifact" in _uses(jobs["merge"])
     assert "python -m pytest_jallm merge results/shard-*.json" in _runs(jobs["merge"])
     # Forks' pull requests never reach the self-hosted runners.

@@ -1,5 +1,5 @@
 """The API key is read from the environment and never written anywhere: not to the terminal,
-logs, results JSON, Markdown, HTML, JUnit XML, the baseline YAML or the generation cache -- also
+logs, results JSON, Markdown, HTML, JUnit XML, the baseline files or the generation cache -- also
 when a server quotes it back in an error body."""
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def test_api_key_never_leaves_the_environment(pytester: pytest.Pytester, monkeyp
     assert "retry" in (pytester.path / "ok.log").read_text(encoding="utf-8")  # ... the retry was logged ...
     written = {p.name: p.read_bytes() for p in pytester.path.rglob("*") if p.is_file() and p.suffix != ".py"}
     # (denied.json/.md are not written: no benchmark produced a score. If they were, they are checked below.)
-    for name in ("ok.xml", "ok.json", "ok.md", "ok.html", "denied.xml", "ok.log", "denied.log", "stub-model.yaml", "gen.sqlite"):
+    for name in ("ok.xml", "ok.json", "ok.md", "ok.html", "denied.xml", "ok.log", "denied.log", "toy_a.baseline.jsonl", "gen.sqlite"):
         assert name in written, name
     for name, data in written.items():  # ... and it is nowhere: files (the cache with its WAL) and output
         assert key.encode() not in data, f"API key leaked into {name}"
