@@ -181,10 +181,8 @@ def paired_test_table(rows: Sequence[SummaryRow]) -> str:
     if not body:
         return ""
     fam = _family(rows)
-    note = (f"Paired tests: one-sided exact McNemar (binary) or paired bootstrap; p adj = {fam}-adjusted over the "
-            "session's paired tests (the gate compares it with alpha). MDD@80%: the smallest drop in points this "
-            "benchmark detects 4 times in 5 at the family-corrected level, from its size and observed flip rate; "
-            "a max_drop below it is UNDERPOWERED (the gate cannot reliably see drops that small).")
+    note = (f"p adj: {fam}-adjusted over the run's paired tests (compared with alpha). MDD@80%: the smallest drop "
+            "(points) detected 4 times in 5, from n and the flip rate; UNDERPOWERED: max_drop is below it.")
     return tabulate(body, headers=STATS_HEADERS, tablefmt="simple", disable_numparse=True) + "\n" + note
 
 

@@ -97,6 +97,9 @@ THRESHOLD_CASES = [
     ("malformed-yaml", "benchmarks: [\n", "*model.yaml: key '<yaml>': malformed YAML*"),
     ("not-a-mapping", "- 1\n- 2\n", "*model.yaml: key '<top level>': expected a mapping*"),
     ("alpha-out-of-range", "defaults: {alpha: 1.5}\n", "*model.yaml: key 'defaults.alpha': *less than 1*"),
+    # issue 14, item 11: NaN passes no comparison, so it must not be reported as "must be <= 100".
+    ("nan", "benchmarks:\n  toy_a: {min_score: .nan}\n", "*model.yaml: key 'benchmarks.toy_a.min_score': must be a number (got nan)"),
+    ("duplicate-key", "benchmarks:\n  toy_a: {min_score: 50}\n  toy_a: {min_score: 5}\n", "*model.yaml: key 'toy_a': duplicate key at line 3*"),
 ]
 
 
