@@ -318,7 +318,7 @@ def render_markdown(rows: Sequence[SummaryRow], title: str = "pytest-jallm resul
     gained = sum(r.flipped_better or 0 for r in rows)
     if any(r.flipped_worse is not None for r in rows):
         lines += ["", f"Items flipped vs baseline: {flipped} worse, {gained} better "
-                      "(p: exact McNemar test on the paired items; Δ in points)."]
+                      "(p: exact McNemar test on the paired items; p adj: Holm-corrected over the run's paired tests; Δ in points)."]
     medical = medical_block(rows, "github")
     if medical:
         lines += ["", "### Medical", "", medical]

@@ -46,6 +46,17 @@ def test_good_checkpoint_passes_the_gate(pytester: pytest.Pytester) -> None:
     assert verdicts == {"sample_mc": "pass", "sample_nli": "pass"}
 
 
+def test_smoke_run_of_the_good_checkpoint_passes_against_the_full_baselines(pytester: pytest.Pytester) -> None:
+    # README's smoke run: --jallm-limit pairs with the full baselines on the items it ran.
+    result = _run(pytester, GOOD, "--jallm-limit", "5", "--jallm-results-json", "smoke.json")
+    result.assert_outcomes(passed=2)
+    rows = {b["name"]: b for b in json.loads((pytester.path / "smoke.json").read_text(encoding="utf-8"))["benchmarks"]}
+    assert {name: r["verdict"] for name, r in rows.items()} == {"sample_mc": "pass", "sample_nli": "pass"}
+    assert rows["sample_nli"]["n"] == 5 and rows["sample_nli"]["baseline"] == pytest.approx(rows["sample_nli"]["score"])
+    # sample_nli's first five items hold two the model gets wrong: 60 < min_score 90, reported, not enforced.
+    result.stdout.fnmatch_lines(["*sample_nli: score 60.00 is below min_score 90.00 (not enforced on a --jallm-limit smoke run*"])
+
+
 def test_weak_checkpoint_fails_with_flipped_items(pytester: pytest.Pytester) -> None:
     result = _run(pytester, WEAK, "--jallm-baseline", "tiny-ja-good")
     outcomes = result.parseoutcomes()

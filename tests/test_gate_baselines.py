@@ -320,3 +320,19 @@ def test_family_correction_can_be_switched_off(toy: pytest.Pytester) -> None:
     per_benchmark = toy.runpytest(*base_args(worse, "--jallm-family", "none"))
     per_benchmark.assert_outcomes(passed=2, failed=1)
     holm.stdout.fnmatch_lines(["benchmark*paired*flips −/+*p*p adj*MDD@80%*max_drop", "toy_mc*10*5/0*0.031*0.094*UNDERPOWERED"])
+
+
+def test_the_html_report_lists_every_flipped_item_with_its_answers(toy: pytest.Pytester) -> None:
+    toy.runpytest(*base_args(write_script(toy.path), "--jallm-update-baseline")).assert_outcomes(passed=3)
+    worse = toy.runpytest(*base_args(write_script(toy.path, {"toy_mc": 7}), "--jallm-diff-items", "2",
+                                     "--jallm-report-html", "report.html"))
+    worse.assert_outcomes(passed=2, failed=1)
+    # The failure message shows the first K, with input, gold, the accepted answer and today's.
+    worse.stdout.fnmatch_lines(["*first 2 of 7 flipped items (id | input | gold | baseline answer -> answer now):",
+                                "*toy_mc-0 | 質問：問題0番 選択肢：0.いぬ,1.ねこ,2.とり | gold '0' | '0' -> '1'",
+                                "*toy_mc-1 | *", "*… 5 more (--jallm-diff-items K shows more; the HTML report lists all)"])
+    page = (toy.path / "report.html").read_text(encoding="utf-8")
+    flips = page[page.index("<table class=\"flips\">"):]
+    for i in range(7):
+        assert f"<td>toy_mc-{i}</td><td>質問：問題{i}番" in flips
+    assert "toy_mc-7" not in flips
