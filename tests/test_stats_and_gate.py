@@ -132,3 +132,20 @@ def test_minimum_detectable_drop_grows_as_benchmarks_shrink() -> None:
     assert min_detectable_drop(1000, 0.10, 0.05) > large  # more churn, less power
     assert min_detectable_drop(1000, 0.02, 0.05 / 40) > large  # a corrected level, less power
     assert min_detectable_drop(0, 0.0, 0.05) is None
+
+
+def test_family_simulation_script_runs_and_holm_cuts_false_alarms(capsys: pytest.CaptureFixture[str]) -> None:
+    """perf/family_simulation.py (README's figures come from its default 4,000 runs); a short run here."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "perf" / "family_simulation.py"
+    spec = importlib.util.spec_from_file_location("family_simulation", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.main(["--runs", "200", "--seed", "1"])
+    out = capsys.readouterr().out
+    rows = [line.split() for line in out.splitlines() if line.strip().startswith("10%")]
+    per_benchmark, holm = (float(x.rstrip("%")) for x in rows[0][1:3])  # false alarms at 10% churn
+    assert holm < per_benchmark and holm <= 10
+    assert "power: a true 3-point drop on the 1000-item benchmark is flagged" in out
