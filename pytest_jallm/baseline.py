@@ -199,7 +199,9 @@ def baseline_path(threshold_path: Path, benchmark: str) -> Path:
 
 
 def cap_prediction(text: str) -> str:
-    return text if len(text) <= MAX_PREDICTION_CHARS else text[:MAX_PREDICTION_CHARS] + "…"
+    """Bounded and valid UTF-8 (model output may hold lone surrogates), so a rewrite is byte-stable."""
+    text = text if len(text) <= MAX_PREDICTION_CHARS else text[:MAX_PREDICTION_CHARS] + "…"
+    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def render_baseline(b: Baseline) -> str:
@@ -258,7 +260,7 @@ def read_baseline(path: Path) -> Baseline | None:
 def _records_line_by_line(text: str, path: Path) -> list[Any]:
     """The slow path: skips blank lines, names the first line that is not JSON."""
     records = []
-    for number, line in enumerate(text.splitlines(), 1):
+    for number, line in enumerate(text.split("\n"), 1):  # not splitlines(): U+2028 may sit inside a string
         if not line.strip():
             continue
         try:

@@ -7,7 +7,10 @@ Schema history
    — `RunMeta`); `shard` records the shard plan of a `--jallm-shard` run; benchmark rows gain
    `message` (the gate's failure text). Version 1 files are still read (upgraded on reading).
    Later, optional: benchmark rows gain `run` (`RunStats`: prompts, generated, cache hits,
-   repeated prompts, seconds per phase).
+   repeated prompts, seconds per phase); `p_adjusted` (family-corrected p), `mdd` (minimum
+   detectable drop at 80% power, points) and `underpowered`; `extra.gate` (what `merge` needs
+   to re-apply the family correction over shards) and `extra.flips` (every item that got worse,
+   with input, gold and both answers).
 
 `results_json_schema()` gives the JSON Schema of the current version; the pydantic models
 below are the single definition, used both to validate on reading and to export it.

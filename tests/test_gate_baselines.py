@@ -336,3 +336,19 @@ def test_the_html_report_lists_every_flipped_item_with_its_answers(toy: pytest.P
     for i in range(7):
         assert f"<td>toy_mc-{i}</td><td>質問：問題{i}番" in flips
     assert "toy_mc-7" not in flips
+
+
+def test_hostile_predictions_round_trip_and_an_unchanged_baseline_is_not_rewritten(tmp_path: Path) -> None:
+    from pytest_jallm.baseline import MAX_PREDICTION_CHARS, atomic_write_baseline
+
+    preds = {"a": "line\u2028sep\nnew \"quoted\"", "b": "\udcff lone surrogate", "c": "長" * 5000}
+    b = Baseline(benchmark="b", metric="exact_match", score=100 / 3, ooc_rate=None, n=3, binary=True,
+                 items={"a": 1.0, "b": 0.0, "c": 0.0}, predictions=preds)
+    path = tmp_path / "b.baseline.jsonl"
+    assert atomic_write_baseline(path, b) is True
+    assert len(path.read_text(encoding="utf-8").splitlines()) > 5  # U+2028 splits lines for splitlines() ...
+    back = read_baseline(path)  # ... but not for the reader
+    assert back is not None and back.items == b.items
+    assert back.predictions["a"] == preds["a"] and back.predictions["b"] == "? lone surrogate"
+    assert len(back.predictions["c"]) == MAX_PREDICTION_CHARS + 1
+    assert atomic_write_baseline(path, b) is False  # same content: the file is not touched
