@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 
 import pytest
-import yaml
 
+from pytest_jallm.baseline import read_baseline
 from pytest_jallm.metrics import strip_think
 
 SCRIPTED = "pytest_jallm.testing:ScriptedBackend"
@@ -76,8 +76,8 @@ def test_strip_think_changes_the_score_not_the_generations(suite: pytest.Pyteste
     assert stripped["run"]["generated"] == 0 and stripped["run"]["cache_hits"] == len(OUTPUTS)
     assert stripped["extra"]["produced_by"]["scoring"] == {"strip_think": True}
     assert stripped["extra"]["produced_by"]["prompt_hash"] == plain["extra"]["produced_by"]["prompt_hash"]
-    baseline = yaml.safe_load((suite.path / "thresholds" / "think.yaml").read_text(encoding="utf-8"))
-    assert baseline["benchmarks"]["think_mc"]["baseline"]["produced_by"]["scoring"] == {"strip_think": True}
+    baseline = read_baseline(suite.path / "thresholds" / "think" / "think_mc.baseline.jsonl")
+    assert baseline is not None and baseline.produced_by["scoring"] == {"strip_think": True}
 
 
 def test_a_baseline_scored_otherwise_is_stale_not_compared(suite: pytest.Pytester) -> None:
