@@ -303,7 +303,7 @@ def _hub_reachable() -> bool:
     return True
 
 
-def _load_hf(source: Source, data_dir: Path | None) -> list[dict[str, Any]]:
+def _load_hf(source: Source, data_dir: Path | None, where: str = "hf source") -> list[dict[str, Any]]:
     import datasets
 
     datasets.disable_progress_bars()
@@ -316,14 +316,18 @@ def _load_hf(source: Source, data_dir: Path | None) -> list[dict[str, Any]]:
             return saved[source.split].to_list()
         if local.is_dir() and (local / "state.json").exists():
             return datasets.load_from_disk(str(local)).to_list()
-    offline = datasets.config.HF_HUB_OFFLINE or not _hub_reachable()
+    offline_env = bool(datasets.config.HF_HUB_OFFLINE)
+    offline = offline_env or not _hub_reachable()
     try:
         with _hub_offline(offline):
             ds = datasets.load_dataset(source.hf, source.hf_config, split=source.split)
     except Exception as e:  # network, auth, missing split: name the source
-        why = " (the hub is not reachable: only local caches were tried)" if offline else ""
+        why = ""
+        if offline:
+            why = " (HF_HUB_OFFLINE is set" if offline_env else " (the hub's host does not resolve"
+            why += ": only local caches were tried)"
         raise DataError(
-            f"could not load Hugging Face dataset {source.hf!r} (config {source.hf_config!r}, split "
+            f"{where}: could not load Hugging Face dataset {source.hf!r} (config {source.hf_config!r}, split "
             f"{source.split!r}){why}: {type(e).__name__}: {e}. Offline? Pre-fetch it with "
             f"`python -m pytest_jallm data fetch SPEC --to DIR` (it saves to DIR/{hf_mirror(source)}) "
             f"and pass --jallm-data-dir DIR"
@@ -371,7 +375,7 @@ def load_source(
                 f"{where}: mirror '{hf_mirror(source)}' not found under data dir {data_dir} (a `save_to_disk` "
                 f"copy of {source.hf}; `python -m pytest_jallm data fetch --to DIR` writes it)"
             )
-        rows = _load_hf(source, data_dir)
+        rows = _load_hf(source, data_dir, where)
         origin = f"hf:{source.hf}/{source.hf_config or ''}:{source.split}"
     else:
         with activate(fetched):
