@@ -31,6 +31,11 @@ def shorten(text: str, limit: int = MAX_SHOWN) -> str:
     return f"{text[:half]} … [{len(text) - limit} characters cut] … {text[-half:]}"
 
 
+# More tests per benchmark file (the variants' `name[variants]`): factories the plugin registers,
+# so that this module imports none of the modules that build on it.
+EXTRA_ITEMS_KEY = pytest.StashKey[list]()
+
+
 class BenchmarkFailure(AssertionError):
     pass
 
@@ -60,11 +65,10 @@ class BenchmarkFile(pytest.File):
         for m in marks:
             bench.add_marker(m)
         yield bench
-        from .variants import collect_item  # `name[variants]` with --jallm-variants N
-
-        variants_item = collect_item(self, spec, marks)
-        if variants_item is not None:
-            yield variants_item
+        for collect_extra in self.config.stash.get(EXTRA_ITEMS_KEY, ()):  # `name[variants]` with --jallm-variants N
+            extra = collect_extra(self, spec, marks)
+            if extra is not None:
+                yield extra
         if jallm.per_item:
             try:
                 prep = jallm.evaluation.prepared(spec, self.path)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from .items import BenchmarkFile, _JallmItem, is_spec_file
+from .items import EXTRA_ITEMS_KEY, BenchmarkFile, _JallmItem, is_spec_file
 from .report import SummaryRow, render_terminal
 from .results import parse_meta_pairs
 from .session import SESSION_KEY, JallmSession
@@ -138,9 +138,10 @@ def pytest_configure(config: pytest.Config) -> None:
     jallm = JallmSession(config)
     config.stash[SESSION_KEY] = jallm
     config.pluginmanager.register(_SummaryCollector(jallm), "jallm-summaries")
-    from . import variants
+    from .variants.items import Reporter, collect_item
 
-    config.pluginmanager.register(variants.Reporter(config), "jallm-variants")
+    config.stash[EXTRA_ITEMS_KEY] = [collect_item]
+    config.pluginmanager.register(Reporter(config), "jallm-variants")
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector):

@@ -1,5 +1,7 @@
 """Prompt rendering: one place that turns a spec and an example into text.
 
+Every prompt is a point of the format grammar (:mod:`pytest_jallm.variants.grammar`):
+a benchmark test renders the canonical point, `--jallm-variants` the others.
 The canonical template is llm-jp-eval v1's (see REFERENCE-llm-jp-eval.md):
 a fixed preamble, `### 指示:`, few-shot `### 入力:`/`### 応答:` pairs, then
 the item's input and an open `### 応答:`.
@@ -14,7 +16,8 @@ from typing import Mapping, Sequence
 
 from .data import Example
 from .medharness import HARNESS_TEMPLATES, render_harness_prompt
-from .spec import BenchmarkSpec, ChoiceFormat
+from .spec import BenchmarkSpec
+from .variants.grammar import CANONICAL, PromptFormat
 
 
 @dataclass(frozen=True)
@@ -62,26 +65,9 @@ TEMPLATES: dict[str, Template] = {
     ),
 }
 
-_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-
-
-def render_choices(choices: Sequence[str], fmt: ChoiceFormat) -> str:
-    parts = []
-    for i, choice in enumerate(choices):
-        label = fmt.label.format(index=i, number=i + 1, letter=_LETTERS[i % 26])
-        parts.append(f"{label}{choice}")
-    return fmt.joiner.join(parts)
-
-
-def render_input(spec: BenchmarkSpec, example: Example) -> str:
-    values: dict[str, str] = dict(example.fields)
-    if spec.fields.choices is not None:
-        values["choices"] = render_choices(example.choices, spec.choice_format)
-    # str.format_map would interpret braces inside the data; substitute only our names.
-    out = spec.input
-    for name, value in values.items():
-        out = out.replace("{" + name + "}", value)
-    return out
+def render_input(spec: BenchmarkSpec, example: Example, fmt: PromptFormat = CANONICAL) -> str:
+    """The example's input block (no instruction, no few-shots) under ``fmt``."""
+    return fmt.render_input(spec, example)[0]
 
 
 def template_names() -> list[str]:
@@ -89,35 +75,55 @@ def template_names() -> list[str]:
     return list(TEMPLATES) + list(HARNESS_TEMPLATES)
 
 
-def render_prompt(spec: BenchmarkSpec, example: Example, shots: Sequence[Example]) -> str:
+def render(
+    spec: BenchmarkSpec, example: Example, shots: Sequence[Example], fmt: PromptFormat = CANONICAL
+) -> tuple[str, str]:
+    """``(prompt, gold)`` of ``example`` under ``fmt``; the gold moves with its choice when the format
+    reorders or relabels choices and the answer is a label (canonical: the example's own gold)."""
     if spec.prompt_template in HARNESS_TEMPLATES:
         # The harness's templates are zero-shot and take the question and the choices only
-        # (spec checks refuse few-shots and require a `question` field for them).
-        return render_harness_prompt(spec.prompt_template, example.fields["question"], example.choices)
-    t = TEMPLATES[spec.prompt_template]
-    parts = [t.preamble, t.instruction_header, spec.instruction]
+        # (spec checks refuse few-shots and require a `question` field for them; no variants are drawn).
+        return render_harness_prompt(spec.prompt_template, example.fields["question"], example.choices), example.gold
+    t = fmt.headers(TEMPLATES[spec.prompt_template])
+    instruction = fmt.instruction(spec)
+    parts = [t.preamble]
+    if not fmt.instruction_after:
+        parts += [t.instruction_header, instruction]
     for shot in shots:
-        parts += [t.input_header, render_input(spec, shot), t.response_header, shot.gold]
-    parts += [t.input_header, render_input(spec, example), t.response_header]
-    return "".join(parts)
+        text, gold = fmt.render_input(spec, shot)
+        parts += [t.input_header, text, t.response_header, gold]
+    text, gold = fmt.render_input(spec, example)
+    parts += [t.input_header, text]
+    if fmt.instruction_after:
+        parts += [t.instruction_header, instruction]
+    parts.append(t.response_header)
+    return "".join(parts), gold
+
+
+def render_prompt(spec: BenchmarkSpec, example: Example, shots: Sequence[Example], fmt: PromptFormat = CANONICAL) -> str:
+    return render(spec, example, shots, fmt)[0]
 
 
 def render_messages(
-    spec: BenchmarkSpec, example: Example, shots: Sequence[Example]
+    spec: BenchmarkSpec, example: Example, shots: Sequence[Example], fmt: PromptFormat = CANONICAL
 ) -> tuple[Mapping[str, str], ...]:
-    """Chat form: the instruction leads each user turn; shots become prior turns."""
+    """Chat form: the instruction leads each user turn (follows it under ``instruction_after``);
+    shots become prior turns."""
     messages: list[dict[str, str]] = []
-    if spec.prompt_template in HARNESS_TEMPLATES:  # the harness has no chat form: its prompt is the turn
-        if spec.system_prompt:
-            messages.append({"role": "system", "content": spec.system_prompt})
-        messages.append({"role": "user", "content": render_prompt(spec, example, shots)})
-        return tuple(messages)
     if spec.system_prompt:
         messages.append({"role": "system", "content": spec.system_prompt})
+    if spec.prompt_template in HARNESS_TEMPLATES:  # the harness has no chat form: its prompt is the turn
+        messages.append({"role": "user", "content": render_prompt(spec, example, shots)})
+        return tuple(messages)
+    instruction = fmt.instruction(spec)
+
+    def user(text: str) -> dict[str, str]:
+        return {"role": "user", "content": f"{text}\n\n{instruction}" if fmt.instruction_after else f"{instruction}\n\n{text}"}
+
     for shot in shots:
-        messages.append({"role": "user", "content": f"{spec.instruction}\n\n{render_input(spec, shot)}"})
-        messages.append({"role": "assistant", "content": shot.gold})
-    messages.append({"role": "user", "content": f"{spec.instruction}\n\n{render_input(spec, example)}"})
+        text, gold = fmt.render_input(spec, shot)
+        messages += [user(text), {"role": "assistant", "content": gold}]
+    messages.append(user(fmt.render_input(spec, example)[0]))
     return tuple(messages)
 
 

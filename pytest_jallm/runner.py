@@ -18,8 +18,9 @@ from .data import DataError, Example, fingerprint, load_examples, load_fewshots
 from .fetch import DataConfig
 from .medharness import harness_response, is_harness_template, shuffle_permutations
 from .metrics import AnswerPatternTimeout, extract_answer, get_metric, normalize, out_of_choice, strip_think
-from .prompt import prompt_hash, render_input, render_messages, render_prompt
+from .prompt import prompt_hash, render, render_input, render_messages
 from .spec import BenchmarkSpec
+from .variants.grammar import CANONICAL, PromptFormat
 
 
 @dataclass
@@ -136,6 +137,29 @@ def shuffle_choices(spec: BenchmarkSpec, examples: Sequence[Example], seed: int)
     return out
 
 
+def render_requests(
+    spec: BenchmarkSpec, examples: Sequence[Example], shots: Sequence[Example], chat: bool, fmt: PromptFormat = CANONICAL
+) -> tuple[list[Example], list[GenerationRequest]]:
+    """The backend requests of ``examples`` under the prompt format ``fmt``, and the examples with the
+    gold that format gives them (a label moves with its choice; canonical: unchanged)."""
+    labels = fmt.labels(spec)
+    guided = tuple(labels) if labels else None
+    out, requests = [], []
+    for ex in examples:
+        text, gold = render(spec, ex, shots, fmt)
+        out.append(ex if gold == ex.gold else replace(ex, gold=gold))
+        requests.append(
+            GenerationRequest(
+                prompt=text,
+                max_new_tokens=spec.max_new_tokens,
+                stop=tuple(spec.stop),
+                messages=render_messages(spec, ex, shots, fmt) if chat else None,
+                guided_choices=guided,
+            )
+        )
+    return out, requests
+
+
 def prepare(spec: BenchmarkSpec, spec_path: Path, settings: RunSettings) -> PreparedBenchmark:
     spec = effective_spec(spec, settings)
     spec_dir = spec_path.parent
@@ -146,19 +170,7 @@ def prepare(spec: BenchmarkSpec, spec_path: Path, settings: RunSettings) -> Prep
         all_examples = shuffle_choices(spec, all_examples, settings.shuffle_choices)  # one draw per item, in order
     examples = all_examples if settings.limit is None else all_examples[: settings.limit]
     shots = load_fewshots(spec, spec_dir, settings.data_dir, settings.data_config)
-    guided = tuple(spec.labels) if spec.labels else None
-    requests = []
-    for ex in examples:
-        text = render_prompt(spec, ex, shots)
-        requests.append(
-            GenerationRequest(
-                prompt=text,
-                max_new_tokens=spec.max_new_tokens,
-                stop=tuple(spec.stop),
-                messages=render_messages(spec, ex, shots) if settings.chat else None,
-                guided_choices=guided,
-            )
-        )
+    examples, requests = render_requests(spec, examples, shots, settings.chat)
     return PreparedBenchmark(
         spec=spec,
         spec_path=spec_path,
@@ -348,8 +360,6 @@ class Evaluation:
 
     def run(self, benchmarks: Sequence[tuple[BenchmarkSpec, Path]]) -> None:
         """Generate and score every benchmark not yet done, in one backend call."""
-        from .cache import cached_generate
-
         todo: list[PreparedBenchmark] = []
         for spec, path in benchmarks:
             if spec.name in self.results or spec.name in self.errors or any(p.spec.name == spec.name for p in todo):
@@ -360,6 +370,29 @@ class Evaluation:
                 self.errors[spec.name] = e
         if not todo:
             return
+        try:
+            outcomes = self.generate_and_score(todo)
+        except BaseException as e:  # KeyboardInterrupt: the cache already holds what finished
+            for p in todo:
+                self.errors[p.spec.name] = e
+            raise
+        for p, outcome in zip(todo, outcomes):
+            if isinstance(outcome, BenchmarkResult):
+                self.results[p.spec.name] = outcome
+            else:
+                self.errors[p.spec.name] = outcome
+
+    def generate_and_score(
+        self, todo: Sequence[PreparedBenchmark], *, tally: bool = True
+    ) -> list[BenchmarkResult | Exception]:
+        """Generate every prompt of ``todo`` in one backend call, through the cache, and score each
+        benchmark: its result, or the error that belongs to it (a failed call belongs to all).
+
+        ``tally``: count the prompts and seconds in the session's totals (the variants search,
+        which reports its own table, does not).
+        """
+        from .cache import cached_generate
+
         requests = [r for p in todo for r in p.requests]
         started = time.perf_counter()
         load_before = self.timings["load"]
@@ -385,22 +418,21 @@ class Evaluation:
                 if bar is not None:
                     bar.close()
         except BaseException as e:
-            for p in todo:
-                self.errors[p.spec.name] = e
             if not isinstance(e, Exception):
-                raise  # KeyboardInterrupt: the cache already holds what finished
-            return
-        elapsed = time.perf_counter() - started
-        self.timings["generate"] += elapsed - (self.timings["load"] - load_before)
-        generate_seconds = elapsed - (self.timings["load"] - load_before)
-        self.prompts_requested += len(requests)
-        self.prompts_generated += generated
-        self.prompts_from_cache += origins.count("cache")
-        self.prompts_repeated += origins.count("repeated")
+                raise
+            return [e] * len(todo)
+        generate_seconds = time.perf_counter() - started - (self.timings["load"] - load_before)
+        if tally:
+            self.timings["generate"] += generate_seconds
+            self.prompts_requested += len(requests)
+            self.prompts_generated += generated
+            self.prompts_from_cache += origins.count("cache")
+            self.prompts_repeated += origins.count("repeated")
         identity = self.identity()
         started = time.perf_counter()
         offset = 0
         shared_by = [p.spec.name for p in todo]
+        outcomes: list[BenchmarkResult | Exception] = []
         for p in todo:
             outputs = texts[offset : offset + len(p.requests)]
             mine = origins[offset : offset + len(p.requests)]
@@ -414,13 +446,15 @@ class Evaluation:
                     mine = [o for i, o in enumerate(mine) if i not in mine_failed]  # counts match the scored items
                 result = score_benchmark(p, outputs, identity, self.settings)
             except Exception as e:
-                self.errors[p.spec.name] = e
+                outcomes.append(e)
                 continue
             if mine_failed:
                 result.backend_errors = backend_errors
             result.run = run_stats(p, mine, generate_seconds, time.perf_counter() - scoring_started, shared_by)
-            self.results[p.spec.name] = result
-        self.timings["score"] += time.perf_counter() - started
+            outcomes.append(result)
+        if tally:
+            self.timings["score"] += time.perf_counter() - started
+        return outcomes
 
     def _without_failed(
         self, prep: PreparedBenchmark, outputs: Sequence[str | None], failed: Mapping[int, str]

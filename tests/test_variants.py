@@ -12,13 +12,17 @@ import yaml
 from hypothesis import HealthCheck, find, given, settings
 from hypothesis import strategies as st
 
-from pytest_jallm import variants as V
 from pytest_jallm.backends.base import BackendIdentity
 from pytest_jallm.data import Example
 from pytest_jallm.medharness import is_harness_template
-from pytest_jallm.prompt import render_messages, render_prompt
+from pytest_jallm.prompt import render, render_messages, render_prompt
 from pytest_jallm.runner import Evaluation, RunSettings
 from pytest_jallm.spec import load_spec, parse_spec
+from pytest_jallm.variants.grammar import (
+    PromptFormat, answer_kind, render_label, rewrite_politeness, to_fullwidth, to_halfwidth_kana, token, token_system,
+)
+from pytest_jallm.variants.search import VariantLimits, VariantSearch, benchmark_seed, check
+from pytest_jallm.variants.strategies import draw_formats, feature_options, prompt_formats
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTED = "pytest_jallm.testing:ScriptedBackend"
@@ -55,7 +59,7 @@ def mc_specs(draw):
     data["choice_format"] = {"label": label, "joiner": draw(st.sampled_from([",", "\n", ", "]))}
     data["prompt_template"] = draw(st.sampled_from(["llm-jp-eval-v1", "alpaca-ja", "cot-ja"]))
     if answer_is_label:
-        data["labels"] = [V.token(system, i) for i in range(n)]
+        data["labels"] = [token(system, i) for i in range(n)]
     return parse_spec(data, Path("rand_mc.yaml")), n, answer_is_label
 
 
@@ -69,8 +73,8 @@ TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters=
 def mc_examples(draw, spec, n, answer_is_label, ident):
     choices = tuple(f"⟦{ident}c{i}⟧{draw(TEXT)}" for i in range(n))
     gold_idx = draw(st.integers(0, n - 1))
-    system = V.token_system(spec.choice_format.label)
-    gold = V.token(system, gold_idx) if answer_is_label else choices[gold_idx]
+    system = token_system(spec.choice_format.label)
+    gold = token(system, gold_idx) if answer_is_label else choices[gold_idx]
     q = f"⟦{ident}q⟧" + draw(TEXT)
     return Example(id=f"{ident}{draw(st.integers(0, 10**6))}", fields={"question": q}, choices=choices, gold=gold), gold_idx
 
@@ -80,11 +84,11 @@ def mc_cases(draw, spec_aware: bool):
     spec, n, answer_is_label = draw(mc_specs())
     example, gold_idx = draw(mc_examples(spec, n, answer_is_label, "x"))
     shots = [draw(mc_examples(spec, n, answer_is_label, f"s{k}")) for k in range(draw(st.integers(0, 2)))]
-    fmt = draw(V.prompt_formats(spec if spec_aware else None))
+    fmt = draw(prompt_formats(spec if spec_aware else None))
     return spec, example, gold_idx, shots, fmt
 
 
-def _item_block(spec, fmt: V.PromptFormat, prompt: str) -> str:
+def _item_block(spec, fmt: PromptFormat, prompt: str) -> str:
     """The item's own input block (after the last input header)."""
     from pytest_jallm.prompt import TEMPLATES
 
@@ -94,13 +98,13 @@ def _item_block(spec, fmt: V.PromptFormat, prompt: str) -> str:
     return prompt.rsplit(header, 1)[1]
 
 
-def _label_of(spec, fmt: V.PromptFormat, pos: int) -> str:
-    lab = V.render_label(fmt.label_template(spec), pos)
-    return V.to_fullwidth(lab, punctuation=True) if fmt.width == "full-alnum" else lab
+def _label_of(spec, fmt: PromptFormat, pos: int) -> str:
+    lab = render_label(fmt.label_template(spec), pos)
+    return to_fullwidth(lab, punctuation=True) if fmt.width == "full-alnum" else lab
 
 
 def _check_case(spec, example, gold_idx, shots, fmt) -> None:
-    prompt, gold = fmt.render(spec, example, [s for s, _ in shots])
+    prompt, gold = render(spec, example, [s for s, _ in shots], fmt)
     block = _item_block(spec, fmt, prompt)
     # Same content: the question verbatim, every choice exactly once.
     assert block.count(example.fields["question"]) == 1
@@ -111,21 +115,21 @@ def _check_case(spec, example, gold_idx, shots, fmt) -> None:
     assert prompt.count("### 入力:") + prompt.count("### Input:") == len(shots) + 1
     assert prompt.endswith(("### 応答:\n", "### Response:\n", "ステップバイステップで考えましょう。\n"))
     # Gold: the label the gold choice carries now (answers are compared after NFKC).
-    if V.answer_kind(spec) is None:
+    if answer_kind(spec) is None:
         assert gold == example.gold
     else:
-        system = V.token_system(fmt.label_template(spec))
-        pos = next(p for p in range(len(example.choices)) if nfkc(V.token(system, p)) == nfkc(gold))
+        system = token_system(fmt.label_template(spec))
+        pos = next(p for p in range(len(example.choices)) if nfkc(token(system, p)) == nfkc(gold))
         assert _label_of(spec, fmt, pos) + example.choices[gold_idx] in block
         labels = fmt.labels(spec)
         assert nfkc(gold) in {nfkc(x) for x in labels}
     # Few-shot answers follow the same mapping.
     for shot, shot_gold_idx in shots:
         _, shot_gold = fmt.render_input(spec, shot)
-        if V.answer_kind(spec) is not None:
-            system = V.token_system(fmt.label_template(spec))
+        if answer_kind(spec) is not None:
+            system = token_system(fmt.label_template(spec))
             order = fmt.permutation(spec, shot)
-            assert V.token(system, order.index(shot_gold_idx)) == shot_gold
+            assert token(system, order.index(shot_gold_idx)) == shot_gold
 
 
 @PROPS
@@ -142,13 +146,13 @@ def test_every_format_of_the_grammar_keeps_content_and_remaps_gold(case) -> None
 
 @PROPS
 @given(mc_cases(spec_aware=True))
-def test_canonical_format_is_byte_identical_to_render_prompt(case) -> None:
+def test_canonical_point_of_the_grammar_is_the_normal_prompt(case) -> None:
     spec, example, _, shots, _ = case
     shots = [s for s, _ in shots]
-    prompt, gold = V.PromptFormat().render(spec, example, shots)
+    prompt, gold = render(spec, example, shots, PromptFormat())
     assert prompt == render_prompt(spec, example, shots)
     assert gold == example.gold
-    assert V.PromptFormat().render_messages(spec, example, shots) == render_messages(spec, example, shots)
+    assert render_messages(spec, example, shots, PromptFormat()) == render_messages(spec, example, shots)
 
 
 def test_canonical_is_byte_identical_on_every_bundled_spec() -> None:
@@ -159,24 +163,24 @@ def test_canonical_is_byte_identical_on_every_bundled_spec() -> None:
         vars_ = spec.fields.variables()
         choices = ("いぬ{question}", "ねこ", "とり", "さる", "うし") if spec.fields.choices is not None else ()
         ex = Example(id="1", fields={k: f"値{k}{{x}}" for k in vars_}, choices=choices, gold="0")
-        assert V.PromptFormat().render(spec, ex, [ex])[0] == render_prompt(spec, ex, [ex]), path.name
+        assert render(spec, ex, [ex], PromptFormat())[0] == render_prompt(spec, ex, [ex]), path.name
 
 
 def test_spec_aware_strategy_only_draws_features_that_change_the_prompt() -> None:
     jcqa = load_spec(ROOT / "benchmarks" / "jcommonsenseqa.yaml")
-    opts = V.feature_options(jcqa)
+    opts = feature_options(jcqa)
     assert "：" not in opts["separator"] and opts["separator"][0] is None
     # The answer is the choice number: labels keep numbers (the instruction asks for them).
     assert all("{index}" in s for s in opts["choice_label"][1:])
     assert opts["choice_order"][0] == "as-is" and len(opts["choice_order"]) > 1
     nli = load_spec(ROOT / "benchmarks" / "jnli.yaml")
-    nopts = V.feature_options(nli)
+    nopts = feature_options(nli)
     assert nopts["choice_label"] == (None,) and nopts["choice_order"] == ("as-is",) and nopts["choice_joiner"] == (None,)
     en = load_spec(ROOT / "benchmarks" / "mmlu_en.yaml")
-    assert V.feature_options(en)["politeness"] == ("as-is",) and V.feature_options(en)["width"] == ("as-is",)
+    assert feature_options(en)["politeness"] == ("as-is",) and feature_options(en)["width"] == ("as-is",)
     # Content-answer MC (IgakuQA): any label style and order is equivalent, the gold is the text.
     igaku = load_spec(ROOT / "benchmarks" / "igakuqa.yaml")
-    assert "{circled}" in V.feature_options(igaku)["choice_label"]
+    assert "{circled}" in feature_options(igaku)["choice_label"]
 
 
 def test_every_spec_aware_single_feature_changes_the_prompt() -> None:
@@ -186,13 +190,13 @@ def test_every_spec_aware_single_feature_changes_the_prompt() -> None:
             continue  # as above
         vars_ = spec.fields.variables()
         choices = ("いぬ", "ねこ", "とり", "さる", "うし") if spec.fields.choices is not None else ()
-        gold = (spec.labels or ["いぬ"])[0] if V.answer_kind(spec) else "いぬ"
+        gold = (spec.labels or ["いぬ"])[0] if answer_kind(spec) else "いぬ"
         ex = Example(id="7", fields={k: f"値{k}" for k in vars_}, choices=choices, gold=gold)
-        canonical = V.PromptFormat().render(spec, ex, [])[0]
-        for feature, values in V.feature_options(spec).items():
+        canonical = render(spec, ex, [], PromptFormat())[0]
+        for feature, values in feature_options(spec).items():
             for value in values[1:]:
-                fmt = V.PromptFormat(**{feature: value})
-                assert fmt.render(spec, ex, [])[0] != canonical, (path.name, feature, value)
+                fmt = PromptFormat(**{feature: value})
+                assert render(spec, ex, [], fmt)[0] != canonical, (path.name, feature, value)
 
 
 # --- shrinking ----------------------------------------------------------------------
@@ -201,25 +205,25 @@ def test_every_spec_aware_single_feature_changes_the_prompt() -> None:
 def test_strategy_shrinks_to_canonical() -> None:
     jcqa = load_spec(ROOT / "benchmarks" / "jcommonsenseqa.yaml")
     for spec in (None, jcqa):
-        assert find(V.prompt_formats(spec), lambda f: True) == V.PromptFormat()
+        assert find(prompt_formats(spec), lambda f: True) == PromptFormat()
         # The smallest format with a non-canonical separator changes only that, to the first alternative.
-        shrunk = find(V.prompt_formats(spec), lambda f: f.separator is not None and f.instruction_after)
-        assert shrunk.diff_from_canonical() == {"separator": V.feature_options(spec)["separator"][1], "instruction_after": True}
+        shrunk = find(prompt_formats(spec), lambda f: f.separator is not None and f.instruction_after)
+        assert shrunk.diff_from_canonical() == {"separator": feature_options(spec)["separator"][1], "instruction_after": True}
 
 
 def test_describe_and_diff_name_the_changed_features() -> None:
-    assert V.PromptFormat().describe() == "canonical" and V.PromptFormat().diff_from_canonical() == {}
-    fmt = V.PromptFormat(separator=" - ", choice_order="reversed")
+    assert PromptFormat().describe() == "canonical" and PromptFormat().diff_from_canonical() == {}
+    fmt = PromptFormat(separator=" - ", choice_order="reversed")
     assert fmt.diff_from_canonical() == {"separator": " - ", "choice_order": "reversed"}
     assert fmt.describe() == "separator=' - '; choice_order='reversed'"
-    assert V.PromptFormat.from_dict(fmt.to_dict()) == fmt
+    assert PromptFormat.from_dict(fmt.to_dict()) == fmt
 
 
 def test_draws_are_reproducible_distinct_and_not_canonical() -> None:
     spec = load_spec(ROOT / "benchmarks" / "jcommonsenseqa.yaml")
-    a, b = V.draw_formats(spec, 8, 123), V.draw_formats(spec, 8, 123)
-    assert a == b and len(a) == 8 and len(set(a)) == 8 and V.PromptFormat() not in a
-    assert V.draw_formats(spec, 8, 124) != a
+    a, b = draw_formats(spec, 8, 123), draw_formats(spec, 8, 123)
+    assert a == b and len(a) == 8 and len(set(a)) == 8 and PromptFormat() not in a
+    assert draw_formats(spec, 8, 124) != a
 
 
 # --- politeness and width -------------------------------------------------------------
@@ -239,13 +243,13 @@ def test_draws_are_reproducible_distinct_and_not_canonical() -> None:
     ],
 )
 def test_politeness_rewrites(text: str, style: str, expected: str) -> None:
-    assert V.rewrite_politeness(text, style) == expected
+    assert rewrite_politeness(text, style) == expected
 
 
 def test_width_conversions_are_undone_by_nfkc() -> None:
     text = "回答は選択肢の番号（例：0）、アルファベット、ガス、パン"
-    assert nfkc(V.to_fullwidth(text)) == nfkc(text) and V.to_fullwidth("A1") == "Ａ１"
-    half = V.to_halfwidth_kana(text)
+    assert nfkc(to_fullwidth(text)) == nfkc(text) and to_fullwidth("A1") == "Ａ１"
+    half = to_halfwidth_kana(text)
     assert "ｱﾙﾌｧﾍﾞｯﾄ" in half and nfkc(half) == nfkc(text)
 
 
@@ -303,7 +307,7 @@ def test_search_batches_scores_and_shrinks_to_the_one_sensitive_feature(tmp_path
     path = _nli_suite(tmp_path)
     backend = SeparatorSensitive()
     ev = Evaluation(RunSettings(model="fake"), lambda: backend)
-    search = V.VariantSearch(ev, n=12, sample=10, seed=7)
+    search = VariantSearch(ev, n=12, sample=10, seed=7)
     search.run([(load_spec(path), path)])
     res = search.results["fake_nli"]
     assert backend.calls and len(backend.calls) == 1  # all formats in one backend call
@@ -311,8 +315,8 @@ def test_search_batches_scores_and_shrinks_to_the_one_sensitive_feature(tmp_path
     broken = [s for s in res.scores if s.format.separator is not None]
     assert broken and all(s.score == 0.0 for s in broken)
     assert all(s.score == 100.0 for s in res.scores if s.format.separator is None)
-    limits = V.VariantLimits(max_spread=10.0)
-    assert V.check(res, limits)
+    limits = VariantLimits(max_spread=10.0)
+    assert check(res, limits)
     search.shrink({"fake_nli": limits})
     shrunk = search.shrunk["fake_nli"]
     assert list(shrunk.format.diff_from_canonical()) == ["separator"]
@@ -339,14 +343,14 @@ def test_greedy_shrink_finds_a_two_feature_interaction(tmp_path: Path) -> None:
     path = _nli_suite(tmp_path)
     backend = TwoFeatureSensitive()
     ev = Evaluation(RunSettings(model="fake"), lambda: backend)
-    search = V.VariantSearch(ev, n=1, sample=6, seed=0)
+    search = VariantSearch(ev, n=1, sample=6, seed=0)
     spec = load_spec(path)
     search.run([(spec, path)])
-    worst = V.PromptFormat(separator=" - ", quoting=True, instruction_after=True, spacing="compact", politeness="nasai")
+    worst = PromptFormat(separator=" - ", quoting=True, instruction_after=True, spacing="compact", politeness="nasai")
     search.benches["fake_nli"].formats.append(worst)
     extra = search.evaluate([("fake_nli", worst)])[("fake_nli", worst)]
     search.results["fake_nli"].scores.append(extra)
-    search.shrink({"fake_nli": V.VariantLimits(min_variant_score=50)})
+    search.shrink({"fake_nli": VariantLimits(min_variant_score=50)})
     assert search.shrunk["fake_nli"].format.diff_from_canonical() == {"quoting": True, "instruction_after": True}
 
 
@@ -412,7 +416,7 @@ def test_variants_report_only_without_thresholds_in_one_backend_call(suite: pyte
     assert calls[0]["prompts"] <= sum(len(r["formats"]) * r["n"] for r in rows)
     assert calls[0]["prompts"] > N_MC * 2
     mc = next(r for r in rows if r["name"] == "toy_mc")
-    assert mc["canonical"] == 100.0 and len(mc["formats"]) == 7 and mc["seed"] == V.benchmark_seed(0, "toy_mc")
+    assert mc["canonical"] == 100.0 and len(mc["formats"]) == 7 and mc["seed"] == benchmark_seed(0, "toy_mc")
     # Formats are stored with the results, reproducibly.
     again = _run(suite, "--jallm-variants", "6", "-k", "variants", "--jallm-variants-json", str(out_json))
     again.assert_outcomes(passed=2, deselected=2)
@@ -423,7 +427,7 @@ def test_variants_report_only_without_thresholds_in_one_backend_call(suite: pyte
     # --hypothesis-seed, when given, picks the formats.
     _run(suite, "--jallm-variants", "2", "-k", "toy_mc and variants", "--jallm-variants-json", str(out_json),
          "--hypothesis-seed", "5").assert_outcomes(passed=1, deselected=3)
-    assert json.loads(out_json.read_text(encoding="utf-8"))["variants"][0]["seed"] == V.benchmark_seed(5, "toy_mc")
+    assert json.loads(out_json.read_text(encoding="utf-8"))["variants"][0]["seed"] == benchmark_seed(5, "toy_mc")
 
 
 def test_variants_item_fails_names_worst_and_shrunk_format(suite: pytest.Pytester) -> None:
