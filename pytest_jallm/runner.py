@@ -148,15 +148,9 @@ def render_requests(
     for ex in examples:
         text, gold = render(spec, ex, shots, fmt)
         out.append(ex if gold == ex.gold else replace(ex, gold=gold))
-        requests.append(
-            GenerationRequest(
-                prompt=text,
-                max_new_tokens=spec.max_new_tokens,
-                stop=tuple(spec.stop),
-                messages=render_messages(spec, ex, shots, fmt) if chat else None,
-                guided_choices=guided,
-            )
-        )
+        messages = render_messages(spec, ex, shots, fmt) if chat else None
+        requests.append(GenerationRequest(prompt=text, max_new_tokens=spec.max_new_tokens, stop=tuple(spec.stop),
+                                          messages=messages, guided_choices=guided))
     return out, requests
 
 
@@ -373,24 +367,16 @@ class Evaluation:
         try:
             outcomes = self.generate_and_score(todo)
         except BaseException as e:  # KeyboardInterrupt: the cache already holds what finished
-            for p in todo:
-                self.errors[p.spec.name] = e
+            outcomes = [e] * len(todo)
             raise
-        for p, outcome in zip(todo, outcomes):
-            if isinstance(outcome, BenchmarkResult):
-                self.results[p.spec.name] = outcome
-            else:
-                self.errors[p.spec.name] = outcome
+        finally:
+            for p, outcome in zip(todo, outcomes):
+                (self.results if isinstance(outcome, BenchmarkResult) else self.errors)[p.spec.name] = outcome
 
-    def generate_and_score(
-        self, todo: Sequence[PreparedBenchmark], *, tally: bool = True
-    ) -> list[BenchmarkResult | Exception]:
-        """Generate every prompt of ``todo`` in one backend call, through the cache, and score each
-        benchmark: its result, or the error that belongs to it (a failed call belongs to all).
-
-        ``tally``: count the prompts and seconds in the session's totals (the variants search,
-        which reports its own table, does not).
-        """
+    def generate_and_score(self, todo: Sequence[PreparedBenchmark], *, tally: bool = True) -> list[BenchmarkResult | Exception]:
+        """Every prompt of ``todo`` generated in one backend call through the cache, then each benchmark's
+        result or its own error (a failed call is all of theirs). ``tally``: count prompts and seconds
+        in the session's totals (the variants search reports its own table)."""
         from .cache import cached_generate
 
         requests = [r for p in todo for r in p.requests]

@@ -19,7 +19,14 @@ from pytest_jallm.prompt import render, render_messages, render_prompt
 from pytest_jallm.runner import Evaluation, RunSettings
 from pytest_jallm.spec import load_spec, parse_spec
 from pytest_jallm.variants.grammar import (
-    PromptFormat, answer_kind, render_label, rewrite_politeness, to_fullwidth, to_halfwidth_kana, token, token_system,
+    PromptFormat,
+    answer_kind,
+    render_label,
+    rewrite_politeness,
+    to_fullwidth,
+    to_halfwidth_kana,
+    token,
+    token_system,
 )
 from pytest_jallm.variants.search import VariantLimits, VariantSearch, benchmark_seed, check
 from pytest_jallm.variants.strategies import draw_formats, feature_options, prompt_formats

@@ -6,22 +6,8 @@ one *feature*; its default value is "as the spec says", so ``PromptFormat()``
 prompt, a benchmark test's and a variant's alike, from a spec, an example and a
 format, and a normal run is the canonical point.
 
-Features (first value = canonical, which is what hypothesis shrinks towards):
-
-* ``separator``      the separator after the field labels of the input block
-                     (``質問：`` -> ``質問:`` / ``質問: `` / ``質問 - `` / ``質問`` + newline)
-* ``width``          full-width letters and digits in the instruction, the template text and
-                     the choice labels, or half-width katakana in the instruction and template
-                     text (data is never touched; answers are compared after NFKC)
-* ``choice_label``   ``0.`` ``0)`` ``(0)`` ``[0]`` ``（0）`` ``A)`` ``（ア）`` ``①`` …
-* ``choice_joiner``  ``,`` newline ``、`` `` / `` …
-* ``quoting``        field values in 「」 (English specs: "…")
-* ``politeness``     the instruction's endings rewritten from a small table of safe
-                     rewrites (してください -> しなさい / せよ, ています -> ている, …)
-* ``spacing``        blank lines between input fields, no blank lines between sections,
-                     or a space after separators and choice labels
-* ``instruction_after``  the instruction section after the item's input instead of before
-* ``choice_order``   reversed, rotated or shuffled (per item, seeded by its id) choices
+The features and their values (canonical first, which is what hypothesis shrinks
+towards) are the constants below; docs/variants.md tables them.
 
 Where the answer *is* a choice label (closed label set equal to the labels'
 tokens: JCommonsenseQA's ``0``-``4``, JMMLU's ``A``-``D``) reordering remaps the
@@ -133,7 +119,7 @@ class PromptFormat:
             template = re.sub(r"(?<!\n)\n(?!\n)", "\n\n", template)
         if self.width != "as-is":
             convert = to_fullwidth if self.width == "full-alnum" else to_halfwidth_kana
-            template = "".join(p if _PLACEHOLDER.fullmatch(p) else convert(p) for p in _PLACEHOLDER_SPLIT.split(template))
+            template = "".join(p if PLACEHOLDER.fullmatch(p) else convert(p) for p in _PLACEHOLDER_SPLIT.split(template))
         return template
 
     def render_input(self, spec: BenchmarkSpec, example: Example) -> tuple[str, str]:
@@ -213,7 +199,7 @@ def _show(v: Any) -> str:
 
 # A field label at the start of a line of the input template, and its separator.
 _LABEL_SEP = re.compile(r"(?m)^(?P<label>[^\s{}：:][^\n{}：:]{0,15}?)(?P<sep>：|:)(?P<space>[ \t]?)(?P<nl>\n?)")
-_PLACEHOLDER = re.compile(r"\{\w+\}")
+PLACEHOLDER = re.compile(r"\{\w+\}")
 _PLACEHOLDER_SPLIT = re.compile(r"(\{\w+\})")
 
 

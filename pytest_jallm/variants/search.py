@@ -7,19 +7,12 @@ one, and evaluates the prompts of all formats of all selected benchmarks through
 :meth:`pytest_jallm.runner.Evaluation.generate_and_score`: one backend call, the
 generation cache (re-runs are free), the same scoring as the benchmark test.
 
-Shrinking. A failing ``name[variants]`` check names the worst format and the
-smallest change from canonical that still fails. Hypothesis's shrinker is
-sequential: every shrink step is one property call, which here would be one
-backend call with one format's prompts, and it explores the choice sequence,
-not our features. For an LLM that is the wrong trade: a batch of 8 formats
-costs about what one does. So we minimise greedily *over the features that
-differ*, in the same direction hypothesis would (each feature back to its
-first, canonical value), batched: round one evaluates every single-feature
-format (canonical plus one feature of the worst) at once; if none fails, each
-round reverts one feature at a time for all remaining features in one batch,
-until no single revert still fails (a 1-minimal failing format). At most
-``len(FEATURES)`` rounds, each one backend call for all failing benchmarks
-together, every result cached.
+Shrinking (docs/variants.md): a failing ``name[variants]`` names the worst format and
+the smallest change from canonical that still fails. Hypothesis's shrinker would make one
+backend call per candidate; a batch of formats costs about what one does, so we revert the
+differing features towards canonical greedily and batched: round one tries every
+single-feature format at once, then each round reverts one feature at a time, all
+candidates of all failing benchmarks in one call, until no revert still fails (1-minimal).
 """
 
 from __future__ import annotations

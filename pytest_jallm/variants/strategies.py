@@ -9,8 +9,22 @@ from ..data import Example
 from ..prompt import render_prompt
 from ..spec import BenchmarkSpec
 from .grammar import (
-    _PLACEHOLDER, ALL_LABEL_STYLES, CANONICAL, JOINERS, LABEL_STYLES, ORDERS, POLITENESS, SEPARATORS, SPACINGS,
-    WIDTHS, PromptFormat, answer_kind, rewrite_politeness, spec_separator, to_halfwidth_kana, token,
+    ALL_LABEL_STYLES,
+    CANONICAL,
+    JOINERS,
+    LABEL_STYLES,
+    ORDERS,
+    PLACEHOLDER,
+    POLITENESS,
+    SEPARATORS,
+    SPACINGS,
+    WIDTHS,
+    PromptFormat,
+    answer_kind,
+    rewrite_politeness,
+    spec_separator,
+    to_halfwidth_kana,
+    token,
 )
 
 
@@ -39,7 +53,7 @@ def feature_options(spec: BenchmarkSpec | None = None) -> dict[str, tuple[Any, .
     opts["choice_label"] = (None,) + (tuple(s for s in styles if s != own_label) if has_choices else ())
     opts["choice_joiner"] = (None,) + (tuple(j for j in JOINERS if j != spec.choice_format.joiner) if has_choices else ())
     opts["choice_order"] = ORDERS if has_choices else ("as-is",)
-    template_text = _PLACEHOLDER.sub("", spec.input)
+    template_text = PLACEHOLDER.sub("", spec.input)
     text = spec.instruction + template_text
     widths = ["as-is"]
     if ja and (re.search(r"[A-Za-z0-9]", text) or has_choices):
