@@ -330,6 +330,28 @@ def test_search_batches_scores_and_shrinks_to_the_one_sensitive_feature(tmp_path
     assert search.shrink_rounds == 1 and len(backend.calls) <= 2
 
 
+def test_search_goes_through_the_evaluation_and_its_cache(tmp_path: Path) -> None:
+    """A second session with the same seed asks the backend for nothing: every format's prompts are cached,
+    and the canonical format's are the benchmark test's own requests."""
+    path = _nli_suite(tmp_path)
+    spec = load_spec(path)
+    settings = RunSettings(model="fake", cache_path=tmp_path / "cache.sqlite")
+    first = SeparatorSensitive()
+    ev = Evaluation(settings, lambda: first)
+    ev.run([(spec, path)])
+    search = VariantSearch(ev, n=4, sample=None, seed=3)
+    search.run([(spec, path)])
+    assert first.calls == [12, 4 * 12]  # the canonical format's 12 prompts came from the cache
+    assert search.prepared("fake_nli", PromptFormat()).requests == ev.prepared(spec, path).requests
+    ev.close()
+    again = SeparatorSensitive()
+    ev2 = Evaluation(settings, lambda: again)
+    search2 = VariantSearch(ev2, n=4, sample=None, seed=3)
+    search2.run([(spec, path)])
+    ev2.close()
+    assert again.calls == [] and search2.results["fake_nli"].scores == search.results["fake_nli"].scores
+
+
 class TwoFeatureSensitive(SeparatorSensitive):
     """Wrong only when the instruction comes after the input AND the values are quoted."""
 
