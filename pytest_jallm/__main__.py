@@ -105,9 +105,9 @@ def _spec_files(args: list[str]) -> list[Path]:
 
 
 def _prompts(args: argparse.Namespace) -> int:
-    """The exact requests of a run, as JSON Lines, through runner.prepare (the run's own code)."""
+    """The exact requests of a run, as JSON Lines, through evaluation.prepare (the run's own code)."""
     from .data import DataError, data_dir_from_env
-    from .runner import RunSettings, prepare, request_records
+    from .evaluation import RunSettings, prepare, request_records
     from .spec import SpecError, load_spec, with_harness_template
 
     from .fetch import DataConfig

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from .errors import DataError
-from .fetch import DataConfig, SourceFiles, activate, inside, is_url, local_file
+from .fetch import DataConfig, SourceFiles, activate, inside, is_url
 from .spec import BenchmarkSpec, Source
 
 __all__ = ["DataError", "DataConfig", "Example", "load_rows", "load_examples", "load_fewshots"]
@@ -566,33 +566,6 @@ def fingerprint(examples: Sequence[Example]) -> str:
         )
         h.update(b"\n")
     return h.hexdigest()[:16]
-
-
-@register_loader("squad")
-def _load_squad(files: Sequence[str], options: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """SQuAD-v1/v2 JSON (JSQuAD): one row per question with its context and answers."""
-    rows: list[dict[str, Any]] = []
-    for path in files:
-        with open(local_file(path), encoding="utf-8") as fh:  # a URL: mirror, cache or download
-            doc = json.load(fh)
-        for article in doc.get("data", []):
-            title = article.get("title", "")
-            for para in article.get("paragraphs", []):
-                for qa in para.get("qas", []):
-                    answers = [a.get("text", "") for a in qa.get("answers", [])]
-                    if not answers and options.get("skip_unanswerable", True):
-                        continue
-                    rows.append(
-                        {
-                            "id": qa.get("id"),
-                            "title": title,
-                            "context": para.get("context", ""),
-                            "question": qa.get("question", ""),
-                            "answers": answers,
-                            "answer": answers[0] if answers else "",
-                        }
-                    )
-    return rows
 
 
 from . import loaders as _loaders  # noqa: E402,F401  (registers the named loaders)

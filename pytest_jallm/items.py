@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from .backends.base import BackendError
-from .baseline import Assessment, BaselineError, ThresholdError, decide
+from .baseline import BaselineError, ThresholdError
+from .gate import Assessment, decide
 from .cache import CacheError
 from .data import DataError, resolve_files
 from .metrics import AnswerPatternTimeout

@@ -795,3 +795,30 @@ def load_wikicorpus(files: Sequence[str], options: Mapping[str, Any]) -> Rows:
 # Wikipedia Annotated Corpus (KNP format, read with rhoknp): pytest_jallm.wac registers "wac".
 
 from . import wac as _wac  # noqa: E402,F401
+
+
+@register_loader("squad")
+def _load_squad(files: Sequence[str], options: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """SQuAD-v1/v2 JSON (JSQuAD): one row per question with its context and answers."""
+    rows: list[dict[str, Any]] = []
+    for path in files:
+        with open(local_file(path), encoding="utf-8") as fh:  # a URL: mirror, cache or download
+            doc = json.load(fh)
+        for article in doc.get("data", []):
+            title = article.get("title", "")
+            for para in article.get("paragraphs", []):
+                for qa in para.get("qas", []):
+                    answers = [a.get("text", "") for a in qa.get("answers", [])]
+                    if not answers and options.get("skip_unanswerable", True):
+                        continue
+                    rows.append(
+                        {
+                            "id": qa.get("id"),
+                            "title": title,
+                            "context": para.get("context", ""),
+                            "question": qa.get("question", ""),
+                            "answers": answers,
+                            "answer": answers[0] if answers else "",
+                        }
+                    )
+    return rows

@@ -12,7 +12,7 @@ from .report import SummaryRow, render_terminal
 from .results import parse_meta_pairs
 from .session import SESSION_KEY, JallmSession
 from .spec import CATEGORIES, LICENSE_MARKERS
-from . import scale
+from . import failure_summary, scale
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -201,7 +201,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 # pytest only looks at names starting "pytest_"; specname makes this a second implementation.
 @pytest.hookimpl(wrapper=True, tryfirst=True, specname="pytest_terminal_summary")
 def pytest_terminal_summary_linear_failures(terminalreporter, exitstatus: int, config: pytest.Config):
-    restore = scale.index_teardown_reports(terminalreporter)  # pytest's summary is quadratic otherwise
+    restore = failure_summary.index_teardown_reports(terminalreporter)  # pytest's summary is quadratic otherwise
     try:
         return (yield)
     finally:

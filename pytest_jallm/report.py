@@ -188,7 +188,7 @@ def paired_test_table(rows: Sequence[SummaryRow]) -> str:
 
 def gate_notes(rows: Sequence[SummaryRow], *, unused: Sequence[str] = (), strict: bool = False) -> list[tuple[str, bool]]:
     """Lines for the end of the run: (text, is_warning). Nothing gated silently, nothing configured for nothing."""
-    from .baseline import UNGATED_VERDICTS
+    from .gate import UNGATED_VERDICTS
 
     out: list[tuple[str, bool]] = []
     ungated = sorted((r for r in rows if r.verdict in UNGATED_VERDICTS), key=lambda r: r.name)

@@ -381,7 +381,7 @@ def refamily(rows: list[SummaryRow]) -> list[SummaryRow]:
 
     Each shard corrected only over its own benchmarks; the whole run is one family. A verdict
     changes only where the paired test decided it (other failures stand)."""
-    from .baseline import p_phrase
+    from .gate import p_phrase
     from .stats import adjust, min_detectable_drop
 
     gates = {r.name: r.extra.get("gate") or {} for r in rows}

@@ -14,11 +14,9 @@ import pytest
 from .backends import backend_factory, resolve_backend_name
 from .backends.base import SamplingSettings
 from .baseline import (
-    Assessment,
     Baseline,
     BaselineError,
     ThresholdFileModel,
-    assess,
     atomic_write_baseline,
     baseline_path,
     limits_for,
@@ -26,8 +24,9 @@ from .baseline import (
     read_baseline,
 )
 from .data import data_dir_from_env
+from .gate import Assessment, assess
 from .report import SummaryRow
-from .runner import BenchmarkResult, Evaluation, RunSettings
+from .evaluation import BenchmarkResult, Evaluation, RunSettings
 
 SESSION_KEY = pytest.StashKey["JallmSession"]()
 

@@ -6,7 +6,7 @@ import json
 import sqlite3
 from pathlib import Path
 
-SCRIPTED = "pytest_jallm.testing:ScriptedBackend"
+SCRIPTED = "pytest_jallm.backends.scripted:ScriptedBackend"
 
 # name -> (category, number of examples, question marker)
 BENCHMARKS = {"toy_mc": ("MC", 10, "問題"), "toy_nli": ("NLI", 6, "前提"), "toy_he": ("HE", 8, "試験")}

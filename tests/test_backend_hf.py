@@ -110,8 +110,8 @@ def test_backend_selection(monkeypatch: pytest.MonkeyPatch) -> None:
     assert resolve_backend_name("auto") == "hf"
     with pytest.raises(BackendError, match=r"pip install 'pytest-jallm\[vllm\]'"):
         backend_factory("vllm")
-    assert backend_factory("pytest_jallm.testing:ScriptedBackend").__name__ == "ScriptedBackend"
+    assert backend_factory("pytest_jallm.backends.scripted:ScriptedBackend").__name__ == "ScriptedBackend"
     with pytest.raises(BackendError, match="cannot import"):
-        backend_factory("pytest_jallm.testing:Nope")
+        backend_factory("pytest_jallm.backends.scripted:Nope")
     with pytest.raises(BackendError, match="expected one of auto"):
         backend_factory("tgi")

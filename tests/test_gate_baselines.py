@@ -14,11 +14,11 @@ from pytest_jallm.baseline import (
     BaselineError,
     Limits,
     ThresholdError,
-    evaluate_gate,
     load_threshold_file,
     read_baseline,
     render_baseline,
 )
+from pytest_jallm.gate import evaluate_gate
 
 LIMITS = Limits(min_score=None, max_ooc_rate=None, max_drop=2.0, alpha=0.05)
 PRODUCED = {"prompt_hash": "p", "data_fingerprint": "d"}
@@ -274,7 +274,7 @@ def test_items_lf_reruns_the_failing_per_item_tests(toy: pytest.Pytester) -> Non
     (toy.path / "thresholds").mkdir()
     (toy.path / "thresholds" / "model.yaml").write_text("defaults: {min_score: 90}\n", encoding="utf-8")
     script = write_script(toy.path, {"toy_mc": 2})
-    args = ["benchmarks", "--jallm-backend", "pytest_jallm.testing:ScriptedBackend", "--model", script, "--jallm-no-cache",
+    args = ["benchmarks", "--jallm-backend", "pytest_jallm.backends.scripted:ScriptedBackend", "--model", script, "--jallm-no-cache",
             "--jallm-items", "-p", "cacheprovider"]
     toy.runpytest(*args).assert_outcomes(failed=3, passed=24)
     again = toy.runpytest(*args, "--lf")

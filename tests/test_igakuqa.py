@@ -140,7 +140,7 @@ def test_igakuqa_specs_end_to_end_from_a_data_dir(pytester: pytest.Pytester, nam
     script = pytester.path / "script.json"
     script.write_text(json.dumps({"rules": [], "default": output}, ensure_ascii=False), encoding="utf-8")
     result = pytester.runpytest(str(ROOT / "benchmarks" / f"{name}.yaml"), "--model", str(script),
-                                "--jallm-backend", "pytest_jallm.testing:ScriptedBackend", "--jallm-no-cache",
+                                "--jallm-backend", "pytest_jallm.backends.scripted:ScriptedBackend", "--jallm-no-cache",
                                 "--jallm-data-dir", str(data), "--jallm-results-json", "r.json",
                                 "--jallm-thresholds-dir", str(pytester.path / "none"), "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)

@@ -270,7 +270,7 @@ def test_med_mcqa_loader_names_file_row_and_field(tmp_path, record, message) -> 
 
 # --- end to end through the plugin ------------------------------------------------------------------
 
-SCRIPTED = "pytest_jallm.testing:ScriptedBackend"
+SCRIPTED = "pytest_jallm.backends.scripted:ScriptedBackend"
 TOY_SPEC = """\
 name: medqa_toy
 category: MED
@@ -478,7 +478,7 @@ def test_igakuqa_harness_specs_select_and_prompt_as_the_harness_on_the_real_file
 
 def test_shuffle_moves_a_positional_label_gold_and_refuses_an_unmovable_one() -> None:
     from pytest_jallm.data import DataError, Example
-    from pytest_jallm.runner import shuffle_choices
+    from pytest_jallm.evaluation import shuffle_choices
     from pytest_jallm.spec import parse_spec
 
     spec = parse_spec({

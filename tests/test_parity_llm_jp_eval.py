@@ -2,7 +2,7 @@
 
 `../shared/parity/llm-jp-eval-1.3.0/<dataset>.json` holds what llm-jp-eval 1.3.0's own
 processors and prompt code made of the real files (its README says how). Each test here
-runs the plugin's preparation path -- spec -> data -> prompt, `runner.prepare`, exactly
+runs the plugin's preparation path -- spec -> data -> prompt, `evaluation.prepare`, exactly
 what a pytest run calls -- on the same files in `../shared/data` (through the specs'
 `mirror` paths, i.e. `--jallm-data-dir` semantics) and compares: item count, every
 input and gold, the instruction, output length, and the 0-shot and 4-shot prompts of the
@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from pytest_jallm.prompt import render_input
-from pytest_jallm.runner import PreparedBenchmark, RunSettings, prepare
+from pytest_jallm.evaluation import PreparedBenchmark, RunSettings, prepare
 from pytest_jallm.spec import BenchmarkSpec, load_spec
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 import pytest
 import yaml
 
-SCRIPTED = "pytest_jallm.testing:ScriptedBackend"
+SCRIPTED = "pytest_jallm.backends.scripted:ScriptedBackend"
 
 TOY_MC = """\
 name: toy_mc

@@ -1,5 +1,5 @@
 """`python -m pytest_jallm prompts SPEC…` writes the exact requests a run sends, in the run's
-order, through the same code (runner.prepare): checked against what a scripted backend
+order, through the same code (evaluation.prepare): checked against what a scripted backend
 receives in a real pytest run."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 
 from pytest_jallm.__main__ import main
 
-SCRIPTED = "pytest_jallm.testing:ScriptedBackend"
+SCRIPTED = "pytest_jallm.backends.scripted:ScriptedBackend"
 
 SPEC = """\
 name: {name}

@@ -26,7 +26,7 @@ from real_slices import PARTIAL, SLICES, for_slices
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "benchmarks"
 SHARED = ROOT.parent / "shared" / "data"
-SCRIPTED = "pytest_jallm.testing:ScriptedBackend"
+SCRIPTED = "pytest_jallm.backends.scripted:ScriptedBackend"
 # A slice is not the pinned file: specs read it unpinned (real_slices.for_slices), which warns.
 pytestmark = pytest.mark.filterwarnings("ignore::pytest_jallm.fetch.UnpinnedDataWarning")
 

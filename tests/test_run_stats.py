@@ -10,7 +10,7 @@ import pytest
 
 from pytest_jallm.results import results_json_schema
 
-SCRIPTED = "pytest_jallm.testing:ScriptedBackend"
+SCRIPTED = "pytest_jallm.backends.scripted:ScriptedBackend"
 
 SPEC = """\
 name: {name}

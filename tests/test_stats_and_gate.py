@@ -6,7 +6,8 @@ import math
 
 import pytest
 
-from pytest_jallm.baseline import Baseline, Limits, evaluate_gate
+from pytest_jallm.baseline import Baseline, Limits
+from pytest_jallm.gate import evaluate_gate
 from pytest_jallm.stats import binomial_sf, compare_paired, mcnemar_one_sided, paired_bootstrap_one_sided
 
 

@@ -11,7 +11,7 @@ import pytest
 from pytest_jallm.baseline import read_baseline
 from pytest_jallm.metrics import strip_think
 
-SCRIPTED = "pytest_jallm.testing:ScriptedBackend"
+SCRIPTED = "pytest_jallm.backends.scripted:ScriptedBackend"
 
 SPEC = """\
 name: think_mc

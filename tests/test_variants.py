@@ -16,7 +16,7 @@ from pytest_jallm.backends.base import BackendIdentity
 from pytest_jallm.data import Example
 from pytest_jallm.medharness import is_harness_template
 from pytest_jallm.prompt import render, render_messages, render_prompt
-from pytest_jallm.runner import Evaluation, RunSettings
+from pytest_jallm.evaluation import Evaluation, RunSettings
 from pytest_jallm.spec import load_spec, parse_spec
 from pytest_jallm.variants.grammar import (
     PromptFormat,
@@ -32,7 +32,7 @@ from pytest_jallm.variants.search import VariantLimits, VariantSearch, benchmark
 from pytest_jallm.variants.strategies import draw_formats, feature_options, prompt_formats
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPTED = "pytest_jallm.testing:ScriptedBackend"
+SCRIPTED = "pytest_jallm.backends.scripted:ScriptedBackend"
 PROPS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 

@@ -4,7 +4,7 @@
 ``--hypothesis-seed`` or ``--jallm-seed``), renders a fixed, seeded sample of
 items (``--jallm-variant-sample K``) under the canonical format and every drawn
 one, and evaluates the prompts of all formats of all selected benchmarks through
-:meth:`pytest_jallm.runner.Evaluation.generate_and_score`: one backend call, the
+:meth:`pytest_jallm.evaluation.Evaluation.generate_and_score`: one backend call, the
 generation cache (re-runs are free), the same scoring as the benchmark test.
 
 Shrinking (docs/variants.md): a failing ``name[variants]`` names the worst format and
@@ -25,7 +25,7 @@ from typing import Any, Mapping, Sequence
 
 from ..data import Example
 from ..prompt import render
-from ..runner import BenchmarkResult, Evaluation, PreparedBenchmark, render_requests
+from ..evaluation import BenchmarkResult, Evaluation, PreparedBenchmark, render_requests
 from ..spec import BenchmarkSpec
 from .grammar import CANONICAL, FEATURES, PromptFormat
 from .strategies import draw_formats

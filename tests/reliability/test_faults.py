@@ -203,7 +203,7 @@ def test_disk_full_under_the_cache_mid_run(tmp_path: Path, tiny_disk: Path) -> N
 def test_disk_full_when_writing_the_baseline(pytester: pytest.Pytester, tiny_disk: Path) -> None:
     write_suite(pytester.path, BENCHES)
     thresholds = tiny_disk / "thresholds"
-    args = ["benchmarks", "-p", "no:cacheprovider", "--jallm-backend", "pytest_jallm.testing:ScriptedBackend",
+    args = ["benchmarks", "-p", "no:cacheprovider", "--jallm-backend", "pytest_jallm.backends.scripted:ScriptedBackend",
             "--jallm-no-cache", "--jallm-thresholds-dir", str(thresholds), "--jallm-baseline", "model",
             "--jallm-update-baseline"]
     good = write_script(pytester.path, BENCHES)

@@ -1,6 +1,6 @@
 """A scripted backend for testing suites, thresholds and reports without a model.
 
-    pytest benchmarks/ --jallm-backend pytest_jallm.testing:ScriptedBackend --model script.json
+    pytest benchmarks/ --jallm-backend pytest_jallm.backends.scripted:ScriptedBackend --model script.json
 
 `script.json` holds `{"rules": [{"contains": "...", "output": "..."}], "default": "..."}`:
 the first rule whose `contains` occurs in the prompt gives the output;
@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from . import __version__
-from .backends.base import BackendError, BackendIdentity, GenerationRequest, ResultCallback, SamplingSettings
+from .. import __version__
+from .base import BackendError, BackendIdentity, GenerationRequest, ResultCallback, SamplingSettings
 
 
 class ScriptedBackend:
