@@ -10,9 +10,9 @@ import pytest
 
 from .backends.base import BackendError
 from .baseline import BaselineError, ThresholdError
-from .gate import Assessment, decide
 from .cache import CacheError
 from .data import DataError, resolve_files
+from .gate import Assessment, decide
 from .metrics import AnswerPatternTimeout
 from .spec import SpecError, license_markers, load_spec, with_harness_template
 

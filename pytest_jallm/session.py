@@ -24,9 +24,9 @@ from .baseline import (
     read_baseline,
 )
 from .data import data_dir_from_env
+from .evaluation import BenchmarkResult, Evaluation, RunSettings
 from .gate import Assessment, assess
 from .report import SummaryRow
-from .evaluation import BenchmarkResult, Evaluation, RunSettings
 
 SESSION_KEY = pytest.StashKey["JallmSession"]()
 

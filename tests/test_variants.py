@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 
 from pytest_jallm.backends.base import BackendIdentity
 from pytest_jallm.data import Example
+from pytest_jallm.evaluation import Evaluation, RunSettings
 from pytest_jallm.medharness import is_harness_template
 from pytest_jallm.prompt import render, render_messages, render_prompt
-from pytest_jallm.evaluation import Evaluation, RunSettings
 from pytest_jallm.spec import load_spec, parse_spec
 from pytest_jallm.variants.grammar import (
     PromptFormat,

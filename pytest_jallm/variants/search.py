@@ -24,8 +24,8 @@ from dataclasses import dataclass, replace
 from typing import Any, Mapping, Sequence
 
 from ..data import Example
-from ..prompt import render
 from ..evaluation import BenchmarkResult, Evaluation, PreparedBenchmark, render_requests
+from ..prompt import render
 from ..spec import BenchmarkSpec
 from .grammar import CANONICAL, FEATURES, PromptFormat
 from .strategies import draw_formats
