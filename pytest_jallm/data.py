@@ -19,10 +19,12 @@ import os
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
+from . import wac as _wac  # noqa: F401  (registers the "wac" loader, which lives apart: it reads KNP)
 from .errors import DataError
 from .fetch import DataConfig, SourceFiles, activate, inside, is_url
+from .loaders import LOADERS
 from .spec import BenchmarkSpec, Source
 
 __all__ = ["DataError", "DataConfig", "Example", "load_rows", "load_examples", "load_fewshots"]
@@ -36,19 +38,6 @@ class Example:
     gold: str
     context: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
-
-# Named loaders for formats `datasets` has no builder for (nested JSON, XML).
-# A loader takes resolved local files and its options and returns flat rows.
-RowLoader = Callable[[Sequence[str], Mapping[str, Any]], list[dict[str, Any]]]
-LOADERS: dict[str, RowLoader] = {}
-
-
-def register_loader(name: str) -> Callable[[RowLoader], RowLoader]:
-    def deco(fn: RowLoader) -> RowLoader:
-        LOADERS[name] = fn
-        return fn
-
-    return deco
 
 
 _EXTENSION_FORMATS = {
@@ -568,4 +557,3 @@ def fingerprint(examples: Sequence[Example]) -> str:
     return h.hexdigest()[:16]
 
 
-from . import loaders as _loaders  # noqa: E402,F401  (registers the named loaders)

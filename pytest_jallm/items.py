@@ -35,6 +35,7 @@ def shorten(text: str, limit: int = MAX_SHOWN) -> str:
 # More tests per benchmark file (the variants' `name[variants]`): factories the plugin registers,
 # so that this module imports none of the modules that build on it.
 EXTRA_ITEMS_KEY = pytest.StashKey[list]()
+SESSION_KEY = pytest.StashKey["JallmSession"]()  # the run's session, which plugin.py sets up
 
 
 class BenchmarkFailure(AssertionError):
@@ -43,7 +44,7 @@ class BenchmarkFailure(AssertionError):
 
 class BenchmarkFile(pytest.File):
     def collect(self):
-        jallm: JallmSession = self.config.stash[_session_key()]
+        jallm: JallmSession = self.config.stash[SESSION_KEY]
         try:
             spec = load_spec(self.path)
             if jallm.med_template:
@@ -93,7 +94,7 @@ class _JallmItem(pytest.Item):
 
     @property
     def jallm(self) -> "JallmSession":
-        return self.config.stash[_session_key()]
+        return self.config.stash[SESSION_KEY]
 
     def _result(self):
         return self.jallm.result_for(self)
@@ -257,10 +258,6 @@ class ExampleItem(_JallmItem):
             )
 
 
-def _session_key():
-    from .session import SESSION_KEY
-
-    return SESSION_KEY
 
 
 def is_spec_file(path: Path, benchmark_dirs: list[str], explicit: bool) -> bool:

@@ -112,7 +112,7 @@ def _category_columns(entries: Sequence[Entry]) -> list[str]:
     return sorted(present, key=_cat_order)
 
 
-def _benchmark_columns(entries: Sequence[Entry], rows_by_entry: Mapping[str, Sequence[SummaryRow]] | None = None) -> list[str]:
+def _benchmark_columns(entries: Sequence[Entry]) -> list[str]:
     return sorted({b for e in entries for b in e.scores})
 
 

@@ -30,12 +30,25 @@ import tarfile
 import xml.etree.ElementTree as ET
 import zipfile
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from .data import DataError, register_loader
+from .errors import DataError
 from .fetch import local_file
 
 Rows = list[dict[str, Any]]
+
+# Named loaders for formats `datasets` has no builder for (nested JSON, XML).
+# A loader takes resolved local files and its options and returns flat rows.
+RowLoader = Callable[[Sequence[str], Mapping[str, Any]], list[dict[str, Any]]]
+LOADERS: dict[str, RowLoader] = {}
+
+
+def register_loader(name: str) -> Callable[[RowLoader], RowLoader]:
+    def deco(fn: RowLoader) -> RowLoader:
+        LOADERS[name] = fn
+        return fn
+
+    return deco
 
 
 # helpers ---------------------------------------------------------------------------------------
@@ -790,11 +803,6 @@ def load_wikicorpus(files: Sequence[str], options: Mapping[str, Any]) -> Rows:
             if len(ja_p) + len(en_p) < 500:
                 rows.append({"id": f"{_stem(where.split('!')[-1])}-{k}", "ja": ja_p, "en": en_p, "_row": len(rows)})
     return _postprocess(rows, options)
-
-
-# Wikipedia Annotated Corpus (KNP format, read with rhoknp): pytest_jallm.wac registers "wac".
-
-from . import wac as _wac  # noqa: E402,F401
 
 
 @register_loader("squad")

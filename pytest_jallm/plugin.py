@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from .items import EXTRA_ITEMS_KEY, BenchmarkFile, _JallmItem, is_spec_file
+from .items import EXTRA_ITEMS_KEY, SESSION_KEY, BenchmarkFile, _JallmItem, is_spec_file
 from .report import SummaryRow, render_terminal
 from .results import parse_meta_pairs
-from .session import SESSION_KEY, JallmSession
+from .session import JallmSession
 from .spec import CATEGORIES, LICENSE_MARKERS
 from . import failure_summary, scale
 

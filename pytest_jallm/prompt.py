@@ -12,12 +12,14 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
-from .data import Example
 from .medharness import HARNESS_TEMPLATES, render_harness_prompt
-from .spec import BenchmarkSpec
 from .variants.grammar import CANONICAL, PromptFormat
+
+if TYPE_CHECKING:
+    from .data import Example
+    from .spec import BenchmarkSpec
 
 
 @dataclass(frozen=True)

@@ -26,9 +26,9 @@ from .baseline import (
 from .data import data_dir_from_env
 from .evaluation import BenchmarkResult, Evaluation, RunSettings
 from .gate import Assessment, assess
+from .items import _JallmItem
 from .report import SummaryRow
 
-SESSION_KEY = pytest.StashKey["JallmSession"]()
 
 
 def model_slug(model: str) -> str:
@@ -221,8 +221,6 @@ class JallmSession:
         return ev.results[name]
 
     def _selected_benchmarks(self, session: pytest.Session):
-        from .items import _JallmItem
-
         seen: dict[str, Any] = {}
         for it in session.items:
             if isinstance(it, _JallmItem) and it.spec.name not in seen:

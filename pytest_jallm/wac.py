@@ -16,8 +16,8 @@ from collections import defaultdict
 from functools import lru_cache
 from typing import Any, Mapping, Sequence
 
-from .data import DataError, register_loader
-from .loaders import Rows, _bad, _postprocess, _read_text, _stem
+from .errors import DataError
+from .loaders import Rows, _bad, _postprocess, _read_text, _stem, register_loader
 
 TASKS = ("reading", "ner", "dependency", "pas", "coreference")
 SPLITS = ("train", "dev", "test")
