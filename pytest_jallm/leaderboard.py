@@ -17,7 +17,7 @@ from tabulate import tabulate
 
 from . import medtable
 
-from .report import AVERAGE_CATEGORIES, SummaryRow, _cat_order, _fmt, figure, html_page, html_table
+from .report import AVERAGE_CATEGORIES, _cat_order, _fmt, figure, html_page, html_table
 from .results import ResultsError, merge_documents, rows_of
 from .spec import CATEGORIES_OUT_OF_AVERAGE
 
