@@ -34,21 +34,28 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from .errors import DataError
 from .fetch import local_file
+from .registry import Registry
 
 Rows = list[dict[str, Any]]
 
 # Named loaders for formats `datasets` has no builder for (nested JSON, XML).
 # A loader takes resolved local files and its options and returns flat rows.
 RowLoader = Callable[[Sequence[str], Mapping[str, Any]], list[dict[str, Any]]]
-LOADERS: dict[str, RowLoader] = {}
+
+
+def _check_loader(name: str, obj: Any) -> RowLoader:
+    if not callable(obj):
+        raise TypeError(f"expected a loader function (files, options) -> rows, got {type(obj).__name__}")
+    return obj
+
+
+# The built-ins below and those installed packages add (`pytest_jallm.loaders` entry points).
+LOADERS: Registry[RowLoader] = Registry("loader", "pytest_jallm.loaders", _check_loader)
 
 
 def register_loader(name: str) -> Callable[[RowLoader], RowLoader]:
-    def deco(fn: RowLoader) -> RowLoader:
-        LOADERS[name] = fn
-        return fn
-
-    return deco
+    """Decorator: the function becomes the `format: name` a spec's source may use."""
+    return LOADERS.register(name)
 
 
 # helpers ---------------------------------------------------------------------------------------

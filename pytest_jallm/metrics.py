@@ -127,8 +127,11 @@ from typing import Any, Callable, Mapping, Sequence
 
 import regex
 
+from .registry import Registry
+
 __all__ = [
     "AnswerPatternTimeout",
+    "METRICS",
     "METRIC_NAMES",
     "Metric",
     "MetricResult",
@@ -144,6 +147,7 @@ __all__ = [
     "out_of_choice",
     "parse_float",
     "parse_number",
+    "register_metric",
     "rouge_n_f1",
     "set_f1_item",
     "strip_think",
@@ -336,7 +340,7 @@ class UnknownMetricError(KeyError):
         super().__init__(name)
 
     def __str__(self) -> str:
-        return f"unknown metric {self.name!r}; known metrics: {', '.join(sorted(METRIC_NAMES))}"
+        return f"unknown metric {self.name!r}; known metrics: {', '.join(sorted(METRICS))}"
 
 
 class MissingDependencyError(ImportError):
@@ -774,36 +778,63 @@ def _comet(preds: list[str], golds: list[str], contexts: list[Mapping[str, Any]]
 
 # registry --------------------------------------------------------------------------------------
 
-_METRICS: dict[str, Metric] = {
-    m.name: m
-    for m in [
-        Metric("exact_match", True, True, _per_item(_exact)),
-        Metric("char_f1", True, False, _per_item(char_f1_item)),
-        Metric("set_f1", True, False, _per_item(set_f1_item)),
-        Metric("pearson", False, False, _correlation("pearson")),
-        Metric("spearman", False, False, _correlation("spearman")),
-        Metric("bleu_en", True, False, _bleu("en")),
-        Metric("bleu_ja", True, False, _bleu("ja")),
-        Metric("rouge2", True, False, _rouge2),
-        Metric("mathematical_equivalence", True, True, _per_item(_math_equiv)),
-        Metric("code_exec", True, True, _code_exec),
-        Metric("gestalt_score", True, False, _per_item(gestalt_ratio)),
-        Metric("gestalt_accuracy", True, True, _gestalt_accuracy),
-        Metric("choice_set_accuracy", True, True, _choice_set(partial=False)),
-        Metric("choice_set_f1", True, False, _choice_set(partial=True)),
-        Metric("choice_set_points", False, False, _choice_set_points),
-        Metric("gestalt_match", True, True, _harness_gestalt_match),
-        Metric("harness_exact_match", True, True, _harness_exact),
-        Metric("comet_wmt22", False, False, _comet),
-    ]
-}
+_BUILTIN_METRICS = [
+    Metric("exact_match", True, True, _per_item(_exact)),
+    Metric("char_f1", True, False, _per_item(char_f1_item)),
+    Metric("set_f1", True, False, _per_item(set_f1_item)),
+    Metric("pearson", False, False, _correlation("pearson")),
+    Metric("spearman", False, False, _correlation("spearman")),
+    Metric("bleu_en", True, False, _bleu("en")),
+    Metric("bleu_ja", True, False, _bleu("ja")),
+    Metric("rouge2", True, False, _rouge2),
+    Metric("mathematical_equivalence", True, True, _per_item(_math_equiv)),
+    Metric("code_exec", True, True, _code_exec),
+    Metric("gestalt_score", True, False, _per_item(gestalt_ratio)),
+    Metric("gestalt_accuracy", True, True, _gestalt_accuracy),
+    Metric("choice_set_accuracy", True, True, _choice_set(partial=False)),
+    Metric("choice_set_f1", True, False, _choice_set(partial=True)),
+    Metric("choice_set_points", False, False, _choice_set_points),
+    Metric("gestalt_match", True, True, _harness_gestalt_match),
+    Metric("harness_exact_match", True, True, _harness_exact),
+    Metric("comet_wmt22", False, False, _comet),
+]
 
-METRIC_NAMES: frozenset[str] = frozenset(_METRICS)
+
+def _check_metric(name: str, obj: Any) -> Metric:
+    if not isinstance(obj, Metric):
+        raise TypeError(f"expected a Metric (made with @register_metric), got {type(obj).__name__}")
+    if obj.name != name:
+        raise TypeError(f"the Metric is named {obj.name!r}; register it under that name")
+    return obj
+
+
+# Every metric a spec may name: the built-ins and those installed packages add through the
+# `pytest_jallm.metrics` entry-point group.
+METRICS: Registry[Metric] = Registry("metric", "pytest_jallm.metrics", _check_metric)
+for _metric in _BUILTIN_METRICS:
+    METRICS.register(_metric.name, _metric)
+
+METRIC_NAMES: frozenset[str] = frozenset(m.name for m in _BUILTIN_METRICS)  # the built-ins only
+
+
+def register_metric(name: str, *, per_item: bool, binary: bool) -> Callable[[Callable[..., MetricResult]], Metric]:
+    """Decorator: `fn(preds, golds, contexts) -> MetricResult` becomes the metric `name`.
+
+    `per_item`: the result carries one score per item (paired significance tests need them);
+    `binary`: those scores are 0 or 1 (McNemar's test instead of a paired t-test). The
+    decorated name is the `Metric` itself, callable as before."""
+
+    def deco(fn: Callable[..., MetricResult]) -> Metric:
+        metric = Metric(name, per_item, binary, fn)
+        METRICS.register(name, metric)
+        return metric
+
+    return deco
 
 
 def get_metric(name: str) -> Metric:
     try:
-        return _METRICS[name]
+        return METRICS[name]
     except (KeyError, TypeError):
         raise UnknownMetricError(name) from None
 

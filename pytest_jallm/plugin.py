@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from .backends import cli_options as backend_cli_options
 from .items import EXTRA_ITEMS_KEY, SESSION_KEY, BenchmarkFile, _JallmItem, is_spec_file
 from .report import SummaryRow, render_terminal
 from .results import parse_meta_pairs
@@ -57,25 +58,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="remove a leading <think>…</think> block (reasoning models) before answer extraction; an "
                      "unclosed one means no answer. Scoring only: cached generations are reused")
     g.addoption("--jallm-num-fewshot", type=int, default=None, help="override every spec's few-shot count (leaderboard: 4 and 0)")
-    g.addoption("--jallm-batch-size", type=int, default=32, help="hf backend batch size")
-    g.addoption("--jallm-device", default="auto", help="hf backend device: auto, cpu, cuda, cuda:1 …")
-    g.addoption("--jallm-dtype", default="auto", help="model dtype: auto, float32, bfloat16, float16")
-    g.addoption("--jallm-add-special-tokens", action=argparse_bool(), default=True,
-                help="tokenize prompts with the tokenizer's special tokens (BOS); recorded with the run")
-    g.addoption("--jallm-trust-remote-code", action="store_true", help="allow model repositories' custom code")
-    g.addoption("--jallm-tp", type=int, default=1, help="vllm tensor_parallel_size")
-    g.addoption("--jallm-pp", type=int, default=1, help="vllm pipeline_parallel_size")
-    g.addoption("--jallm-max-model-len", type=int, default=None, help="vllm max_model_len")
-    g.addoption("--jallm-gpu-memory-utilization", type=float, default=0.9, help="vllm gpu_memory_utilization")
-    g.addoption("--jallm-quantization", default=None, help="vllm quantization method (awq, gptq, fp8 …)")
-    g.addoption("--jallm-guided-choice", action="store_true",
-                help="vllm: constrain closed-label answers to the label set (hides OoC; reported separately)")
     g.addoption("--jallm-engine-arg", action="append", default=[], metavar="KEY=VALUE",
                 help="extra engine argument passed through to the backend (repeatable)")
-    g.addoption("--jallm-base-url", default=None, help="openai backend: server base URL, e.g. http://127.0.0.1:8000/v1")
-    g.addoption("--jallm-api-key-env", default="OPENAI_API_KEY", help="openai backend: environment variable holding the API key")
-    g.addoption("--jallm-concurrency", type=int, default=8, help="openai backend: requests in flight")
-    g.addoption("--jallm-timeout", type=float, default=120.0, help="openai backend: per-request timeout in seconds")
+    for option in backend_cli_options():  # hf, vllm, openai and installed backends declare their own
+        g.addoption(option.flag, **option.addoption_kwargs())
     g.addoption("--jallm-max-backend-errors", type=float, default=0.0, metavar="PERCENT",
                 help="share of a benchmark's requests that may fail in the backend on their own (a malformed "
                      "response, a request the server rejects); they are left out of the score. Above it the "
@@ -109,10 +95,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("jallm_family", "family-wise correction: holm (default), bonferroni or none", default="holm")
 
 
-def argparse_bool():
-    import argparse
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from . import hookspecs
 
-    return argparse.BooleanOptionalAction
+    pluginmanager.add_hookspecs(hookspecs)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -188,7 +174,10 @@ class _SummaryCollector:
                 data["outcome"] = report.outcome
                 if report.failed:  # not longreprtext: under xdist that starts with the worker's name
                     data["message"] = str(report.longrepr)
-                self.jallm.summaries.append(SummaryRow.from_dict(data))
+                row = SummaryRow.from_dict(data)
+                self.jallm.summaries.append(row)
+                if not self.jallm.is_worker:  # under xdist the controller reports each result once
+                    self.jallm.config.hook.pytest_jallm_result(result=row, config=self.jallm.config)
         plan = scale.plan_from_properties(report.user_properties)
         if plan is not None:  # under xdist the controller learns the shard plan from the workers' reports
             self.jallm.config.stash[scale.SHARD_KEY] = plan

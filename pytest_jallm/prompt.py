@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Mapping, Sequence
 
 from .medharness import HARNESS_TEMPLATES, render_harness_prompt
+from .registry import Registry
 from .variants.grammar import CANONICAL, PromptFormat
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ class Template:
     response_header: str
 
 
-TEMPLATES: dict[str, Template] = {
+_BUILTIN_TEMPLATES: dict[str, Template] = {
     "llm-jp-eval-v1": Template(
         preamble="以下は、タスクを説明する指示と、文脈のある入力の組み合わせです。要求を適切に満たす応答を書きなさい。",
         instruction_header="\n\n### 指示:\n",
@@ -66,6 +67,29 @@ TEMPLATES: dict[str, Template] = {
         response_header="\n\n### Response:\nLet's think step by step.\n",
     ),
 }
+
+
+def _check_template(name: str, obj: object) -> Template:
+    if not isinstance(obj, Template):
+        raise TypeError(f"expected a pytest_jallm.prompt.Template, got {type(obj).__name__}")
+    if name in HARNESS_TEMPLATES:
+        raise TypeError(f"{name!r} is a japanese-lm-med-harness template name; choose another")
+    return obj
+
+
+# Every `prompt_template` name besides the harness's: the built-ins and those installed packages
+# add through the `pytest_jallm.templates` entry-point group.
+TEMPLATES: Registry[Template] = Registry("prompt template", "pytest_jallm.templates", _check_template)
+
+
+def register_template(name: str, template: Template) -> Template:
+    """Make `template` selectable as a spec's `prompt_template: name`."""
+    return TEMPLATES.register(name, _check_template(name, template))
+
+
+for _name, _template in _BUILTIN_TEMPLATES.items():
+    register_template(_name, _template)
+
 
 def render_input(spec: BenchmarkSpec, example: Example, fmt: PromptFormat = CANONICAL) -> str:
     """The example's input block (no instruction, no few-shots) under ``fmt``."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import sys
@@ -11,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from .backends import backend_factory, resolve_backend_name
+from .backends import BackendOptionError, backend_factory, backend_kwargs
 from .backends.base import SamplingSettings
 from .baseline import (
     Baseline,
@@ -44,19 +43,6 @@ def _percent(value: float, option: str) -> float:
     if not 0 <= value <= 100:  # also NaN
         raise pytest.UsageError(f"{option} must be a percentage between 0 and 100, got {value}")
     return float(value)
-
-
-def _engine_args(pairs: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise pytest.UsageError(f"--jallm-engine-arg {pair!r}: expected KEY=VALUE (VALUE parsed as JSON when it can be)")
-        key, _, raw = pair.partition("=")
-        try:
-            out[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key] = raw
-    return out
 
 
 class JallmSession:
@@ -115,45 +101,11 @@ class JallmSession:
     # --- backend -------------------------------------------------------------
 
     def _backend_options(self) -> dict[str, Any]:
-        opt = self.config.getoption
-        name = resolve_backend_name(opt("jallm_backend"))
-        revision = opt("jallm_revision")
-        if name == "hf":
-            return {
-                "revision": revision,
-                "device": opt("jallm_device"),
-                "dtype": opt("jallm_dtype"),
-                "batch_size": opt("jallm_batch_size"),
-                "trust_remote_code": opt("jallm_trust_remote_code"),
-                "add_special_tokens": opt("jallm_add_special_tokens"),
-            }
-        if name == "vllm":
-            return {
-                "revision": revision,
-                "tensor_parallel_size": opt("jallm_tp"),
-                "pipeline_parallel_size": opt("jallm_pp"),
-                "dtype": opt("jallm_dtype"),
-                "max_model_len": opt("jallm_max_model_len"),
-                "gpu_memory_utilization": opt("jallm_gpu_memory_utilization"),
-                "quantization": opt("jallm_quantization"),
-                "trust_remote_code": opt("jallm_trust_remote_code"),
-                "seed": opt("jallm_seed"),
-                "engine_kwargs": _engine_args(opt("jallm_engine_arg") or []),
-                "guided_choice": opt("jallm_guided_choice"),
-            }
-        if name == "openai":
-            if not opt("jallm_base_url"):
-                raise pytest.UsageError("--jallm-backend openai needs --jallm-base-url (e.g. http://127.0.0.1:8000/v1)")
-            return {
-                "base_url": opt("jallm_base_url"),
-                "api_key_env": opt("jallm_api_key_env"),
-                "mode": "chat" if opt("jallm_chat") else "completions",
-                "max_concurrency": opt("jallm_concurrency"),
-                "timeout_s": opt("jallm_timeout"),
-                "revision": revision,
-                **_engine_args(opt("jallm_engine_arg") or []),  # e.g. max_retries=1, extra_body={...}
-            }
-        return _engine_args(opt("jallm_engine_arg") or [])
+        """What the selected backend declares it takes (its `cli_options`), read from the options."""
+        try:
+            return backend_kwargs(self.config.getoption("jallm_backend"), self.config.getoption)
+        except BackendOptionError as e:
+            raise pytest.UsageError(str(e)) from None
 
     def _data_config(self):
         from .fetch import DataConfig

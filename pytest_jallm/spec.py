@@ -336,12 +336,12 @@ def parse_spec(data: Any, path: Path) -> BenchmarkSpec:
 
 
 def _check_metrics(spec: BenchmarkSpec, path: Path) -> None:
-    from .metrics import METRIC_NAMES
+    from .metrics import METRICS
 
     for i, name in enumerate(spec.metrics):
-        if name not in METRIC_NAMES:
+        if name not in METRICS:
             raise SpecError(
-                path, f"metrics.{i}", f"unknown metric {name!r}; expected one of {', '.join(sorted(METRIC_NAMES))}"
+                path, f"metrics.{i}", f"unknown metric {name!r}; expected one of {', '.join(sorted(METRICS))}"
             )
 
 

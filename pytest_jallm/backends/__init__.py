@@ -6,7 +6,22 @@ import importlib
 import importlib.util
 from typing import Any, Callable
 
-from .base import Backend, BackendError, BackendIdentity, GenerationRequest, SamplingSettings
+from .base import (
+    BACKENDS,
+    Backend,
+    BackendError,
+    BackendIdentity,
+    BackendOption,
+    BackendOptionError,
+    GenerationRequest,
+    SamplingSettings,
+    parse_engine_args,
+    register_backend,
+)
+# Importing the built-in backends registers them (their engines are imported only when created).
+from . import hf as _hf  # noqa: F401
+from . import vllm as _vllm  # noqa: F401
+from . import openai as _openai  # noqa: F401
 
 BUILTIN = ("hf", "vllm", "openai")
 
@@ -29,22 +44,12 @@ def resolve_backend_name(name: str) -> str:
     return "hf"
 
 
-def backend_factory(name: str) -> Callable[..., Backend]:
+def backend_class(name: str) -> Callable[..., Backend]:
+    """The registered class (or `package.module:Factory`) a backend name selects; whether its
+    engine is installed is checked by `backend_factory`."""
     name = resolve_backend_name(name)
-    if name == "hf":
-        from .hf import HFBackend
-
-        return HFBackend
-    if name == "vllm":
-        if importlib.util.find_spec("vllm") is None:
-            raise BackendError("--jallm-backend vllm: vLLM is not installed; pip install 'pytest-jallm[vllm]'")
-        from .vllm import VLLMBackend
-
-        return VLLMBackend
-    if name == "openai":
-        from .openai import OpenAIBackend
-
-        return OpenAIBackend
+    if name in BACKENDS:
+        return BACKENDS[name]
     if ":" in name:
         module_name, _, attr = name.partition(":")
         try:
@@ -53,8 +58,49 @@ def backend_factory(name: str) -> Callable[..., Backend]:
         except (ImportError, AttributeError) as e:
             raise BackendError(f"--jallm-backend {name!r}: cannot import {attr!r} from {module_name!r}: {e}") from e
     raise BackendError(
-        f"--jallm-backend {name!r}: expected one of auto, {', '.join(BUILTIN)}, or 'package.module:Factory'"
+        f"--jallm-backend {name!r}: expected one of auto, {', '.join(BACKENDS)}, or 'package.module:Factory'"
     )
+
+
+def backend_factory(name: str) -> Callable[..., Backend]:
+    factory = backend_class(name)
+    if resolve_backend_name(name) == "vllm" and importlib.util.find_spec("vllm") is None:
+        raise BackendError("--jallm-backend vllm: vLLM is not installed; pip install 'pytest-jallm[vllm]'")
+    return factory
+
+
+def cli_options() -> list[BackendOption]:
+    """Every registered backend's command-line options, each flag once (for pytest_addoption)."""
+    seen: dict[str, BackendOption] = {}
+    for name in BACKENDS:
+        for option in getattr(BACKENDS[name], "cli_options", ()):
+            if option.flag and option.flag not in seen:
+                seen[option.flag] = option
+    return list(seen.values())
+
+
+def backend_kwargs(name: str, getoption: Callable[[str], Any]) -> dict[str, Any]:
+    """The keyword arguments the selected backend is created with, read from the options it
+    declares. A backend that cannot be resolved gets the engine arguments only: creating it
+    reports the error."""
+    try:
+        factory = backend_class(name)
+    except BackendError:
+        return parse_engine_args(getoption("jallm_engine_arg"))
+    declared = getattr(factory, "cli_options", None)
+    if declared is None:
+        return parse_engine_args(getoption("jallm_engine_arg"))
+    kwargs: dict[str, Any] = {}
+    for option in declared:
+        value = getoption(option.option_dest)
+        if option.required is not None and not value:
+            raise BackendOptionError(
+                f"--jallm-backend {resolve_backend_name(name)} needs {option.flag} (e.g. {option.required})"
+            )
+        kwargs[option.kwarg] = option.convert(value) if option.convert else value
+    if getattr(factory, "engine_args_as_keywords", False):
+        kwargs.update(parse_engine_args(getoption("jallm_engine_arg")))
+    return kwargs
 
 
 def peek_identity(name: str, model: str, options: dict[str, Any]) -> BackendIdentity | None:
@@ -74,12 +120,19 @@ def peek_identity(name: str, model: str, options: dict[str, Any]) -> BackendIden
 
 
 __all__ = [
+    "BACKENDS",
     "Backend",
     "BackendError",
     "BackendIdentity",
+    "BackendOption",
+    "BackendOptionError",
     "GenerationRequest",
     "SamplingSettings",
+    "backend_class",
     "backend_factory",
+    "backend_kwargs",
+    "cli_options",
+    "register_backend",
     "peek_identity",
     "resolve_backend_name",
 ]

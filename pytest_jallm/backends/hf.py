@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 from typing import Any, Sequence
 
 from .base import (
+    DTYPE,
+    REVISION,
+    TRUST_REMOTE_CODE,
     BackendError,
+    BackendOption,
     BackendIdentity,
     GenerationRequest,
     ResultCallback,
     SamplingSettings,
     apply_stop,
+    register_backend,
 )
 from .revision import resolve_revision
 
@@ -37,7 +43,19 @@ def _configured_dtype(model_dir: str) -> str | None:
     return dtype if dtype in ("float32", "float16", "bfloat16") else None
 
 
+@register_backend("hf")
 class HFBackend:
+    cli_options = (
+        REVISION,
+        BackendOption("device", "--jallm-device", default="auto", help="hf backend device: auto, cpu, cuda, cuda:1 …"),
+        DTYPE,
+        BackendOption("batch_size", "--jallm-batch-size", type=int, default=32, help="hf backend batch size"),
+        TRUST_REMOTE_CODE,
+        BackendOption("add_special_tokens", "--jallm-add-special-tokens", action=argparse.BooleanOptionalAction,
+                      default=True,
+                      help="tokenize prompts with the tokenizer's special tokens (BOS); recorded with the run"),
+    )
+
     @classmethod
     def peek_identity(
         cls,

@@ -38,13 +38,16 @@ import urllib.request
 from typing import Any, Mapping, Sequence
 
 from .base import (
+    REVISION,
     BackendError,
+    BackendOption,
     BackendIdentity,
     GenerationRequest,
     RequestErrors,
     ResultCallback,
     SamplingSettings,
     apply_stop,
+    register_backend,
 )
 from .revision import resolve_revision
 
@@ -172,8 +175,23 @@ def _sanitize_base_url(url: str) -> str:
     return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
 
 
+@register_backend("openai")
 class OpenAIBackend:
     """Generate through an OpenAI-compatible HTTP server."""
+
+    cli_options = (
+        BackendOption("base_url", "--jallm-base-url", required="http://127.0.0.1:8000/v1",
+                      help="openai backend: server base URL, e.g. http://127.0.0.1:8000/v1"),
+        BackendOption("api_key_env", "--jallm-api-key-env", default="OPENAI_API_KEY",
+                      help="openai backend: environment variable holding the API key"),
+        BackendOption("mode", dest="jallm_chat", convert=lambda chat: "chat" if chat else "completions"),
+        BackendOption("max_concurrency", "--jallm-concurrency", type=int, default=8,
+                      help="openai backend: requests in flight"),
+        BackendOption("timeout_s", "--jallm-timeout", type=float, default=120.0,
+                      help="openai backend: per-request timeout in seconds"),
+        REVISION,
+    )
+    engine_args_as_keywords = True  # e.g. max_retries=1, extra_body={...}
 
     def __init__(
         self,

@@ -1,0 +1,233 @@
+"""Public extension points: a package installed beside this one adds a metric, a backend (with
+its own command-line option), a loader and a prompt template through entry points, and a
+plugin receives every benchmark's result through the `pytest_jallm_result` hook.
+
+docs/architecture.md's "add a metric / a backend / a benchmark" guide is this file's first test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import textwrap
+from pathlib import Path
+
+import pytest
+from jallm_toy import BENCHMARKS, SCRIPTED, base_args, write_script, write_suite
+
+from pytest_jallm.registry import ExtensionError, Registry
+
+# The third-party package: it imports pytest-jallm's public names only.
+EXTENSION = '''
+from pytest_jallm.backends import BackendIdentity, BackendOption
+from pytest_jallm.metrics import MetricResult, register_metric
+from pytest_jallm.prompt import Template
+
+@register_metric("starts_with_gold", per_item=True, binary=True)
+def starts_with_gold(preds, golds, contexts):
+    scores = [1.0 if p.startswith(g) else 0.0 for p, g in zip(preds, golds)]
+    return MetricResult(sum(scores) / len(scores) if scores else 0.0, scores)
+
+
+class ConstantBackend:
+    """Answers every prompt with --demo-answer, if the prompt is in the demo template."""
+
+    cli_options = (BackendOption("answer", "--demo-answer", default="", help="what the demo backend says"),)
+
+    def __init__(self, model, *, answer):
+        self.model, self.answer = model, answer
+
+    def identity(self):
+        return BackendIdentity("constant", "1", self.model, "r1", {"answer": self.answer})
+
+    def generate(self, requests, sampling, on_result=None):
+        out = [self.answer if r.prompt.startswith("DEMO PREAMBLE") else "not the demo template" for r in requests]
+        for i, text in enumerate(out):
+            if on_result is not None:
+                on_result(i, text)
+        return out
+
+    def close(self):
+        pass
+
+
+def tab_lines(files, options):
+    """`id<TAB>question<TAB>answer` lines."""
+    rows = []
+    for path in files:
+        with open(path, encoding="utf-8") as fh:
+            for line in fh:
+                qid, question, answer = line.rstrip("\\n").split("\\t")
+                rows.append({"id": qid, "question": question, "answer": answer})
+    return rows
+
+
+TEMPLATE = Template(preamble="DEMO PREAMBLE", instruction_header="\\n# task\\n", input_header="\\n# in\\n",
+                    response_header="\\n# out\\n")
+'''
+
+ENTRY_POINTS = """\
+[pytest_jallm.metrics]
+starts_with_gold = jallm_demo_ext:starts_with_gold
+
+[pytest_jallm.backends]
+constant = jallm_demo_ext:ConstantBackend
+
+[pytest_jallm.loaders]
+tab-lines = jallm_demo_ext:tab_lines
+
+[pytest_jallm.templates]
+demo = jallm_demo_ext:TEMPLATE
+"""
+
+SPEC = """\
+name: demo_capitals
+category: QA
+source: {path: data/capitals.txt, format: tab-lines}
+fields: {id: id, answer: answer, question: question}
+prompt_template: demo
+instruction: 首都を答えてください。
+input: "{question}"
+max_new_tokens: 8
+metrics: [starts_with_gold]
+"""
+
+# Results written by a conftest plugin through the hook, one JSON line each.
+RESULT_LOGGER = """\
+import json, os
+
+def pytest_jallm_result(result, config):
+    with open(os.environ["JALLM_RESULT_LOG"], "a", encoding="utf-8") as fh:
+        fh.write(json.dumps({"name": result.name, "metric": result.metric, "score": result.score,
+                             "n": result.n, "verdict": result.verdict}) + "\\n")
+"""
+
+
+def install_package(site: Path, name: str, module: str, entry_points: str) -> None:
+    """What `pip install` leaves behind: the module and a dist-info with entry_points.txt."""
+    site.mkdir(parents=True, exist_ok=True)
+    (site / f"{name}.py").write_text(textwrap.dedent(module), encoding="utf-8")
+    dist = site / f"{name}-0.1.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n", encoding="utf-8")
+    (dist / "entry_points.txt").write_text(entry_points, encoding="utf-8")
+
+
+def with_site(monkeypatch: pytest.MonkeyPatch, site: Path) -> None:
+    path = [str(site), os.environ.get("PYTHONPATH", "")]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in path if p))
+
+
+def results(log: Path) -> list[dict]:
+    return [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
+
+
+def test_installed_package_adds_metric_backend_loader_and_template(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site = pytester.path / "site"
+    install_package(site, "jallm_demo_ext", EXTENSION, ENTRY_POINTS)
+    with_site(monkeypatch, site)
+    bench = pytester.mkdir("benchmarks")
+    (bench / "data").mkdir()
+    (bench / "demo_capitals.yaml").write_text(SPEC, encoding="utf-8")
+    rows = "q1\t日本\t東京\nq2\t日本の首都\t東京\nq3\tフランス\tパリ\n"
+    (bench / "data" / "capitals.txt").write_text(rows, encoding="utf-8")
+    pytester.makeconftest(RESULT_LOGGER)
+    log = pytester.path / "results.jsonl"
+    monkeypatch.setenv("JALLM_RESULT_LOG", str(log))
+
+    # A fresh interpreter, as a user's would be: the entry points are found on sys.path.
+    result = pytester.runpytest_subprocess(
+        "benchmarks", "-p", "no:cacheprovider", "--jallm-backend", "constant", "--demo-answer", "東京です",
+        "--model", "demo-model", "--jallm-no-cache",
+    )
+    result.assert_outcomes(passed=1)
+    # Two of three answers start with the gold; exact_match would give 0, and a prompt outside
+    # the demo template (or rows not read by tab-lines) would give 0 too.
+    assert results(log) == [{"name": "demo_capitals", "metric": "starts_with_gold",
+                             "score": pytest.approx(200 / 3, abs=0.01), "n": 3, "verdict": "no baseline"}]
+    helped = pytester.runpytest_subprocess("--help")
+    helped.stdout.fnmatch_lines(["*--demo-answer=DEMO_ANSWER*", "*what the demo backend says*"])
+
+
+def test_broken_entry_point_names_the_package(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    site = pytester.path / "site"
+    entry_points = "[pytest_jallm.metrics]\nbroken = jallm_broken_ext:NOT_A_METRIC\n"
+    install_package(site, "jallm_broken_ext", "NOT_A_METRIC = 3\n", entry_points)
+    monkeypatch.syspath_prepend(str(site))
+    metrics = Registry("metric", "pytest_jallm.metrics", lambda name, obj: _must_be_callable(obj))
+    expected = r"entry point broken = jallm_broken_ext:NOT_A_METRIC .*jallm_broken_ext 0.1.*not callable"
+    with pytest.raises(ExtensionError, match=expected):
+        "anything" in metrics  # noqa: B015 - the lookup loads the entry points
+
+
+def _must_be_callable(obj: object) -> object:
+    if not callable(obj):
+        raise TypeError(f"{obj!r} is not callable")
+    return obj
+
+
+def test_a_name_registered_twice_is_refused() -> None:
+    registry: Registry[object] = Registry("metric", "pytest_jallm.test-none")
+    registry.register("twice", len)
+    registry.register("twice", len)  # the same object again: a module imported twice
+    with pytest.raises(ExtensionError, match="metric 'twice' is registered twice: by builtins and by builtins"):
+        registry.register("twice", abs)
+
+
+def test_backend_options_come_from_the_backend_class() -> None:
+    from pytest_jallm.backends import BackendOptionError, backend_kwargs
+
+    given = {"jallm_base_url": None, "jallm_engine_arg": ["max_retries=1"], "jallm_chat": True}
+
+    def getoption(dest: str):
+        return given.get(dest, f"<{dest}>")
+
+    with pytest.raises(BackendOptionError, match="--jallm-backend openai needs --jallm-base-url"):
+        backend_kwargs("openai", getoption)
+    given["jallm_base_url"] = "http://127.0.0.1:1/v1"
+    assert backend_kwargs("openai", getoption) == {
+        "base_url": "http://127.0.0.1:1/v1", "api_key_env": "<jallm_api_key_env>", "mode": "chat",
+        "max_concurrency": "<jallm_concurrency>", "timeout_s": "<jallm_timeout>", "revision": "<jallm_revision>",
+        "max_retries": 1,
+    }
+    hf = backend_kwargs("hf", getoption)
+    assert set(hf) == {"revision", "device", "dtype", "batch_size", "trust_remote_code", "add_special_tokens"}
+    assert backend_kwargs("vllm", getoption)["engine_kwargs"] == {"max_retries": 1}
+    # A factory that declares nothing gets the engine arguments as keywords, as before.
+    assert backend_kwargs(SCRIPTED, getoption) == {"max_retries": 1}
+
+
+def test_result_hook_receives_every_benchmark(pytester: pytest.Pytester) -> None:
+    write_suite(pytester.path)
+    script = write_script(pytester.path, wrong={"toy_mc": 2})
+
+    class Receiver:
+        def __init__(self) -> None:
+            self.results: list = []
+
+        def pytest_jallm_result(self, result, config) -> None:
+            self.results.append(result)
+
+    receiver = Receiver()
+    run = pytester.inline_run(*base_args(script), plugins=[receiver])
+    run.assertoutcome(passed=len(BENCHMARKS))
+    got = {r.name: r for r in receiver.results}
+    assert len(receiver.results) == len(BENCHMARKS) and set(got) == set(BENCHMARKS)
+    assert got["toy_mc"].score == pytest.approx(80.0) and got["toy_nli"].score == pytest.approx(100.0)
+
+
+@pytest.mark.slow
+def test_result_hook_runs_once_per_benchmark_under_xdist(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_suite(pytester.path)
+    script = write_script(pytester.path)
+    pytester.makeconftest(RESULT_LOGGER)
+    log = pytester.path / "results.jsonl"
+    monkeypatch.setenv("JALLM_RESULT_LOG", str(log))
+    result = pytester.runpytest_subprocess(*base_args(script), "-n", "2")
+    result.assert_outcomes(passed=len(BENCHMARKS))
+    assert sorted(r["name"] for r in results(log)) == sorted(BENCHMARKS)
+
