@@ -2,13 +2,15 @@
 its own command-line option), a loader and a prompt template through entry points, and a
 plugin receives every benchmark's result through the `pytest_jallm_result` hook.
 
-docs/architecture.md's "add a metric / a backend / a benchmark" guide is this file's first test.
+The first test runs docs/architecture.md's "add a metric, a backend, a benchmark" guide: its
+code blocks are the package and the spec.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import textwrap
 from pathlib import Path
 
@@ -17,38 +19,35 @@ from jallm_toy import BENCHMARKS, SCRIPTED, base_args, write_script, write_suite
 
 from pytest_jallm.registry import ExtensionError, Registry
 
-# The third-party package: it imports pytest-jallm's public names only.
-EXTENSION = '''
-from pytest_jallm.backends import BackendIdentity, BackendOption
-from pytest_jallm.metrics import MetricResult, register_metric
+GUIDE = Path(__file__).resolve().parents[1] / "docs" / "architecture.md"
+
+
+def guide_blocks() -> dict[str, str]:
+    """The guide's code blocks, by what they hold: the test runs exactly what the guide says."""
+    blocks: dict[str, str] = {}
+    for lang, body in re.findall(r"```(\w+)\n(.*?)```", GUIDE.read_text(encoding="utf-8"), flags=re.S):
+        if lang == "python" and "@register_metric" in body:
+            blocks["metric"] = body
+        elif lang == "python" and "cli_options" in body:
+            blocks["backend"] = body
+        elif lang == "toml":
+            blocks["entry_points"] = body
+        elif lang == "yaml" and "name: demo_capitals" in body:
+            blocks["spec"] = body
+    assert set(blocks) == {"metric", "backend", "entry_points", "spec"}, f"{GUIDE}: a guide block is missing"
+    return blocks
+
+
+def entry_points_txt(pyproject: str) -> str:
+    """`[project.entry-points."group"]` / `name = "value"` as pip writes it into entry_points.txt."""
+    out = re.sub(r'^\[project\.entry-points\."([^"]+)"\]$', r"[\1]", pyproject, flags=re.M)
+    return re.sub(r'^(\S+) = "([^"]+)"$', r"\1 = \2", out, flags=re.M)
+
+
+# What the test adds to the guide's package: the loader and template the guide's spec names,
+# and a check (wrapping the guide's backend) that every prompt it gets is in the demo template.
+EXTRAS = '''
 from pytest_jallm.prompt import Template
-
-@register_metric("starts_with_gold", per_item=True, binary=True)
-def starts_with_gold(preds, golds, contexts):
-    scores = [1.0 if p.startswith(g) else 0.0 for p, g in zip(preds, golds)]
-    return MetricResult(sum(scores) / len(scores) if scores else 0.0, scores)
-
-
-class ConstantBackend:
-    """Answers every prompt with --demo-answer, if the prompt is in the demo template."""
-
-    cli_options = (BackendOption("answer", "--demo-answer", default="", help="what the demo backend says"),)
-
-    def __init__(self, model, *, answer):
-        self.model, self.answer = model, answer
-
-    def identity(self):
-        return BackendIdentity("constant", "1", self.model, "r1", {"answer": self.answer})
-
-    def generate(self, requests, sampling, on_result=None):
-        out = [self.answer if r.prompt.startswith("DEMO PREAMBLE") else "not the demo template" for r in requests]
-        for i, text in enumerate(out):
-            if on_result is not None:
-                on_result(i, text)
-        return out
-
-    def close(self):
-        pass
 
 
 def tab_lines(files, options):
@@ -64,32 +63,24 @@ def tab_lines(files, options):
 
 TEMPLATE = Template(preamble="DEMO PREAMBLE", instruction_header="\\n# task\\n", input_header="\\n# in\\n",
                     response_header="\\n# out\\n")
+
+_guide_generate = ConstantBackend.generate
+
+
+def _generate_checked(self, requests, sampling, on_result=None):
+    assert all(r.prompt.startswith("DEMO PREAMBLE") for r in requests), "a prompt outside the demo template"
+    return _guide_generate(self, requests, sampling, on_result)
+
+
+ConstantBackend.generate = _generate_checked
 '''
 
-ENTRY_POINTS = """\
-[pytest_jallm.metrics]
-starts_with_gold = jallm_demo_ext:starts_with_gold
-
-[pytest_jallm.backends]
-constant = jallm_demo_ext:ConstantBackend
-
+EXTRA_ENTRY_POINTS = """
 [pytest_jallm.loaders]
-tab-lines = jallm_demo_ext:tab_lines
+tab-lines = my_ext:tab_lines
 
 [pytest_jallm.templates]
-demo = jallm_demo_ext:TEMPLATE
-"""
-
-SPEC = """\
-name: demo_capitals
-category: QA
-source: {path: data/capitals.txt, format: tab-lines}
-fields: {id: id, answer: answer, question: question}
-prompt_template: demo
-instruction: 首都を答えてください。
-input: "{question}"
-max_new_tokens: 8
-metrics: [starts_with_gold]
+demo = my_ext:TEMPLATE
 """
 
 # Results written by a conftest plugin through the hook, one JSON line each.
@@ -125,12 +116,14 @@ def results(log: Path) -> list[dict]:
 def test_installed_package_adds_metric_backend_loader_and_template(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    guide = guide_blocks()
     site = pytester.path / "site"
-    install_package(site, "jallm_demo_ext", EXTENSION, ENTRY_POINTS)
+    module = guide["metric"] + "\n\n" + guide["backend"] + EXTRAS
+    install_package(site, "my_ext", module, entry_points_txt(guide["entry_points"]) + EXTRA_ENTRY_POINTS)
     with_site(monkeypatch, site)
     bench = pytester.mkdir("benchmarks")
     (bench / "data").mkdir()
-    (bench / "demo_capitals.yaml").write_text(SPEC, encoding="utf-8")
+    (bench / "demo_capitals.yaml").write_text(guide["spec"], encoding="utf-8")
     rows = "q1\t日本\t東京\nq2\t日本の首都\t東京\nq3\tフランス\tパリ\n"
     (bench / "data" / "capitals.txt").write_text(rows, encoding="utf-8")
     pytester.makeconftest(RESULT_LOGGER)
@@ -143,8 +136,8 @@ def test_installed_package_adds_metric_backend_loader_and_template(
         "--model", "demo-model", "--jallm-no-cache",
     )
     result.assert_outcomes(passed=1)
-    # Two of three answers start with the gold; exact_match would give 0, and a prompt outside
-    # the demo template (or rows not read by tab-lines) would give 0 too.
+    # Two of three answers start with the gold (exact_match would give 0); the rows came through
+    # tab-lines, and a prompt outside the demo template would have failed the backend.
     assert results(log) == [{"name": "demo_capitals", "metric": "starts_with_gold",
                              "score": pytest.approx(200 / 3, abs=0.01), "n": 3, "verdict": "no baseline"}]
     helped = pytester.runpytest_subprocess("--help")
