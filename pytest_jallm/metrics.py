@@ -826,7 +826,7 @@ def register_metric(name: str, *, per_item: bool, binary: bool) -> Callable[[Cal
 
     def deco(fn: Callable[..., MetricResult]) -> Metric:
         metric = Metric(name, per_item, binary, fn)
-        METRICS.register(name, metric)
+        METRICS.register(name, metric, origin=getattr(fn, "__module__", None))
         return metric
 
     return deco

@@ -37,11 +37,13 @@ class Registry(Mapping[str, T], Generic[T]):
         self._items: dict[str, T] = {}
         self._origins: dict[str, str] = {}
         self._loaded = False
+        self._error: ExtensionError | None = None  # a broken extension fails every lookup, not just the first
 
-    def register(self, name: str, obj: Any = None) -> Any:
-        """`@registry.register("name")` on a function or class, or `registry.register("name", obj)`."""
+    def register(self, name: str, obj: Any = None, *, origin: str | None = None) -> Any:
+        """`@registry.register("name")` on a function or class, or `registry.register("name", obj)`;
+        `origin` (default: the object's module) is what a clash names."""
         if obj is not None:
-            self._add(name, obj, getattr(obj, "__module__", None) or type(obj).__module__)
+            self._add(name, obj, origin or getattr(obj, "__module__", None) or type(obj).__module__)
             return obj
 
         def deco(target: Any) -> Any:
@@ -62,9 +64,18 @@ class Registry(Mapping[str, T], Generic[T]):
 
     def load_entry_points(self) -> None:
         """Import every installed `self.group` entry point (once)."""
+        if self._error is not None:
+            raise self._error
         if self._loaded:
             return
         self._loaded = True  # first: an extension's import may look names up
+        try:
+            self._load_entry_points()
+        except ExtensionError as e:
+            self._error = e
+            raise
+
+    def _load_entry_points(self) -> None:
         for ep in sorted(importlib.metadata.entry_points(group=self.group), key=lambda e: e.name):
             dist = getattr(ep, "dist", None)
             origin = f"entry point {ep.name} = {ep.value} in group {self.group}" + (
@@ -83,7 +94,7 @@ class Registry(Mapping[str, T], Generic[T]):
                     obj = self._check(ep.name, obj)
                 except TypeError as e:
                     raise ExtensionError(f"{origin}: {e}") from e
-            if ep.name in self._items and _same(self._items[ep.name], obj):
+            if ep.name in self._items and self._items[ep.name] is obj:
                 continue  # the module's own decorator registered it on import
             self._add(ep.name, obj, origin)
 
@@ -111,7 +122,3 @@ class Registry(Mapping[str, T], Generic[T]):
     def __repr__(self) -> str:
         return f"<Registry {self.group}: {', '.join(self._items)}>"
 
-
-def _same(registered: Any, loaded: Any) -> bool:
-    # A decorator may have wrapped the function (a metric) while the entry point names the result.
-    return registered is loaded or getattr(registered, "__wrapped__", None) is loaded

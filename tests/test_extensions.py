@@ -8,6 +8,7 @@ code blocks are the package and the spec.
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import re
@@ -159,6 +160,40 @@ def _must_be_callable(obj: object) -> object:
     if not callable(obj):
         raise TypeError(f"{obj!r} is not callable")
     return obj
+
+
+def test_entry_points_are_read_once_and_a_broken_one_keeps_failing(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site = pytester.path / "site"
+    install_package(site, "jallm_counted_ext", "def rows(files, options):\n    return []\n",
+                    "[pytest_jallm.test-counted]\nrows = jallm_counted_ext:rows\n")
+    monkeypatch.syspath_prepend(str(site))
+    scans = []
+    real = importlib.metadata.entry_points
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda **kw: scans.append(kw) or real(**kw))
+    loaders: Registry[object] = Registry("loader", "pytest_jallm.test-counted")
+    assert "rows" in loaders and list(loaders) == ["rows"] and callable(loaders["rows"])
+    assert scans == [{"group": "pytest_jallm.test-counted"}]
+    assert loaders.origin("rows").endswith("(package jallm_counted_ext 0.1)")
+
+    install_package(site, "jallm_raising_ext", "raise RuntimeError('no GPU here')\n",
+                    "[pytest_jallm.test-raising]\nx = jallm_raising_ext:x\n")
+    broken: Registry[object] = Registry("backend", "pytest_jallm.test-raising")
+    for _ in range(2):  # the second lookup does not pretend the extension is merely absent
+        with pytest.raises(ExtensionError, match="jallm_raising_ext:x .*cannot be imported: RuntimeError: no GPU here"):
+            broken.get("x")
+
+
+def test_a_builtin_metric_name_cannot_be_taken() -> None:
+    from pytest_jallm.metrics import MetricResult, get_metric, register_metric
+
+    clash = r"metric 'exact_match' is registered twice: by pytest_jallm.metrics and by test_extensions"
+    with pytest.raises(ExtensionError, match=clash):
+        @register_metric("exact_match", per_item=True, binary=True)
+        def exact_match(preds, golds, contexts):
+            return MetricResult(1.0, [1.0] * len(preds))
+    assert get_metric("exact_match")(["a"], ["b"]).score == 0.0  # the built-in is still the one
 
 
 def test_a_name_registered_twice_is_refused() -> None:
