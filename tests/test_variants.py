@@ -342,6 +342,7 @@ def test_search_goes_through_the_evaluation_and_its_cache(tmp_path: Path) -> Non
     search = VariantSearch(ev, n=4, sample=None, seed=3)
     search.run([(spec, path)])
     assert first.calls == [12, 4 * 12]  # the canonical format's 12 prompts came from the cache
+    assert ev.prompts_requested == 12  # the session's summary counts the benchmark test's prompts only, as before
     assert search.prepared("fake_nli", PromptFormat()).requests == ev.prepared(spec, path).requests
     ev.close()
     again = SeparatorSensitive()
