@@ -33,12 +33,12 @@ import stat
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .strict_yaml import DuplicateKeyError, error_location, load_strict
+from .strict_yaml import DuplicateKeyError, FileKeyError, error_location, load_strict, validation_problem
 
 DEFAULT_MAX_DROP = 2.0
 DEFAULT_ALPHA = 0.05
@@ -49,10 +49,7 @@ BASELINE_SUFFIX = ".baseline.jsonl"
 MAX_PREDICTION_CHARS = 200  # of each extracted prediction kept in a baseline
 
 
-class ThresholdError(Exception):
-    def __init__(self, path: Path | str, key: str, problem: str):
-        self.path, self.key, self.problem = str(path), key, problem
-        super().__init__(f"{path}: key '{key}': {problem}")
+ThresholdError = FileKeyError  # a thresholds file is invalid
 
 
 class BaselineError(Exception):
@@ -110,14 +107,6 @@ class Limits:
         return self.min_score is not None or self.max_ooc_rate is not None
 
 
-def _validation_message(err: Mapping[str, Any]) -> str:
-    if err["type"] == "extra_forbidden":
-        return "unknown key (typo?)"
-    if err["type"] == "finite_number":  # NaN or inf: not "must be <= 100"
-        return f"must be a number (got {err.get('input')!r})"
-    return err["msg"]
-
-
 def load_threshold_file(path: Path) -> ThresholdFileModel:
     if not path.exists():
         return ThresholdFileModel()
@@ -143,9 +132,7 @@ def load_threshold_file(path: Path) -> ThresholdFileModel:
     try:
         return ThresholdFileModel.model_validate(data)
     except ValidationError as e:
-        err = e.errors()[0]
-        key = ".".join(str(p) for p in err["loc"])
-        raise ThresholdError(path, key, _validation_message(err)) from None
+        raise ThresholdError(path, *validation_problem(e)) from None
 
 
 def limits_for(model: ThresholdFileModel, name: str, spec_thresholds: Any = None) -> Limits:

@@ -31,6 +31,7 @@ from . import __version__
 from .baseline import atomic_write_text
 from .report import SummaryRow, averages
 from .scale import ShardPlan, check_coverage
+from .strict_yaml import validation_problem
 
 SCHEMA = "pytest-jallm/results"
 SCHEMA_VERSION = 2
@@ -306,9 +307,8 @@ def validate_document(doc: Any, where: str = "results") -> dict[str, Any]:
     try:
         ResultsDocument.model_validate(doc)
     except ValidationError as e:
-        first = e.errors()[0]
-        key = ".".join(str(p) for p in first["loc"])
-        raise ResultsError(f"{where}: key '{key}': {first['msg']} ({e.error_count()} problem(s))") from None
+        key, problem = validation_problem(e)
+        raise ResultsError(f"{where}: key '{key}': {problem} ({e.error_count()} problem(s))") from None
     return doc
 
 

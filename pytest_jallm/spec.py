@@ -15,7 +15,7 @@ import regex
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .strict_yaml import DuplicateKeyError, error_location, load_strict
+from .strict_yaml import DuplicateKeyError, FileKeyError, error_location, load_strict, validation_problem
 
 # llm-jp-eval's categories plus medical QA; the marker is the lower-case name.
 CATEGORIES: dict[str, str] = {
@@ -63,14 +63,7 @@ DATA_FORMATS = ("json", "jsonl", "csv", "tsv", "parquet")
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
 
 
-class SpecError(Exception):
-    """A benchmark spec is invalid; the message names file, key and expectation."""
-
-    def __init__(self, path: Path | str, key: str, problem: str):
-        self.path = str(path)
-        self.key = key
-        self.problem = problem
-        super().__init__(f"{path}: key '{key}': {problem}")
+SpecError = FileKeyError  # a benchmark spec is invalid
 
 
 class _Strict(BaseModel):
@@ -302,10 +295,6 @@ class BenchmarkSpec(_Strict):
         return self.metrics[0]
 
 
-def _format_location(loc: tuple[Any, ...]) -> str:
-    return ".".join(str(p) for p in loc) or "<top level>"
-
-
 def parse_spec(data: Any, path: Path) -> BenchmarkSpec:
     """Validate parsed YAML; errors become SpecError naming file and key."""
     if not isinstance(data, dict):
@@ -321,14 +310,8 @@ def parse_spec(data: Any, path: Path) -> BenchmarkSpec:
     try:
         spec = BenchmarkSpec.model_validate(data)
     except ValidationError as e:
-        first = e.errors()[0]
-        key = _format_location(first["loc"])
-        msg = first["msg"]
-        if first["type"] == "extra_forbidden":
-            msg = "unknown key (typo?)"
-        elif first["type"] == "missing":
-            msg = "required key is missing"
-        more = f" (and {len(e.errors()) - 1} more problem(s))" if len(e.errors()) > 1 else ""
+        key, msg = validation_problem(e)
+        more = f" (and {e.error_count() - 1} more problem(s))" if e.error_count() > 1 else ""
         raise SpecError(path, key, msg + more) from None
     _check_metrics(spec, path)
     _check_templates(spec, path)
