@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +13,7 @@ from .cache import CacheError
 from .data import DataError, resolve_files
 from .gate import Assessment, decide
 from .metrics import AnswerPatternTimeout
+from .reporting.record import BenchmarkRecord
 from .spec import SpecError, license_markers, load_spec, with_harness_template
 
 if TYPE_CHECKING:
@@ -143,23 +143,23 @@ class BenchmarkItem(_JallmItem):
         flips = flip_records(result, jallm.baseline(result.name), cmp) if cmp is not None and cmp.losses else []
         if gate.verdict == "regressed" and flips:
             gate.failures[-1] += "\n" + render_flips(flips, jallm.diff_items)
-        summary = {
-            "name": result.name,
-            "category": result.category,
-            "metric": result.metric,
-            "n": result.n,
-            "score": round(result.score, 4),
-            "ooc_rate": None if result.ooc_rate is None else round(result.ooc_rate, 4),
-            "baseline": gate.baseline_score,
-            "verdict": verdict,
-            "in_average": result.in_average,
-            "p_value": cmp.p_value if cmp else None,
-            "p_adjusted": gate.p_adjusted,
-            "flipped_worse": len(cmp.losses) if cmp else None,
-            "flipped_better": len(cmp.gains) if cmp else None,
-            "mdd": None if mdd is None else round(mdd, 2),
-            "underpowered": underpowered,
-            "extra": {
+        record = BenchmarkRecord(
+            name=result.name,
+            category=result.category,
+            metric=result.metric,
+            n=result.n,
+            score=round(result.score, 4),
+            ooc_rate=None if result.ooc_rate is None else round(result.ooc_rate, 4),
+            baseline=gate.baseline_score,
+            verdict=verdict,
+            in_average=result.in_average,
+            p_value=cmp.p_value if cmp else None,
+            p_adjusted=gate.p_adjusted,
+            flipped_worse=len(cmp.losses) if cmp else None,
+            flipped_better=len(cmp.gains) if cmp else None,
+            mdd=None if mdd is None else round(mdd, 2),
+            underpowered=underpowered,
+            extra={
                 "scores": result.scores,
                 "produced_by": result.produced_by,
                 "gate": {"family": jallm.family, "testable": testable,
@@ -169,22 +169,22 @@ class BenchmarkItem(_JallmItem):
                 **({"flips": flips} if flips else {}),
                 **({"baseline_written": written} if written else {}),
             },
-            "run": result.run or None,
-        }
+            run=result.run or None,
+        )
         # Scores travel as user properties: JUnit XML shows them and xdist
         # carries them to the controller, which builds the table.
-        self.user_properties.append(("jallm_summary", json.dumps(summary, ensure_ascii=False)))
+        self.user_properties.append(("jallm_summary", record.model_dump_json(exclude={"outcome", "message"})))  # the controller adds them
         self.user_properties.append(("jallm_score", f"{result.score:.4f}"))
         if result.ooc_rate is not None:
             self.user_properties.append(("jallm_ooc_rate", f"{result.ooc_rate:.4f}"))
         if gate.baseline_score is not None:
             self.user_properties.append(("jallm_baseline", f"{gate.baseline_score:.4f}"))
             self.user_properties.append(("jallm_delta", f"{result.score - gate.baseline_score:+.4f}"))
-        if summary["p_value"] is not None:
-            self.user_properties.append(("jallm_p_value", f"{summary['p_value']:.6g}"))
+        if record.p_value is not None:
+            self.user_properties.append(("jallm_p_value", f"{record.p_value:.6g}"))
         if gate.p_adjusted is not None:
             self.user_properties.append(("jallm_p_adjusted", f"{gate.p_adjusted:.6g}"))
-        self.user_properties.append(("jallm_verdict", summary["verdict"]))
+        self.user_properties.append(("jallm_verdict", record.verdict))
         for w in gate.warnings + gate.notes:
             self.warn(pytest.PytestWarning(f"{result.name}: {w}"))
         if not gate.passed:

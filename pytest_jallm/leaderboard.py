@@ -17,7 +17,8 @@ from tabulate import tabulate
 
 from . import medtable
 
-from .report import AVERAGE_CATEGORIES, _cat_order, _fmt, figure, html_page, html_table
+from .report import _fmt, figure, html_page, html_table
+from .reporting.record import AVERAGE_CATEGORIES, category_order
 from .results import ResultsError, merge_documents, rows_of
 from .spec import CATEGORIES_OUT_OF_AVERAGE
 
@@ -109,7 +110,7 @@ def build(docs: Sequence[tuple[str, Mapping[str, Any]]]) -> list[Entry]:
 
 def _category_columns(entries: Sequence[Entry]) -> list[str]:
     present = {c for e in entries for c in e.categories}
-    return sorted(present, key=_cat_order)
+    return sorted(present, key=category_order)
 
 
 def _benchmark_columns(entries: Sequence[Entry]) -> list[str]:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
 from .backends import cli_options as backend_cli_options
 from .items import EXTRA_ITEMS_KEY, SESSION_KEY, BenchmarkFile, _JallmItem, is_spec_file
-from .report import SummaryRow, render_terminal
+from .report import render_terminal
+from .reporting.record import BenchmarkRecord
 from .results import parse_meta_pairs
 from .session import JallmSession
 from .spec import CATEGORIES, LICENSE_MARKERS
@@ -170,14 +170,13 @@ class _SummaryCollector:
             return
         for key, value in report.user_properties:
             if key == "jallm_summary":
-                data = json.loads(value)
-                data["outcome"] = report.outcome
+                record = BenchmarkRecord.model_validate_json(value)
+                record.outcome = report.outcome
                 if report.failed:  # not longreprtext: under xdist that starts with the worker's name
-                    data["message"] = str(report.longrepr)
-                row = SummaryRow.from_dict(data)
-                self.jallm.summaries.append(row)
+                    record.message = str(report.longrepr)
+                self.jallm.summaries.append(record)
                 if not self.jallm.is_worker:  # under xdist the controller reports each result once
-                    self.jallm.config.hook.pytest_jallm_result(result=row, config=self.jallm.config)
+                    self.jallm.config.hook.pytest_jallm_result(result=record, config=self.jallm.config)
         plan = scale.plan_from_properties(report.user_properties)
         if plan is not None:  # under xdist the controller learns the shard plan from the workers' reports
             self.jallm.config.stash[scale.SHARD_KEY] = plan

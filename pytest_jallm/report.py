@@ -8,76 +8,12 @@ from __future__ import annotations
 
 import html
 import math
-from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
 from tabulate import tabulate
 
-from .spec import CATEGORIES, CATEGORIES_OUT_OF_AVERAGE
-
-# The leaderboard's AVG is over these categories, in this column order.
-AVERAGE_CATEGORIES = tuple(c for c in CATEGORIES if c not in CATEGORIES_OUT_OF_AVERAGE)
-
-
-@dataclass
-class SummaryRow:
-    name: str
-    category: str
-    metric: str
-    n: int
-    score: float
-    ooc_rate: float | None = None
-    baseline: float | None = None
-    verdict: str = "pass"
-    in_average: bool = True
-    p_value: float | None = None
-    p_adjusted: float | None = None  # family-corrected (Holm over the session's paired tests)
-    flipped_worse: int | None = None
-    flipped_better: int | None = None
-    mdd: float | None = None  # minimum detectable drop at 80% power, points
-    underpowered: bool = False  # max_drop is below the mdd
-    outcome: str = "passed"  # pytest outcome of the benchmark test
-    message: str | None = None  # why the gate failed (the test's failure text)
-    extra: dict[str, Any] = field(default_factory=dict)
-    run: dict[str, Any] | None = None  # prompts, generations, cache hits, seconds (results.RunStats)
-
-    @property
-    def delta(self) -> float | None:
-        return None if self.baseline is None else self.score - self.baseline
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "SummaryRow":
-        known = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in data.items() if k in known})
-
-
-@dataclass
-class Averages:
-    categories: dict[str, float]  # every category that has results
-    avg: float | None  # over AVERAGE_CATEGORIES that have results
-    included: list[str]
-    missing: list[str]  # leaderboard categories with no result
-
-
-def averages(rows: Sequence[SummaryRow]) -> Averages:
-    by_cat: dict[str, list[float]] = {}
-    for r in rows:
-        if r.in_average or r.category in CATEGORIES_OUT_OF_AVERAGE:
-            by_cat.setdefault(r.category, []).append(r.score)
-    cats = {c: sum(v) / len(v) for c, v in sorted(by_cat.items(), key=lambda kv: _cat_order(kv[0]))}
-    included = [c for c in AVERAGE_CATEGORIES if c in cats]
-    missing = [c for c in AVERAGE_CATEGORIES if c not in cats]
-    avg = sum(cats[c] for c in included) / len(included) if included else None
-    return Averages(categories=cats, avg=avg, included=included, missing=missing)
-
-
-def _cat_order(cat: str) -> int:
-    order = list(CATEGORIES)
-    return order.index(cat) if cat in order else len(order)
-
+from .reporting.record import AVERAGE_CATEGORIES, Averages, BenchmarkRecord, averages, category_order
+from .spec import CATEGORIES_OUT_OF_AVERAGE
 
 def _fmt(x: float | None, signed: bool = False) -> str:
     if x is None:
@@ -87,9 +23,9 @@ def _fmt(x: float | None, signed: bool = False) -> str:
     return f"{x:+.2f}" if signed else f"{x:.2f}"
 
 
-def benchmark_table_rows(rows: Sequence[SummaryRow]) -> list[list[str]]:
+def benchmark_table_rows(rows: Sequence[BenchmarkRecord]) -> list[list[str]]:
     out = []
-    for r in sorted(rows, key=lambda r: (_cat_order(r.category), r.name)):
+    for r in sorted(rows, key=lambda r: (category_order(r.category), r.name)):
         out.append(
             [
                 r.name,
@@ -127,7 +63,7 @@ def average_note(av: Averages) -> str:
     return note + "."
 
 
-def render_terminal(rows: Sequence[SummaryRow]) -> str:
+def render_terminal(rows: Sequence[BenchmarkRecord]) -> str:
     if not rows:
         return ""
     av = averages(rows)
@@ -147,7 +83,7 @@ def render_terminal(rows: Sequence[SummaryRow]) -> str:
     return "\n\n".join(parts)
 
 
-def medical_block(rows: Sequence[SummaryRow], tablefmt: str) -> str:
+def medical_block(rows: Sequence[BenchmarkRecord], tablefmt: str) -> str:
     """japanese-lm-med-harness's leaderboard layout for the medical benchmarks of the run, or ""."""
     from . import medtable
 
@@ -162,15 +98,15 @@ def medical_block(rows: Sequence[SummaryRow], tablefmt: str) -> str:
 STATS_HEADERS = ["benchmark", "paired", "flips −/+", "p", "p adj", "MDD@80%", "max_drop"]
 
 
-def _family(rows: Sequence[SummaryRow]) -> str:
+def _family(rows: Sequence[BenchmarkRecord]) -> str:
     fams = {(r.extra.get("gate") or {}).get("family") for r in rows} - {None}
     return fams.pop() if len(fams) == 1 else "mixed"
 
 
-def paired_test_table(rows: Sequence[SummaryRow]) -> str:
+def paired_test_table(rows: Sequence[BenchmarkRecord]) -> str:
     """Per benchmark: the paired test's raw and family-adjusted p, and the drop it can detect."""
     body = []
-    for r in sorted(rows, key=lambda r: (_cat_order(r.category), r.name)):
+    for r in sorted(rows, key=lambda r: (category_order(r.category), r.name)):
         if r.p_value is None and r.mdd is None:
             continue
         gate = r.extra.get("gate") or {}
@@ -186,7 +122,7 @@ def paired_test_table(rows: Sequence[SummaryRow]) -> str:
     return tabulate(body, headers=STATS_HEADERS, tablefmt="simple", disable_numparse=True) + "\n" + note
 
 
-def gate_notes(rows: Sequence[SummaryRow], *, unused: Sequence[str] = (), strict: bool = False) -> list[tuple[str, bool]]:
+def gate_notes(rows: Sequence[BenchmarkRecord], *, unused: Sequence[str] = (), strict: bool = False) -> list[tuple[str, bool]]:
     """Lines for the end of the run: (text, is_warning). Nothing gated silently, nothing configured for nothing."""
     from .gate import UNGATED_VERDICTS
 
@@ -211,7 +147,7 @@ def gate_notes(rows: Sequence[SummaryRow], *, unused: Sequence[str] = (), strict
     return out
 
 
-def guided_choice_note(rows: Sequence[SummaryRow]) -> str:
+def guided_choice_note(rows: Sequence[BenchmarkRecord]) -> str:
     """Guided (constrained) decoding makes OoC 0 by construction: say so next to the table."""
     names = [
         r.name
@@ -240,30 +176,30 @@ def _fmt_p(p: float | None) -> str:
     return f"{p:.2g}" if p < 0.01 else f"{p:.3f}"
 
 
-def _flips(r: SummaryRow) -> str:
+def _flips(r: BenchmarkRecord) -> str:
     if r.flipped_worse is None and r.flipped_better is None:
         return "-"
     return f"{r.flipped_worse or 0}/{r.flipped_better or 0}"
 
 
-def _fmt_mdd(r: SummaryRow) -> str:
+def _fmt_mdd(r: BenchmarkRecord) -> str:
     if r.mdd is None:
         return "-"
     return f"{r.mdd:.1f}" + (" ⚠ underpowered" if r.underpowered else "")
 
 
-def _verdict_cell(r: SummaryRow) -> str:
+def _verdict_cell(r: BenchmarkRecord) -> str:
     mark = VERDICT_MARK.get(r.verdict, "")
     if r.outcome != "passed" and mark != "❌":
         mark = "❌"
     return f"{mark} {r.verdict}".strip()
 
 
-def markdown_table_rows(rows: Sequence[SummaryRow]) -> list[list[str]]:
+def markdown_table_rows(rows: Sequence[BenchmarkRecord]) -> list[list[str]]:
     return [
         [r.name, r.category, r.metric, str(r.n), _fmt(r.score), _fmt(r.ooc_rate), _fmt(r.baseline),
          _fmt(r.delta, signed=True), _fmt_p(r.p_value), _fmt_p(r.p_adjusted), _flips(r), _fmt_mdd(r), _verdict_cell(r)]
-        for r in sorted(rows, key=lambda r: (_cat_order(r.category), r.name))
+        for r in sorted(rows, key=lambda r: (category_order(r.category), r.name))
     ]
 
 
@@ -292,7 +228,7 @@ def meta_line(meta: Mapping[str, Any] | None) -> str:
     return " · ".join(parts)
 
 
-def gate_status(rows: Sequence[SummaryRow]) -> tuple[bool, str]:
+def gate_status(rows: Sequence[BenchmarkRecord]) -> tuple[bool, str]:
     failed = [r for r in rows if r.outcome != "passed"]
     counts: dict[str, int] = {}
     for r in rows:
@@ -302,7 +238,7 @@ def gate_status(rows: Sequence[SummaryRow]) -> tuple[bool, str]:
     return not failed, text
 
 
-def render_markdown(rows: Sequence[SummaryRow], title: str = "pytest-jallm results", meta: Mapping[str, Any] | None = None) -> str:
+def render_markdown(rows: Sequence[BenchmarkRecord], title: str = "pytest-jallm results", meta: Mapping[str, Any] | None = None) -> str:
     av = averages(rows)
     ok, detail = gate_status(rows)
     status = "✅ gate passed" if ok else "❌ gate failed"
@@ -370,7 +306,7 @@ def figure(png_b64: str, alt: str) -> str:
     return f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{png_b64}"><figcaption>{html.escape(alt)}</figcaption></figure>'
 
 
-def render_html(rows: Sequence[SummaryRow], title: str = "pytest-jallm results", meta: Mapping[str, Any] | None = None,
+def render_html(rows: Sequence[BenchmarkRecord], title: str = "pytest-jallm results", meta: Mapping[str, Any] | None = None,
                 charts: bool = True) -> str:
     """A self-contained page: status, metadata, tables, radar of categories, deltas vs baseline."""
     from . import charts as _charts
@@ -385,7 +321,7 @@ def render_html(rows: Sequence[SummaryRow], title: str = "pytest-jallm results",
     h, v = _average_lines(av)
     parts.append(html_table(h, [v], table_class="averages"))
     parts.append(f"<p class='note'>{html.escape(average_note(av))}</p>")
-    ordered = sorted(rows, key=lambda r: (_cat_order(r.category), r.name))
+    ordered = sorted(rows, key=lambda r: (category_order(r.category), r.name))
     body = [[r.name, r.category, r.metric, str(r.n), _fmt(r.score), _fmt(r.ooc_rate), _fmt(r.baseline),
              _fmt(r.delta, signed=True), _fmt_p(r.p_value), _fmt_p(r.p_adjusted), _flips(r), _fmt_mdd(r), r.verdict]
             for r in ordered]

@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from . import __version__
 from .baseline import atomic_write_text
-from .report import SummaryRow, averages
+from .reporting.record import Averages, BenchmarkRecord, averages
 from .scale import ShardPlan, check_coverage
 from .strict_yaml import validation_problem
 
@@ -78,63 +78,6 @@ class ShardInfo(BaseModel):
     assigned: list[str] = Field(default_factory=list, description="this shard's benchmarks")
 
 
-class AveragesModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    AVG: float | None
-    categories: dict[str, float]
-    included: list[str]
-    missing: list[str]
-
-
-class RunSeconds(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    prepare: float = Field(description="loading the data and rendering the prompts")
-    generate: float = Field(description="wall time of the generation call that served this benchmark (model loading excluded); "
-                                        "shared with every benchmark in generation_shared_by")
-    score: float = Field(description="scoring")
-    total: float = Field(description="prepare + generate + score")
-
-
-class RunStats(BaseModel):
-    """Where one benchmark's answers came from and where its time went."""
-
-    model_config = ConfigDict(extra="allow")
-
-    prompts: int = Field(ge=0, description="requests this benchmark made")
-    generated: int = Field(ge=0, description="answered by the model in this run")
-    cache_hits: int = Field(ge=0, description="answered from the generation cache")
-    repeated: int = Field(ge=0, description="identical to an earlier prompt of this run, generated once and shared")
-    seconds: RunSeconds
-    generation_shared_by: list[str] = Field(default_factory=list,
-                                            description="the benchmarks generated in the same backend call")
-
-
-class BenchmarkModel(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    name: str
-    category: str
-    metric: str
-    n: int
-    score: float
-    ooc_rate: float | None = None
-    baseline: float | None = None
-    verdict: str
-    in_average: bool = True
-    p_value: float | None = None
-    p_adjusted: float | None = None
-    flipped_worse: int | None = None
-    flipped_better: int | None = None
-    mdd: float | None = None
-    underpowered: bool = False
-    outcome: str
-    message: str | None = None
-    extra: dict[str, Any] = Field(default_factory=dict)
-    run: RunStats | None = Field(None, description="counts and seconds of the process that generated (absent in older files)")
-
-
 class ResultsDocument(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, protected_namespaces=())
 
@@ -145,8 +88,8 @@ class ResultsDocument(BaseModel):
     model: str | None
     meta: RunMeta
     shard: ShardInfo | None = None
-    averages: AveragesModel
-    benchmarks: list[BenchmarkModel]
+    averages: Averages
+    benchmarks: list[BenchmarkRecord]
 
 
 def results_json_schema() -> dict[str, Any]:
@@ -181,7 +124,7 @@ def _params_b(settings: Mapping[str, Any]) -> float | None:
 
 
 def run_meta(
-    rows: Sequence[SummaryRow],
+    rows: Sequence[BenchmarkRecord],
     *,
     model: str | None,
     fewshot_setting: int | None = None,
@@ -246,7 +189,7 @@ def parse_meta_pairs(pairs: Sequence[str]) -> dict[str, Any]:
 
 
 def results_document(
-    rows: Sequence[SummaryRow],
+    rows: Sequence[BenchmarkRecord],
     *,
     model: str | None,
     meta: Mapping[str, Any] | None = None,
@@ -265,7 +208,7 @@ def results_document(
         "model": model,
         "meta": dict(meta),
         "shard": dict(shard) if shard else None,
-        "averages": {"AVG": av.avg, "categories": av.categories, "included": av.included, "missing": av.missing},
+        "averages": av.model_dump(by_alias=True),
         "benchmarks": [r.to_dict() for r in sorted(rows, key=lambda r: r.name)],
     }
     ResultsDocument.model_validate(doc)  # never write what we would refuse to read
@@ -274,7 +217,7 @@ def results_document(
 
 def write_results(
     path: Path,
-    rows: Sequence[SummaryRow],
+    rows: Sequence[BenchmarkRecord],
     *,
     model: str | None,
     meta: Mapping[str, Any] | None = None,
@@ -285,7 +228,7 @@ def write_results(
 
 
 def _upgrade_v1(doc: dict[str, Any]) -> dict[str, Any]:
-    rows = [SummaryRow.from_dict(b) for b in doc.get("benchmarks", [])]
+    rows = [BenchmarkRecord.from_dict(b) for b in doc.get("benchmarks", [])]
     meta = run_meta(rows, model=doc.get("model"))
     meta.update({k: v for k, v in (doc.get("meta") or {}).items() if k not in ("given",)})
     return {**doc, "schema_version": 2, "meta": meta, "shard": None}
@@ -320,8 +263,8 @@ def read_results(path: Path) -> dict[str, Any]:
     return validate_document(doc, str(path))
 
 
-def rows_of(doc: Mapping[str, Any]) -> list[SummaryRow]:
-    return [SummaryRow.from_dict(b) for b in doc["benchmarks"]]
+def rows_of(doc: Mapping[str, Any]) -> list[BenchmarkRecord]:
+    return [BenchmarkRecord.from_dict(b) for b in doc["benchmarks"]]
 
 
 # --- merging shards ------------------------------------------------------------
@@ -347,7 +290,7 @@ def merge_documents(docs: Sequence[tuple[str, Mapping[str, Any]]]) -> dict[str, 
     givens = {json.dumps(doc["meta"].get("given") or {}, sort_keys=True) for _, doc in docs}
     if len(givens) > 1:
         problems.append(f"results were given different --jallm-meta values: {sorted(givens)}")
-    rows: dict[str, SummaryRow] = {}
+    rows: dict[str, BenchmarkRecord] = {}
     found: dict[str, str] = {}
     provenance: dict[str, tuple[str, Any]] = {}
     for path, doc in docs:
@@ -376,7 +319,7 @@ def merge_documents(docs: Sequence[tuple[str, Mapping[str, Any]]]) -> dict[str, 
     return results_document(merged, model=model, meta=meta)
 
 
-def refamily(rows: list[SummaryRow]) -> list[SummaryRow]:
+def refamily(rows: list[BenchmarkRecord]) -> list[BenchmarkRecord]:
     """Re-apply the family-wise correction over all merged rows, as one unsharded run would have.
 
     Each shard corrected only over its own benchmarks; the whole run is one family. A verdict
@@ -413,14 +356,14 @@ def refamily(rows: list[SummaryRow]) -> list[SummaryRow]:
                            f"\n  - regression after the merged family correction: {p_phrase(r.p_value, new, method)} < alpha")
         elif not regressed and r.verdict == "regressed" and not g.get("other_failures"):
             changes.update(verdict="pass", outcome="passed")
-        out.append(SummaryRow(**{**r.to_dict(), **changes}))
+        out.append(BenchmarkRecord(**{**r.to_dict(), **changes}))
     return out
 
 
 # --- what a pytest run writes ------------------------------------------------------
 
 
-def write_reports(rows: Sequence[SummaryRow], *, model: str | None, option, shard: ShardPlan | None = None) -> None:
+def write_reports(rows: Sequence[BenchmarkRecord], *, model: str | None, option, shard: ShardPlan | None = None) -> None:
     """The files the report options ask for. `option` is `config.getoption`."""
     from .report import render_html, render_markdown
 

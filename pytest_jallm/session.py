@@ -26,7 +26,7 @@ from .data import data_dir_from_env
 from .evaluation import BenchmarkResult, Evaluation, RunSettings
 from .gate import Assessment, assess
 from .items import _JallmItem
-from .report import SummaryRow
+from .reporting.record import BenchmarkRecord
 
 
 
@@ -58,7 +58,7 @@ class JallmSession:
         self.thresholds_dir = thresholds_dir if thresholds_dir.is_absolute() else root / thresholds_dir
         self.baseline_name: str | None = opt("jallm_baseline") or (model_slug(self.model) if self.model else None)
         self.spec_paths: dict[str, Path] = {}
-        self.summaries: list[SummaryRow] = []
+        self.summaries: list[BenchmarkRecord] = []
         self._thresholds: ThresholdFileModel | None = None
         self._baselines: dict[str, Baseline | BaselineError | None] = {}
         self._assessments: dict[str, Assessment] = {}

@@ -9,15 +9,15 @@ import pytest
 
 from pytest_jallm import leaderboard
 from pytest_jallm.__main__ import main as cli
-from pytest_jallm.report import SummaryRow, render_html, render_markdown, render_terminal
+from pytest_jallm.report import BenchmarkRecord, render_html, render_markdown, render_terminal
 from pytest_jallm.results import results_document, run_meta
 
 
-def _med(name: str, score: float, gestalt_match: float | None = None, metric: str = "gestalt_match", pb=None) -> SummaryRow:
+def _med(name: str, score: float, gestalt_match: float | None = None, metric: str = "gestalt_match", pb=None) -> BenchmarkRecord:
     scores = {metric: score}
     if gestalt_match is not None:
         scores["gestalt_match"] = gestalt_match
-    return SummaryRow(name=name, category="MED", metric=metric, n=10, score=score, in_average=False,
+    return BenchmarkRecord(name=name, category="MED", metric=metric, n=10, score=score, in_average=False,
                       extra={"scores": scores, "produced_by": pb or {}})
 
 
@@ -28,7 +28,7 @@ ROWS = [
     _med("medmcqa_ja", 20.0),
     _med("jmmlu_medical", 10.0, gestalt_match=50.0, metric="exact_match"),  # gestalt_match, not the primary
     _med("medqa_en", 60.0),
-    SummaryRow(name="jnli", category="NLI", metric="exact_match", n=10, score=70.0),
+    BenchmarkRecord(name="jnli", category="NLI", metric="exact_match", n=10, score=70.0),
 ]
 
 
@@ -54,7 +54,7 @@ def test_a_benchmark_without_gestalt_match_shows_its_primary_score_marked() -> N
 
 
 def test_no_medical_rows_no_medical_block() -> None:
-    rows = [SummaryRow(name="jnli", category="NLI", metric="exact_match", n=10, score=70.0)]
+    rows = [BenchmarkRecord(name="jnli", category="NLI", metric="exact_match", n=10, score=70.0)]
     assert "IgakuQA" not in render_terminal(rows) and "Medical" not in render_markdown(rows)
 
 

@@ -15,7 +15,7 @@ import pytest
 from jallm_toy import base_args, write_script, write_suite
 from pytest_jallm import leaderboard
 from pytest_jallm.__main__ import main as cli
-from pytest_jallm.report import SummaryRow, averages, render_html, render_markdown, render_terminal
+from pytest_jallm.report import BenchmarkRecord, averages, render_html, render_markdown, render_terminal
 from pytest_jallm.results import (
     SCHEMA_VERSION,
     ResultsError,
@@ -174,8 +174,8 @@ def test_junit_xml_carries_score_baseline_delta_and_verdict(run_dir: Path) -> No
 # --- leaderboard -------------------------------------------------------------------
 
 
-def _row(name: str, cat: str, score: float, **kw) -> SummaryRow:
-    return SummaryRow(name=name, category=cat, metric="exact_match", n=10, score=score, **kw)
+def _row(name: str, cat: str, score: float, **kw) -> BenchmarkRecord:
+    return BenchmarkRecord(name=name, category=cat, metric="exact_match", n=10, score=score, **kw)
 
 
 def _run(model: str, shots: int, scores: dict[str, float], params_b: float | None = None) -> dict:
@@ -220,7 +220,7 @@ def test_leaderboard_merges_shards_of_one_run(tmp_path: Path) -> None:
     from pytest_jallm.scale import ShardPlan
 
     whole = _run("org/m", 4, {"jnli": 50, "jcqa": 70, "jmmlu": 40, "jsquad": 80})
-    rows = [SummaryRow.from_dict(b) for b in whole["benchmarks"]]
+    rows = [BenchmarkRecord.from_dict(b) for b in whole["benchmarks"]]
     parts = []
     for i, names in enumerate((("jcqa", "jnli"), ("jmmlu", "jsquad")), 1):
         sel = [r for r in rows if r.name in names]

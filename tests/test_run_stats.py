@@ -82,6 +82,6 @@ def test_second_run_counts_real_cache_hits(suite: pytest.Pytester) -> None:
 def test_results_schema_describes_the_run_counts() -> None:
     schema = results_json_schema()
     defs = schema["$defs"]
-    run = defs["BenchmarkModel"]["properties"]["run"]
+    run = defs["BenchmarkRecord"]["properties"]["run"]
     ref = next(x["$ref"] for x in run["anyOf"] if "$ref" in x).split("/")[-1]
     assert {"prompts", "generated", "cache_hits", "repeated", "seconds", "generation_shared_by"} <= set(defs[ref]["properties"])

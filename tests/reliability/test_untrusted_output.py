@@ -15,7 +15,7 @@ import pytest
 
 from pytest_jallm.items import MAX_SHOWN, shorten
 from pytest_jallm.metrics import METRIC_NAMES, extract_answer, get_metric, normalize, out_of_choice
-from pytest_jallm.report import SummaryRow, render_markdown, render_terminal
+from pytest_jallm.report import BenchmarkRecord, render_markdown, render_terminal
 from pytest_jallm.results import read_results, write_results
 
 from .toy import SCRIPTED, write_script, write_suite
@@ -74,7 +74,7 @@ def test_shorten_bounds_and_escapes() -> None:
 
 def test_reports_stay_valid_with_hostile_text(tmp_path: Path) -> None:
     rows = [
-        SummaryRow(name=f"b{i}", category="MC", metric="exact_match", n=1, score=0.0, verdict="FAIL", outcome="failed",
+        BenchmarkRecord(name=f"b{i}", category="MC", metric="exact_match", n=1, score=0.0, verdict="FAIL", outcome="failed",
                    message=text, extra={"produced_by": {"model": text[:50]}})
         for i, text in enumerate(HOSTILE.values())
     ]
