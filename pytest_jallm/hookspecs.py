@@ -15,7 +15,7 @@ import pytest
 def pytest_jallm_result(result, config: pytest.Config) -> None:
     """One benchmark's result, once its test has run: score, baseline, verdict, p-values.
 
-    `result` is the record every report is made from (one per benchmark test, in the order the
-    tests finish). Called in the controlling process, so under xdist once per benchmark too,
+    `result` is the `reporting.record.BenchmarkRecord` every report and the results JSON are
+    made from (one per benchmark test, in the order the tests finish). Called in the controlling process, so under xdist once per benchmark too,
     never on the workers; a run that fails before scoring reports nothing.
     """
