@@ -22,6 +22,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_tiny_ja_model(tmp_path_factory.mktemp("hfmodel"))
 
 
+@pytest.mark.slow
 def test_batched_left_padded_equals_one_by_one(model_dir: Path) -> None:
     requests = [GenerationRequest(prompt=p, max_new_tokens=6) for p in PROMPTS]
     batched = HFBackend(str(model_dir), batch_size=4, device="cpu")
@@ -34,6 +35,7 @@ def test_batched_left_padded_equals_one_by_one(model_dir: Path) -> None:
     assert any(out_batched)  # a random model still emits tokens
 
 
+@pytest.mark.slow
 def test_groups_by_max_tokens_and_cuts_at_stop(model_dir: Path) -> None:
     backend = HFBackend(str(model_dir), batch_size=8, device="cpu")
     long = backend.generate([GenerationRequest(prompt=PROMPTS[0], max_new_tokens=8)], SamplingSettings())[0]
@@ -50,6 +52,7 @@ def test_groups_by_max_tokens_and_cuts_at_stop(model_dir: Path) -> None:
     assert long.startswith(mixed[1]) and len(mixed[1]) <= len(long)
 
 
+@pytest.mark.slow
 def test_identity_records_revision_dtype_and_versions(model_dir: Path) -> None:
     ident = HFBackend(str(model_dir), device="cpu").identity()
     assert ident.backend == "hf"
@@ -61,6 +64,7 @@ def test_identity_records_revision_dtype_and_versions(model_dir: Path) -> None:
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["tiny-ja-good", "tiny-ja-weak"])
 @pytest.mark.parametrize("dtype", ["auto", "float32", "bfloat16"])
 def test_peeked_identity_is_the_loaded_identity(model: str, dtype: str) -> None:
@@ -72,6 +76,7 @@ def test_peeked_identity_is_the_loaded_identity(model: str, dtype: str) -> None:
     assert peeked == loaded
 
 
+@pytest.mark.slow
 def test_peek_declines_when_the_loaded_dtype_is_not_certain(model_dir: Path, tmp_path: Path) -> None:
     import json
     import shutil
@@ -89,6 +94,7 @@ def test_peek_declines_when_the_loaded_dtype_is_not_certain(model_dir: Path, tmp
     assert HFBackend.peek_identity(str(model_dir)) is not None
 
 
+@pytest.mark.slow
 def test_chat_request_without_template_is_a_clear_error(model_dir: Path) -> None:
     backend = HFBackend(str(model_dir), device="cpu")
     backend.tokenizer.chat_template = None
@@ -97,6 +103,7 @@ def test_chat_request_without_template_is_a_clear_error(model_dir: Path) -> None
         backend.generate([req], SamplingSettings())
 
 
+@pytest.mark.slow
 def test_missing_model_is_a_backend_error(tmp_path: Path) -> None:
     with pytest.raises(BackendError, match="could not load model"):
         HFBackend(str(tmp_path / "nope"), device="cpu")

@@ -76,6 +76,7 @@ def _collect(*args: str) -> set[str]:
     return {line.split("::")[-1] for line in out.stdout.splitlines() if "::" in line}
 
 
+@pytest.mark.slow
 def test_collect_only_lists_the_catalog_and_markers_select_categories() -> None:
     everything = set().union(*CATALOG.values())
     assert everything <= _collect()
@@ -150,7 +151,8 @@ REAL = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(REAL))
+# JSeM's XML takes seconds to read: outside the inner loop (`-m "not slow"`).
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "jsem" else n for n in sorted(REAL)])
 def test_spec_maps_every_row_of_the_real_file(name: str) -> None:
     folder, count, labels = REAL[name]
     if not (SHARED / folder).is_dir():

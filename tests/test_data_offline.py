@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import datasets.load
 import pytest
 
 from pytest_jallm.data import load_rows
@@ -13,6 +12,8 @@ from pytest_jallm.spec import Source
 
 
 def test_local_load_makes_no_network_call(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import datasets.load  # here, not at the top: collecting the suite should not cost its import
+
     calls: list[tuple] = []
 
     class RecordingSession:

@@ -12,7 +12,6 @@ import json
 import os
 from pathlib import Path
 
-import datasets
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -30,6 +29,8 @@ def _json_id(path: Path) -> str:
 
 
 def _datasets_rows(path: Path, cache_dir: Path) -> list[dict]:
+    import datasets  # here, not at the top: collecting the suite should not cost its import
+
     datasets.disable_progress_bars()
     ds = datasets.load_dataset("json", data_files=[str(path)], split="train", cache_dir=str(cache_dir))
     return ds.to_list()

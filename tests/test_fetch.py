@@ -207,6 +207,7 @@ def _cli(*args: str, env: dict | None = None):
                           env=env)
 
 
+@pytest.mark.slow
 def test_data_fetch_writes_the_data_dir_layout_and_verify_names_a_changed_file(tmp_path: Path) -> None:
     root, digest = _published(tmp_path)
     spec = tmp_path / "specs" / "toy.yaml"

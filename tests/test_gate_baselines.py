@@ -322,6 +322,7 @@ def test_family_correction_can_be_switched_off(toy: pytest.Pytester) -> None:
     holm.stdout.fnmatch_lines(["benchmark*paired*flips −/+*p*p adj*MDD@80%*max_drop", "toy_mc*10*5/0*0.031*0.094*UNDERPOWERED"])
 
 
+@pytest.mark.slow
 def test_the_html_report_lists_every_flipped_item_with_its_answers(toy: pytest.Pytester) -> None:
     toy.runpytest(*base_args(write_script(toy.path), "--jallm-update-baseline")).assert_outcomes(passed=3)
     worse = toy.runpytest(*base_args(write_script(toy.path, {"toy_mc": 7}), "--jallm-diff-items", "2",

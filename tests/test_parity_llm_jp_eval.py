@@ -30,6 +30,10 @@ ROOT = Path(__file__).resolve().parents[1]
 PARITY = ROOT.parent / "shared" / "parity" / "llm-jp-eval-1.3.0"
 DATA = ROOT.parent / "shared" / "data"
 
+# Every test item of 17 real datasets (JSeM's XML and the KNP corpus take seconds to read):
+# outside the inner loop (`pytest tests -m "not slow"`); CI runs it.
+pytestmark = pytest.mark.slow
+
 DATASETS = [
     "jamp", "janli", "jcommonsenseqa", "jemhopqa", "jmmlu", "jnli", "jsem", "jsick", "jsquad",
     "jsts", "mawps", "niilc", "wiki_coreference", "wiki_dependency", "wiki_ner", "wiki_pas",

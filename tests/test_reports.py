@@ -103,6 +103,7 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@pytest.mark.slow  # run_dir: two whole pytest runs in subprocesses
 def test_markdown_summary_has_status_table_flips_p_values_and_failures(run_dir: Path) -> None:
     md = (run_dir / "report.md").read_text(encoding="utf-8")
     assert md.startswith("## pytest-jallm: ")
@@ -121,6 +122,7 @@ def test_markdown_summary_has_status_table_flips_p_values_and_failures(run_dir: 
     assert "7 flipped worse: toy_mc-0" in md
 
 
+@pytest.mark.slow  # run_dir: two whole pytest runs in subprocesses
 def test_html_report_parses_with_tables_and_embedded_pngs(run_dir: Path) -> None:
     page = _parse((run_dir / "report.html").read_text(encoding="utf-8"))
     bench = page.tables["benchmarks"]
@@ -133,6 +135,7 @@ def test_html_report_parses_with_tables_and_embedded_pngs(run_dir: Path) -> None
     assert all(p.startswith(PNG_MAGIC) for p in pngs)
 
 
+@pytest.mark.slow  # run_dir: two whole pytest runs in subprocesses
 def test_results_json_validates_against_its_schema(run_dir: Path) -> None:
     doc = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
     assert doc["schema_version"] == SCHEMA_VERSION
@@ -160,6 +163,7 @@ def test_version_1_files_are_still_read() -> None:
     assert doc["schema_version"] == 2 and doc["meta"]["model"] == "m"
 
 
+@pytest.mark.slow  # run_dir: two whole pytest runs in subprocesses
 def test_junit_xml_carries_score_baseline_delta_and_verdict(run_dir: Path) -> None:
     root = ET.parse(run_dir / "junit.xml").getroot()
     props = {(tc.get("name"), p.get("name")): p.get("value") for tc in root.iter("testcase") for p in tc.iter("property")}

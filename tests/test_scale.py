@@ -50,6 +50,7 @@ def _table(result: pytest.RunResult) -> list[str]:
     return [line for line in lines[start:end] if not line.startswith("pytest-jallm: ")]
 
 
+@pytest.mark.slow
 def test_xdist_gives_the_same_results_as_one_process(regressed, monkeypatch: pytest.MonkeyPatch) -> None:
     pytester, script = regressed
     pytester.makeconftest(GPU_PROBE)

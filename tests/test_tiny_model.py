@@ -191,12 +191,14 @@ def _accuracy(got: list[str], gold: list[str]) -> float:
     return sum(g == p for g, p in zip(gold, got)) / len(gold)
 
 
+@pytest.mark.slow
 def test_good_checkpoint_scores_high(answers, test_prompts) -> None:
     for task, (_, gold) in test_prompts.items():
         acc = _accuracy(answers["tiny-ja-good"][task][0], gold)
         assert acc >= 0.85, (task, acc)
 
 
+@pytest.mark.slow
 def test_weak_checkpoint_regresses_visibly(answers, test_prompts) -> None:
     gaps = {}
     for task, (_, gold) in test_prompts.items():
@@ -207,18 +209,21 @@ def test_weak_checkpoint_regresses_visibly(answers, test_prompts) -> None:
     assert max(gaps.values()) >= 0.2, gaps
 
 
+@pytest.mark.slow
 def test_batched_left_padded_generation_equals_unbatched(answers) -> None:
     for name, per_task in answers.items():
         for task, (batched, single) in per_task.items():
             assert batched == single, (name, task)
 
 
+@pytest.mark.slow
 def test_answers_are_clean_labels(answers) -> None:
     allowed = {"mc": {str(i) for i in range(5)}, "nli": NLI_LABELS}
     for task in ("mc", "nli"):
         assert set(answers["tiny-ja-good"][task][0]) <= allowed[task]
 
 
+@pytest.mark.slow
 def test_tokenizer_contract(checkpoints, test_prompts) -> None:
     tok, _ = checkpoints["tiny-ja-good"]
     prompt = test_prompts["nli"][0][0]
@@ -235,6 +240,7 @@ def test_tokenizer_contract(checkpoints, test_prompts) -> None:
     assert tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) == prompt
 
 
+@pytest.mark.slow
 def test_checkpoint_files(checkpoints) -> None:
     for name, (_, model) in checkpoints.items():
         d = MODELS / name

@@ -432,6 +432,7 @@ def test_variants_items_are_collected_only_on_request(suite: pytest.Pytester) ->
     only.stdout.fnmatch_lines(["2/4 tests collected (2 deselected)*"])
 
 
+@pytest.mark.slow
 def test_variants_report_only_without_thresholds_in_one_backend_call(suite: pytest.Pytester, monkeypatch) -> None:
     log = suite.path / "calls.jsonl"
     monkeypatch.setenv("JALLM_SCRIPTED_LOG", str(log))

@@ -34,6 +34,7 @@ def _procs_with(marker: str) -> list[int]:
     return found
 
 
+@pytest.mark.slow
 def test_hostile_programs_score_zero_and_leave_the_host_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # A shorter wall-clock limit than the default 10 s keeps the test quick; containment is the same.
     monkeypatch.setattr(sandbox, "run_python", functools.partial(sandbox.run_python, timeout_s=3.0))
@@ -191,6 +192,7 @@ def _host_bytes(root: Path) -> int:
     return total
 
 
+@pytest.mark.slow
 def test_disk_writes_are_capped_in_total_and_removed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     feats = sandbox.features()
     if "mountns" not in feats:

@@ -7,12 +7,14 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
+import pytest
 
 from .toy import cache_rows, env, prompts_generated, pytest_argv, run, write_script, write_suite
 
 BENCHES = {"toy_a": 6, "toy_b": 6, "toy_c": 6, "toy_d": 6, "shared": 6}
 
 
+@pytest.mark.slow
 def test_concurrent_runs_share_one_cache_and_one_thresholds_file(tmp_path: Path) -> None:
     write_suite(tmp_path, BENCHES)
     script = write_script(tmp_path, BENCHES, delay=0.02)

@@ -50,6 +50,7 @@ def _resume(root: Path, cache: Path, already: int) -> None:
 # --- the backend raising half-way -------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_backend_failure_half_way_keeps_completed_generations(tmp_path: Path) -> None:
     write_suite(tmp_path, BENCHES)
     cache = tmp_path / "gen.sqlite"
@@ -118,6 +119,7 @@ def test_hanging_server_times_out_instead_of_hanging_the_run(pytester: pytest.Py
 # --- Ctrl-C and kill -9 mid-generation ----------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["sigint", "sigkill"])
 def test_interrupted_run_resumes_with_only_the_remainder(tmp_path: Path, how: str) -> None:
     write_suite(tmp_path, BENCHES)
@@ -177,6 +179,7 @@ def _fill(disk: Path) -> Path:
     return filler
 
 
+@pytest.mark.slow
 def test_disk_full_under_the_cache_mid_run(tmp_path: Path, tiny_disk: Path) -> None:
     write_suite(tmp_path, BENCHES)
     cache = tiny_disk / "gen.sqlite"

@@ -16,6 +16,7 @@ BENCHES = {"toy_a": 3, "toy_b": 3, "toy_c": 3}
 EVIL = "a" * 40 + "!"
 
 
+@pytest.mark.slow
 def test_catastrophic_answer_pattern_fails_its_benchmark_clearly(tmp_path: Path) -> None:
     write_suite(tmp_path, BENCHES)
     spec_dir = tmp_path / "benchmarks"
