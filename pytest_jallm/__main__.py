@@ -7,8 +7,10 @@ import json
 import sys
 from pathlib import Path
 
-from .report import render_html, render_markdown, render_terminal
-from .results import ResultsError, merge_documents, read_results, results_json_schema, rows_of, write_results
+from .reporting.html import render_html
+from .reporting.markdown import render_markdown
+from .reporting.results_json import ResultsError, merge_documents, read_results, results_json_schema, rows_of, write_results
+from .reporting.terminal import render_terminal
 
 
 def _read_all(files: list[str]) -> list[tuple[str, dict]]:
@@ -40,7 +42,7 @@ def _merge(args: argparse.Namespace) -> int:
 
 
 def _leaderboard(args: argparse.Namespace) -> int:
-    from . import leaderboard
+    from .reporting import leaderboard
 
     try:
         entries = leaderboard.build(_read_all(args.files))
@@ -108,9 +110,8 @@ def _prompts(args: argparse.Namespace) -> int:
     """The exact requests of a run, as JSON Lines, through evaluation.prepare (the run's own code)."""
     from .data import DataError, data_dir_from_env
     from .evaluation import RunSettings, prepare, request_records
-    from .spec import SpecError, load_spec, with_harness_template
-
     from .fetch import DataConfig
+    from .spec import SpecError, load_spec, with_harness_template
 
     try:
         data_config = DataConfig.from_options(None, args.data_cache, args.url_map)

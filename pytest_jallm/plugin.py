@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
+from . import failure_summary, scale
 from .backends import cli_options as backend_cli_options
 from .items import EXTRA_ITEMS_KEY, SESSION_KEY, BenchmarkFile, _JallmItem, is_spec_file
-from .report import render_terminal
 from .reporting.record import BenchmarkRecord
-from .results import parse_meta_pairs
+from .reporting.results_json import parse_meta_pairs
+from .reporting.terminal import render_terminal
 from .session import JallmSession
 from .spec import CATEGORIES, LICENSE_MARKERS
-from . import failure_summary, scale
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -203,7 +203,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
         return
     terminalreporter.write_sep("=", f"pytest-jallm: {jallm.model}")
     terminalreporter.write_line(render_terminal(rows))
-    from .report import gate_notes
+    from .reporting.terminal import gate_notes
 
     for line, warn in gate_notes(rows, unused=jallm.unused_thresholds(), strict=jallm.strict):
         terminalreporter.write_line(line, yellow=warn, bold=warn)
@@ -219,6 +219,6 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
             f"({load}, generation {t['generate']:.1f} s, data and prompts {t['prepare']:.1f} s, "
             f"scoring {t['score']:.1f} s)"
         )
-    from .results import write_reports
+    from .reporting import write_reports
 
     write_reports(rows, model=jallm.model, option=config.getoption, shard=config.stash.get(scale.SHARD_KEY, None))

@@ -7,10 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from pytest_jallm import leaderboard
 from pytest_jallm.__main__ import main as cli
-from pytest_jallm.report import BenchmarkRecord, render_html, render_markdown, render_terminal
-from pytest_jallm.results import results_document, run_meta
+from pytest_jallm.reporting import leaderboard
+from pytest_jallm.reporting.html import render_html
+from pytest_jallm.reporting.markdown import render_markdown
+from pytest_jallm.reporting.record import BenchmarkRecord
+from pytest_jallm.reporting.results_json import results_document, run_meta
+from pytest_jallm.reporting.terminal import render_terminal
 
 
 def _med(name: str, score: float, gestalt_match: float | None = None, metric: str = "gestalt_match", pb=None) -> BenchmarkRecord:
@@ -101,7 +104,7 @@ def test_leaderboard_shows_a_medical_row_per_model_and_language(tmp_path: Path) 
 
 
 def test_shards_must_agree_on_shuffling() -> None:
-    from pytest_jallm.results import ResultsError, merge_documents
+    from pytest_jallm.reporting.results_json import ResultsError, merge_documents
 
     plain = _doc("org/a", {"medqa_ja": 30})
     shuffled = _doc("org/a", {"medqa_en": 30}, shuffle=2)

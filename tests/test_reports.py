@@ -11,12 +11,14 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-
 from jallm_toy import base_args, write_script, write_suite
-from pytest_jallm import leaderboard
+
 from pytest_jallm.__main__ import main as cli
-from pytest_jallm.report import BenchmarkRecord, averages, render_html, render_markdown, render_terminal
-from pytest_jallm.results import (
+from pytest_jallm.reporting import leaderboard
+from pytest_jallm.reporting.html import render_html
+from pytest_jallm.reporting.markdown import render_markdown
+from pytest_jallm.reporting.record import BenchmarkRecord, averages
+from pytest_jallm.reporting.results_json import (
     SCHEMA_VERSION,
     ResultsError,
     results_document,
@@ -24,6 +26,7 @@ from pytest_jallm.results import (
     run_meta,
     validate_document,
 )
+from pytest_jallm.reporting.terminal import render_terminal
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -244,7 +247,7 @@ def test_html_without_baselines_or_three_categories_still_renders() -> None:
 
 
 def test_meta_pairs_are_typed_and_bad_ones_rejected(pytester: pytest.Pytester) -> None:
-    from pytest_jallm.results import parse_meta_pairs
+    from pytest_jallm.reporting.results_json import parse_meta_pairs
 
     assert parse_meta_pairs(["params_b=7", "revision=0123", "type=pretrained"]) == {
         "params_b": 7.0, "revision": "0123", "type": "pretrained"}

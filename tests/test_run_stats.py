@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from pytest_jallm.results import results_json_schema
+from pytest_jallm.reporting.results_json import results_json_schema
 
 SCRIPTED = "pytest_jallm.backends.scripted:ScriptedBackend"
 

@@ -15,8 +15,10 @@ import pytest
 
 from pytest_jallm.items import MAX_SHOWN, shorten
 from pytest_jallm.metrics import METRIC_NAMES, extract_answer, get_metric, normalize, out_of_choice
-from pytest_jallm.report import BenchmarkRecord, render_markdown, render_terminal
-from pytest_jallm.results import read_results, write_results
+from pytest_jallm.reporting.markdown import render_markdown
+from pytest_jallm.reporting.record import BenchmarkRecord
+from pytest_jallm.reporting.results_json import read_results, write_results
+from pytest_jallm.reporting.terminal import render_terminal
 
 from .toy import SCRIPTED, write_script, write_suite
 

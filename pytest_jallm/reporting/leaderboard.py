@@ -15,12 +15,12 @@ from typing import Any, Mapping, Sequence
 
 from tabulate import tabulate
 
+from ..spec import CATEGORIES_OUT_OF_AVERAGE
 from . import medtable
-
-from .report import _fmt, figure, html_page, html_table
-from .reporting.record import AVERAGE_CATEGORIES, category_order
-from .results import ResultsError, merge_documents, rows_of
-from .spec import CATEGORIES_OUT_OF_AVERAGE
+from .html import figure, html_page, html_table
+from .record import AVERAGE_CATEGORIES, category_order
+from .results_json import ResultsError, merge_documents, rows_of
+from .terminal import cell
 
 META_COLUMNS = [
     ("type", "type"),
@@ -136,10 +136,10 @@ def table(entries: Sequence[Entry], *, benchmarks: bool = True, meta: bool = Tru
     headers += benches
     body = []
     for i, e in enumerate(entries, 1):
-        row = [str(i), e.label, _fmt(e.avg)] + [_fmt(e.categories.get(c)) for c in cats]
+        row = [str(i), e.label, cell(e.avg)] + [cell(e.categories.get(c)) for c in cats]
         if meta:
             row += [_meta_cell(e.meta.get(k)) for k, _ in META_COLUMNS]
-        row += [_fmt(e.scores.get(b)) for b in benches]
+        row += [cell(e.scores.get(b)) for b in benches]
         body.append(row)
     return headers, body
 

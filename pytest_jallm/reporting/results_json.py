@@ -20,18 +20,17 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import os
 from collections import Counter
 from pathlib import Path
 from typing import Any, Literal, Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from . import __version__
-from .baseline import atomic_write_text
-from .reporting.record import Averages, BenchmarkRecord, averages
-from .scale import ShardPlan, check_coverage
-from .strict_yaml import validation_problem
+from .. import __version__
+from ..baseline import atomic_write_text
+from ..scale import ShardPlan, check_coverage
+from ..strict_yaml import validation_problem
+from .record import Averages, BenchmarkRecord, averages
 
 SCHEMA = "pytest-jallm/results"
 SCHEMA_VERSION = 2
@@ -324,8 +323,8 @@ def refamily(rows: list[BenchmarkRecord]) -> list[BenchmarkRecord]:
 
     Each shard corrected only over its own benchmarks; the whole run is one family. A verdict
     changes only where the paired test decided it (other failures stand)."""
-    from .gate import p_phrase
-    from .stats import adjust, min_detectable_drop
+    from ..gate import p_phrase
+    from ..stats import adjust, min_detectable_drop
 
     gates = {r.name: r.extra.get("gate") or {} for r in rows}
     testable = {r.name: r.p_value for r in rows if gates[r.name].get("testable") and r.p_value is not None}
@@ -358,30 +357,3 @@ def refamily(rows: list[BenchmarkRecord]) -> list[BenchmarkRecord]:
             changes.update(verdict="pass", outcome="passed")
         out.append(BenchmarkRecord(**{**r.to_dict(), **changes}))
     return out
-
-
-# --- what a pytest run writes ------------------------------------------------------
-
-
-def write_reports(rows: Sequence[BenchmarkRecord], *, model: str | None, option, shard: ShardPlan | None = None) -> None:
-    """The files the report options ask for. `option` is `config.getoption`."""
-    from .report import render_html, render_markdown
-
-    meta = run_meta(rows, model=model, fewshot_setting=option("jallm_num_fewshot"),
-                    given=parse_meta_pairs(option("jallm_meta") or []))
-    title = f"pytest-jallm: {model}"
-    if shard is not None:
-        title += f" (shard {shard.index}/{shard.count})"
-    md_path = option("jallm_report_md")
-    if md_path:
-        # $GITHUB_STEP_SUMMARY is appended to (other steps write there too); any other file is replaced.
-        step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
-        mode = "a" if step_summary and os.path.abspath(step_summary) == os.path.abspath(md_path) else "w"
-        with open(md_path, mode, encoding="utf-8", errors="backslashreplace") as fh:
-            fh.write(render_markdown(rows, title=title, meta=meta))
-    html_path = option("jallm_report_html")
-    if html_path:
-        atomic_write_text(Path(html_path), render_html(rows, title=title, meta=meta))
-    json_path = option("jallm_results_json")
-    if json_path:
-        write_results(Path(json_path), rows, model=model, meta=meta, shard=shard)

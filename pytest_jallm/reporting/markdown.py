@@ -1,0 +1,105 @@
+"""The Markdown summary (a GitHub step summary): the table, the gate's status and its failures."""
+
+from __future__ import annotations
+
+import html
+from typing import Any, Mapping, Sequence
+
+from tabulate import tabulate
+
+from .record import BenchmarkRecord, averages, category_order
+from .terminal import average_lines, average_note, cell, flips_cell, mdd_cell, medical_block, p_cell
+
+VERDICT_MARK = {"pass": "✅", "improved": "⬆️", "accepted": "📌", "no baseline": "➖", "stale": "⚠️", "unpaired": "⚠️",
+                "regressed": "❌", "FAIL": "❌", "invalid baseline": "❌", "not written": "❌"}
+MD_HEADERS = ["benchmark", "cat", "metric", "n", "score", "OoC %", "baseline", "Δ", "p", "p adj", "flips −/+", "MDD", "verdict"]
+MAX_MESSAGE = 1500  # characters of a failure message in the Markdown summary
+
+
+
+
+
+def _verdict_cell(r: BenchmarkRecord) -> str:
+    mark = VERDICT_MARK.get(r.verdict, "")
+    if r.outcome != "passed" and mark != "❌":
+        mark = "❌"
+    return f"{mark} {r.verdict}".strip()
+
+
+def markdown_table_rows(rows: Sequence[BenchmarkRecord]) -> list[list[str]]:
+    return [
+        [r.name, r.category, r.metric, str(r.n), cell(r.score), cell(r.ooc_rate), cell(r.baseline),
+         cell(r.delta, signed=True), p_cell(r.p_value), p_cell(r.p_adjusted), flips_cell(r), mdd_cell(r), _verdict_cell(r)]
+        for r in sorted(rows, key=lambda r: (category_order(r.category), r.name))
+    ]
+
+
+def meta_line(meta: Mapping[str, Any] | None) -> str:
+    """One line of what produced the run, leaderboard style."""
+    if not meta:
+        return ""
+    parts = []
+    if meta.get("revision"):
+        parts.append(f"revision `{meta['revision']}`")
+    if meta.get("backend"):
+        parts.append(f"backend `{meta['backend']}" + (f" {meta['backend_version']}`" if meta.get("backend_version") else "`"))
+    if meta.get("num_fewshot") is not None:
+        parts.append(f"{meta['num_fewshot']}-shot")
+    if meta.get("chat") is not None:
+        parts.append("chat template" if meta["chat"] is True else "raw prompt")
+    if meta.get("shuffle_choices") is not None:
+        parts.append(f"shuffled choices (seed `{meta['shuffle_choices']}`)")
+    for key, label in (("precision", "precision"), ("architecture", "arch"), ("params_b", "#params (B)"),
+                       ("add_special_tokens", "add_special_tokens"), ("limit", "limit")):
+        if meta.get(key) is not None:
+            parts.append(f"{label} `{meta[key]}`")
+    for key, value in (meta.get("given") or {}).items():
+        if key not in ("precision", "architecture", "params_b", "add_special_tokens", "limit"):
+            parts.append(f"{key} `{value}`")
+    return " · ".join(parts)
+
+
+def gate_status(rows: Sequence[BenchmarkRecord]) -> tuple[bool, str]:
+    failed = [r for r in rows if r.outcome != "passed"]
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r.verdict] = counts.get(r.verdict, 0) + 1
+    detail = ", ".join(f"{n} {v}" for v, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+    text = f"{len(rows) - len(failed)}/{len(rows)} benchmarks passed ({detail})"
+    return not failed, text
+
+
+def render_markdown(rows: Sequence[BenchmarkRecord], title: str = "pytest-jallm results", meta: Mapping[str, Any] | None = None) -> str:
+    av = averages(rows)
+    ok, detail = gate_status(rows)
+    status = "✅ gate passed" if ok else "❌ gate failed"
+    lines = [f"## {title}", "", f"**{status}** — {detail}", ""]
+    line = meta_line(meta)
+    if line:
+        lines += [line, ""]
+    h, v = average_lines(av)
+    lines.append(tabulate([v], headers=h, tablefmt="github", disable_numparse=True))
+    lines += ["", average_note(av), ""]
+    lines.append(tabulate(markdown_table_rows(rows), headers=MD_HEADERS, tablefmt="github", disable_numparse=True))
+    flipped = sum(r.flipped_worse or 0 for r in rows)
+    gained = sum(r.flipped_better or 0 for r in rows)
+    if any(r.flipped_worse is not None for r in rows):
+        lines += ["", f"Items flipped vs baseline: {flipped} worse, {gained} better "
+                      "(p: exact McNemar test on the paired items; p adj: Holm-corrected over the run's paired tests; Δ in points)."]
+    medical = medical_block(rows, "github")
+    if medical:
+        lines += ["", "### Medical", "", medical]
+    failed = sorted((r for r in rows if r.outcome != "passed"), key=lambda r: r.name)
+    if failed:
+        lines += ["", "### Failures", ""]
+        for r in failed:
+            msg = (r.message or f"{r.name}: {r.verdict}").strip()
+            if len(msg) > MAX_MESSAGE:
+                msg = msg[:MAX_MESSAGE] + f"\n… [{len(msg) - MAX_MESSAGE} characters cut]"
+            msg = msg.replace("```", "`\u200b``")
+            lines += [f"<details><summary><b>{html.escape(r.name)}</b> — {html.escape(r.verdict)}</summary>", "",
+                      "```text", msg, "```", "", "</details>", ""]
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+# --- HTML ----------------------------------------------------------------------------

@@ -1,0 +1,182 @@
+"""The terminal table of one run: per benchmark, category averages and AVG, the gate's notes.
+
+Works from the records (what each benchmark test records), so the same table comes out of one
+process, xdist workers, or merged shard files. Its cell formatters serve the other renderings.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from tabulate import tabulate
+
+from ..spec import CATEGORIES_OUT_OF_AVERAGE
+from .record import AVERAGE_CATEGORIES, Averages, BenchmarkRecord, averages, category_order
+
+
+def cell(x: float | None, signed: bool = False) -> str:
+    if x is None:
+        return "-"
+    if abs(x) < 0.005:
+        x = 0.0  # a baseline stored to 6 decimals must not print as "-0.00"
+    return f"{x:+.2f}" if signed else f"{x:.2f}"
+
+
+def p_cell(p: float | None) -> str:
+    if p is None:
+        return "-"
+    return f"{p:.2g}" if p < 0.01 else f"{p:.3f}"
+
+
+def flips_cell(r: BenchmarkRecord) -> str:
+    if r.flipped_worse is None and r.flipped_better is None:
+        return "-"
+    return f"{r.flipped_worse or 0}/{r.flipped_better or 0}"
+
+
+def mdd_cell(r: BenchmarkRecord) -> str:
+    if r.mdd is None:
+        return "-"
+    return f"{r.mdd:.1f}" + (" ⚠ underpowered" if r.underpowered else "")
+
+
+def benchmark_table_rows(rows: Sequence[BenchmarkRecord]) -> list[list[str]]:
+    out = []
+    for r in sorted(rows, key=lambda r: (category_order(r.category), r.name)):
+        out.append(
+            [
+                r.name,
+                r.category,
+                r.metric,
+                str(r.n),
+                cell(r.score),
+                cell(r.ooc_rate),
+                cell(r.baseline),
+                cell(r.delta, signed=True),
+                r.verdict,
+            ]
+        )
+    return out
+
+
+HEADERS = ["benchmark", "cat", "metric", "n", "score", "OoC %", "baseline", "Δ", "verdict"]
+
+
+def average_lines(av: Averages) -> tuple[list[str], list[str]]:
+    headers = ["AVG"] + list(av.categories)
+    values = [cell(av.avg)] + [cell(v) for v in av.categories.values()]
+    return headers, values
+
+
+def average_note(av: Averages) -> str:
+    if av.avg is None:
+        return "AVG: no leaderboard category has results."
+    note = f"AVG over {len(av.included)} of {len(AVERAGE_CATEGORIES)} leaderboard categories"
+    if av.missing:
+        note += f" (not run, not counted as 0: {', '.join(av.missing)})"
+    excluded = [c for c in av.categories if c in CATEGORIES_OUT_OF_AVERAGE]
+    if excluded:
+        note += f"; reported but not in AVG: {', '.join(excluded)}"
+    return note + "."
+
+
+def render_terminal(rows: Sequence[BenchmarkRecord]) -> str:
+    if not rows:
+        return ""
+    av = averages(rows)
+    parts = [tabulate(benchmark_table_rows(rows), headers=HEADERS, tablefmt="simple", disable_numparse=True)]
+    h, v = average_lines(av)
+    parts.append(tabulate([v], headers=h, tablefmt="simple", disable_numparse=True))
+    parts.append(average_note(av))
+    guided = guided_choice_note(rows)
+    if guided:
+        parts.append(guided)
+    medical = medical_block(rows, "simple")
+    if medical:
+        parts.append(medical)
+    stats = paired_test_table(rows)
+    if stats:
+        parts.append(stats)
+    return "\n\n".join(parts)
+
+
+def medical_block(rows: Sequence[BenchmarkRecord], tablefmt: str) -> str:
+    """japanese-lm-med-harness's leaderboard layout for the medical benchmarks of the run, or ""."""
+    from . import medtable
+
+    med = medtable.medical_rows(rows)
+    if not med:
+        return ""
+    table = tabulate(medtable.table_body(med), headers=medtable.HEADERS, tablefmt=tablefmt, disable_numparse=True)
+    return table + "\n\n" + "\n".join(medtable.notes(med))
+
+
+
+STATS_HEADERS = ["benchmark", "paired", "flips −/+", "p", "p adj", "MDD@80%", "max_drop"]
+
+
+def _family(rows: Sequence[BenchmarkRecord]) -> str:
+    fams = {(r.extra.get("gate") or {}).get("family") for r in rows} - {None}
+    return fams.pop() if len(fams) == 1 else "mixed"
+
+
+def paired_test_table(rows: Sequence[BenchmarkRecord]) -> str:
+    """Per benchmark: the paired test's raw and family-adjusted p, and the drop it can detect."""
+    body = []
+    for r in sorted(rows, key=lambda r: (category_order(r.category), r.name)):
+        if r.p_value is None and r.mdd is None:
+            continue
+        gate = r.extra.get("gate") or {}
+        max_drop = gate.get("max_drop")
+        body.append([r.name, "-" if gate.get("paired") is None else str(gate["paired"]), flips_cell(r), p_cell(r.p_value),
+                     p_cell(r.p_adjusted), "-" if r.mdd is None else f"{r.mdd:.1f}",
+                     ("-" if max_drop is None else f"{max_drop:g}") + (" UNDERPOWERED" if r.underpowered else "")])
+    if not body:
+        return ""
+    fam = _family(rows)
+    note = (f"p adj: {fam}-adjusted over the run's paired tests (compared with alpha). MDD@80%: the smallest drop "
+            "(points) detected 4 times in 5, from n and the flip rate; UNDERPOWERED: max_drop is below it.")
+    return tabulate(body, headers=STATS_HEADERS, tablefmt="simple", disable_numparse=True) + "\n" + note
+
+
+def gate_notes(rows: Sequence[BenchmarkRecord], *, unused: Sequence[str] = (), strict: bool = False) -> list[tuple[str, bool]]:
+    """Lines for the end of the run: (text, is_warning). Nothing gated silently, nothing configured for nothing."""
+    from ..gate import UNGATED_VERDICTS
+
+    out: list[tuple[str, bool]] = []
+    ungated = sorted((r for r in rows if r.verdict in UNGATED_VERDICTS), key=lambda r: r.name)
+    if ungated:
+        names = ", ".join(f"{r.name} ({r.verdict})" for r in ungated)
+        tail = "failed by --jallm-strict" if strict else "pass --jallm-strict to fail them"
+        out.append((f"pytest-jallm: WARNING: {len(ungated)} benchmark(s) not gated by any baseline: {names} — "
+                    f"accept baselines with --jallm-update-baseline; {tail}", True))
+    weak = sorted(r.name for r in rows if r.underpowered)
+    if weak:
+        out.append((f"pytest-jallm: underpowered: max_drop is below the minimum detectable drop for {', '.join(weak)}", True))
+    if unused:
+        out.append((f"pytest-jallm: WARNING: {len(unused)} threshold entr(y/ies) or baseline file(s) match no collected "
+                    f"benchmark (typo? removed benchmark?): {', '.join(unused)}", True))
+    written = [r.extra["baseline_written"] for r in sorted(rows, key=lambda r: r.name) if r.extra.get("baseline_written")]
+    if written:
+        changed = [w for w in written if w.endswith("(changed)")]
+        out.append((f"pytest-jallm: baselines written: {len(changed)} changed, {len(written) - len(changed)} unchanged", False))
+        out += [(f"  {w}", False) for w in written]
+    return out
+
+
+def guided_choice_note(rows: Sequence[BenchmarkRecord]) -> str:
+    """Guided (constrained) decoding makes OoC 0 by construction: say so next to the table."""
+    names = [
+        r.name
+        for r in rows
+        if (r.extra.get("produced_by") or {}).get("settings", {}).get("guided_choice")
+    ]
+    if not names:
+        return ""
+    return (
+        f"Guided choice was on for {', '.join(sorted(names))}: answers were constrained to the label set, "
+        "so their OoC rates are 0 by construction and their scores are not comparable with unconstrained runs."
+    )
+
+
+# --- Markdown (GitHub step summary) ------------------------------------------------
