@@ -7,8 +7,8 @@ import math
 from typing import Any, Mapping, Sequence
 
 from .markdown import MD_HEADERS, gate_status
-from .record import BenchmarkRecord, averages, category_order
-from .terminal import average_lines, average_note, cell, flips_cell, mdd_cell, p_cell
+from .record import BenchmarkRecord, averages
+from .terminal import average_lines, average_note, in_table_order, table_rows
 
 _CSS = (
     "body{font-family:system-ui,sans-serif;margin:2em;color:#222}"
@@ -58,12 +58,9 @@ def render_html(rows: Sequence[BenchmarkRecord], title: str = "pytest-jallm resu
     h, v = average_lines(av)
     parts.append(html_table(h, [v], table_class="averages"))
     parts.append(f"<p class='note'>{html.escape(average_note(av))}</p>")
-    ordered = sorted(rows, key=lambda r: (category_order(r.category), r.name))
-    body = [[r.name, r.category, r.metric, str(r.n), cell(r.score), cell(r.ooc_rate), cell(r.baseline),
-             cell(r.delta, signed=True), p_cell(r.p_value), p_cell(r.p_adjusted), flips_cell(r), mdd_cell(r), r.verdict]
-            for r in ordered]
+    ordered = in_table_order(rows)
     classes = ["failed" if r.outcome != "passed" else "" for r in ordered]
-    parts.append(html_table(MD_HEADERS, body, classes, table_class="benchmarks"))
+    parts.append(html_table(MD_HEADERS, table_rows(rows, stats=True), classes, table_class="benchmarks"))
     from . import medtable
 
     med = medtable.medical_rows(rows)

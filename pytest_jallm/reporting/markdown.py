@@ -7,8 +7,8 @@ from typing import Any, Mapping, Sequence
 
 from tabulate import tabulate
 
-from .record import BenchmarkRecord, averages, category_order
-from .terminal import average_lines, average_note, cell, flips_cell, mdd_cell, medical_block, p_cell
+from .record import BenchmarkRecord, averages
+from .terminal import average_lines, average_note, medical_block, table_rows
 
 VERDICT_MARK = {"pass": "✅", "improved": "⬆️", "accepted": "📌", "no baseline": "➖", "stale": "⚠️", "unpaired": "⚠️",
                 "regressed": "❌", "FAIL": "❌", "invalid baseline": "❌", "not written": "❌"}
@@ -24,14 +24,6 @@ def _verdict_cell(r: BenchmarkRecord) -> str:
     if r.outcome != "passed" and mark != "❌":
         mark = "❌"
     return f"{mark} {r.verdict}".strip()
-
-
-def markdown_table_rows(rows: Sequence[BenchmarkRecord]) -> list[list[str]]:
-    return [
-        [r.name, r.category, r.metric, str(r.n), cell(r.score), cell(r.ooc_rate), cell(r.baseline),
-         cell(r.delta, signed=True), p_cell(r.p_value), p_cell(r.p_adjusted), flips_cell(r), mdd_cell(r), _verdict_cell(r)]
-        for r in sorted(rows, key=lambda r: (category_order(r.category), r.name))
-    ]
 
 
 def meta_line(meta: Mapping[str, Any] | None) -> str:
@@ -80,7 +72,7 @@ def render_markdown(rows: Sequence[BenchmarkRecord], title: str = "pytest-jallm 
     h, v = average_lines(av)
     lines.append(tabulate([v], headers=h, tablefmt="github", disable_numparse=True))
     lines += ["", average_note(av), ""]
-    lines.append(tabulate(markdown_table_rows(rows), headers=MD_HEADERS, tablefmt="github", disable_numparse=True))
+    lines.append(tabulate(table_rows(rows, stats=True, verdict=_verdict_cell), headers=MD_HEADERS, tablefmt="github", disable_numparse=True))
     flipped = sum(r.flipped_worse or 0 for r in rows)
     gained = sum(r.flipped_better or 0 for r in rows)
     if any(r.flipped_worse is not None for r in rows):

@@ -40,23 +40,15 @@ def mdd_cell(r: BenchmarkRecord) -> str:
     return f"{r.mdd:.1f}" + (" ⚠ underpowered" if r.underpowered else "")
 
 
-def benchmark_table_rows(rows: Sequence[BenchmarkRecord]) -> list[list[str]]:
-    out = []
-    for r in sorted(rows, key=lambda r: (category_order(r.category), r.name)):
-        out.append(
-            [
-                r.name,
-                r.category,
-                r.metric,
-                str(r.n),
-                cell(r.score),
-                cell(r.ooc_rate),
-                cell(r.baseline),
-                cell(r.delta, signed=True),
-                r.verdict,
-            ]
-        )
-    return out
+def in_table_order(rows: Sequence[BenchmarkRecord]) -> list[BenchmarkRecord]:
+    return sorted(rows, key=lambda r: (category_order(r.category), r.name))
+
+
+def table_rows(rows: Sequence[BenchmarkRecord], *, stats: bool = False, verdict=lambda r: r.verdict) -> list[list[str]]:
+    """One row per benchmark (HEADERS; with `stats`, the p-values, flips and MDD too: MD_HEADERS)."""
+    return [[r.name, r.category, r.metric, str(r.n), cell(r.score), cell(r.ooc_rate), cell(r.baseline), cell(r.delta, signed=True),
+             *([p_cell(r.p_value), p_cell(r.p_adjusted), flips_cell(r), mdd_cell(r)] if stats else []), verdict(r)]
+            for r in in_table_order(rows)]
 
 
 HEADERS = ["benchmark", "cat", "metric", "n", "score", "OoC %", "baseline", "Δ", "verdict"]
@@ -84,7 +76,7 @@ def render_terminal(rows: Sequence[BenchmarkRecord]) -> str:
     if not rows:
         return ""
     av = averages(rows)
-    parts = [tabulate(benchmark_table_rows(rows), headers=HEADERS, tablefmt="simple", disable_numparse=True)]
+    parts = [tabulate(table_rows(rows), headers=HEADERS, tablefmt="simple", disable_numparse=True)]
     h, v = average_lines(av)
     parts.append(tabulate([v], headers=h, tablefmt="simple", disable_numparse=True))
     parts.append(average_note(av))
@@ -123,7 +115,7 @@ def _family(rows: Sequence[BenchmarkRecord]) -> str:
 def paired_test_table(rows: Sequence[BenchmarkRecord]) -> str:
     """Per benchmark: the paired test's raw and family-adjusted p, and the drop it can detect."""
     body = []
-    for r in sorted(rows, key=lambda r: (category_order(r.category), r.name)):
+    for r in in_table_order(rows):
         if r.p_value is None and r.mdd is None:
             continue
         gate = r.extra.get("gate") or {}
