@@ -144,21 +144,11 @@ class BenchmarkItem(_JallmItem):
         if gate.verdict == "regressed" and flips:
             gate.failures[-1] += "\n" + render_flips(flips, jallm.diff_items)
         record = BenchmarkRecord(
-            name=result.name,
-            category=result.category,
-            metric=result.metric,
-            n=result.n,
-            score=round(result.score, 4),
-            ooc_rate=None if result.ooc_rate is None else round(result.ooc_rate, 4),
-            baseline=gate.baseline_score,
-            verdict=verdict,
-            in_average=result.in_average,
-            p_value=cmp.p_value if cmp else None,
-            p_adjusted=gate.p_adjusted,
-            flipped_worse=len(cmp.losses) if cmp else None,
-            flipped_better=len(cmp.gains) if cmp else None,
-            mdd=None if mdd is None else round(mdd, 2),
-            underpowered=underpowered,
+            name=result.name, category=result.category, metric=result.metric, n=result.n, score=round(result.score, 4),
+            ooc_rate=None if result.ooc_rate is None else round(result.ooc_rate, 4), in_average=result.in_average,
+            baseline=gate.baseline_score, verdict=verdict, p_value=cmp.p_value if cmp else None, p_adjusted=gate.p_adjusted,
+            flipped_worse=len(cmp.losses) if cmp else None, flipped_better=len(cmp.gains) if cmp else None,
+            mdd=None if mdd is None else round(mdd, 2), underpowered=underpowered,
             extra={
                 "scores": result.scores,
                 "produced_by": result.produced_by,
