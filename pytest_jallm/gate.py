@@ -7,10 +7,14 @@ the thresholds and the family-corrected p-value into a verdict with its failures
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from .baseline import Baseline, BaselineError, Limits
+from .reporting.record import BenchmarkRecord
 from .stats import PairedComparison, compare_paired
+
+if TYPE_CHECKING:
+    from .evaluation import BenchmarkResult
 
 UNGATED_VERDICTS = ("no baseline", "stale", "unpaired")  # listed at the end; --jallm-strict fails them
 
@@ -198,3 +202,27 @@ def _improved_p(cmp: PairedComparison) -> float:
     if cmp.test == "mcnemar-exact":
         return mcnemar_one_sided(len(cmp.gains), len(cmp.losses))
     return 1.0  # improvements on continuous metrics are reported as plain deltas
+
+
+def gate_record(result: BenchmarkResult, gate: GateOutcome, *, verdict: str, limits: Limits, family: str, testable: bool,
+                mdd: float | None, underpowered: bool, flips: list[dict[str, Any]], written: str | None) -> BenchmarkRecord:
+    """The record of one benchmark's run and the gate's verdict on it (what every report renders)."""
+    cmp = gate.comparison
+    return BenchmarkRecord(
+        name=result.name, category=result.category, metric=result.metric, n=result.n, score=round(result.score, 4),
+        ooc_rate=None if result.ooc_rate is None else round(result.ooc_rate, 4), in_average=result.in_average,
+        baseline=gate.baseline_score, verdict=verdict, p_value=cmp.p_value if cmp else None, p_adjusted=gate.p_adjusted,
+        flipped_worse=len(cmp.losses) if cmp else None, flipped_better=len(cmp.gains) if cmp else None,
+        mdd=None if mdd is None else round(mdd, 2), underpowered=underpowered,
+        extra={
+            "scores": result.scores,
+            "produced_by": result.produced_by,
+            "gate": {"family": family, "testable": testable,
+                     "drop_points": cmp.drop_points if cmp else None, "max_drop": limits.max_drop,
+                     "alpha": limits.alpha, "other_failures": gate.other_failures,
+                     "paired": cmp.n_paired if cmp else None, "notes": gate.notes + gate.warnings},
+            **({"flips": flips} if flips else {}),
+            **({"baseline_written": written} if written else {}),
+        },
+        run=result.run or None,
+    )

@@ -11,9 +11,8 @@ from .backends.base import BackendError
 from .baseline import BaselineError, ThresholdError
 from .cache import CacheError
 from .data import DataError, resolve_files
-from .gate import Assessment, decide
+from .gate import Assessment, decide, gate_record
 from .metrics import AnswerPatternTimeout
-from .reporting.record import BenchmarkRecord
 from .spec import SpecError, license_markers, load_spec, with_harness_template
 
 if TYPE_CHECKING:
@@ -143,24 +142,8 @@ class BenchmarkItem(_JallmItem):
         flips = flip_records(result, jallm.baseline(result.name), cmp) if cmp is not None and cmp.losses else []
         if gate.verdict == "regressed" and flips:
             gate.failures[-1] += "\n" + render_flips(flips, jallm.diff_items)
-        record = BenchmarkRecord(
-            name=result.name, category=result.category, metric=result.metric, n=result.n, score=round(result.score, 4),
-            ooc_rate=None if result.ooc_rate is None else round(result.ooc_rate, 4), in_average=result.in_average,
-            baseline=gate.baseline_score, verdict=verdict, p_value=cmp.p_value if cmp else None, p_adjusted=gate.p_adjusted,
-            flipped_worse=len(cmp.losses) if cmp else None, flipped_better=len(cmp.gains) if cmp else None,
-            mdd=None if mdd is None else round(mdd, 2), underpowered=underpowered,
-            extra={
-                "scores": result.scores,
-                "produced_by": result.produced_by,
-                "gate": {"family": jallm.family, "testable": testable,
-                         "drop_points": cmp.drop_points if cmp else None, "max_drop": limits.max_drop,
-                         "alpha": limits.alpha, "other_failures": gate.other_failures,
-                         "paired": cmp.n_paired if cmp else None, "notes": gate.notes + gate.warnings},
-                **({"flips": flips} if flips else {}),
-                **({"baseline_written": written} if written else {}),
-            },
-            run=result.run or None,
-        )
+        record = gate_record(result, gate, verdict=verdict, limits=limits, family=jallm.family, testable=testable,
+                             mdd=mdd, underpowered=underpowered, flips=flips, written=written)
         # Scores travel as user properties: JUnit XML shows them and xdist
         # carries them to the controller, which builds the table.
         self.user_properties.append(("jallm_summary", record.model_dump_json(exclude={"outcome", "message"})))  # the controller adds them
