@@ -205,7 +205,7 @@ def _improved_p(cmp: PairedComparison) -> float:
 
 
 def gate_record(result: BenchmarkResult, gate: GateOutcome, *, verdict: str, limits: Limits, family: str, testable: bool,
-                mdd: float | None, underpowered: bool, flips: list[dict[str, Any]], written: str | None) -> BenchmarkRecord:
+                mdd: float | None, flips: list[dict[str, Any]], written: str | None) -> BenchmarkRecord:
     """The record of one benchmark's run and the gate's verdict on it (what every report renders)."""
     cmp = gate.comparison
     return BenchmarkRecord(
@@ -213,10 +213,9 @@ def gate_record(result: BenchmarkResult, gate: GateOutcome, *, verdict: str, lim
         ooc_rate=None if result.ooc_rate is None else round(result.ooc_rate, 4), in_average=result.in_average,
         baseline=gate.baseline_score, verdict=verdict, p_value=cmp.p_value if cmp else None, p_adjusted=gate.p_adjusted,
         flipped_worse=len(cmp.losses) if cmp else None, flipped_better=len(cmp.gains) if cmp else None,
-        mdd=None if mdd is None else round(mdd, 2), underpowered=underpowered,
+        mdd=None if mdd is None else round(mdd, 2), underpowered=mdd is not None and limits.max_drop < mdd,
         extra={
-            "scores": result.scores,
-            "produced_by": result.produced_by,
+            "scores": result.scores, "produced_by": result.produced_by,
             "gate": {"family": family, "testable": testable,
                      "drop_points": cmp.drop_points if cmp else None, "max_drop": limits.max_drop,
                      "alpha": limits.alpha, "other_failures": gate.other_failures,

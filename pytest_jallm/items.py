@@ -138,25 +138,18 @@ class BenchmarkItem(_JallmItem):
             testable = gate.comparison is not None
         cmp = gate.comparison
         mdd = gate_mdd(result, cmp, limits.alpha / jallm.family_size(self.session))
-        underpowered = mdd is not None and limits.max_drop < mdd
         flips = flip_records(result, jallm.baseline(result.name), cmp) if cmp is not None and cmp.losses else []
         if gate.verdict == "regressed" and flips:
             gate.failures[-1] += "\n" + render_flips(flips, jallm.diff_items)
         record = gate_record(result, gate, verdict=verdict, limits=limits, family=jallm.family, testable=testable,
-                             mdd=mdd, underpowered=underpowered, flips=flips, written=written)
-        # Scores travel as user properties: JUnit XML shows them and xdist
-        # carries them to the controller, which builds the table.
-        self.user_properties.append(("jallm_summary", record.model_dump_json(exclude={"outcome", "message"})))  # the controller adds them
-        self.user_properties.append(("jallm_score", f"{result.score:.4f}"))
-        if result.ooc_rate is not None:
-            self.user_properties.append(("jallm_ooc_rate", f"{result.ooc_rate:.4f}"))
-        if gate.baseline_score is not None:
-            self.user_properties.append(("jallm_baseline", f"{gate.baseline_score:.4f}"))
-            self.user_properties.append(("jallm_delta", f"{result.score - gate.baseline_score:+.4f}"))
-        if record.p_value is not None:
-            self.user_properties.append(("jallm_p_value", f"{record.p_value:.6g}"))
-        if gate.p_adjusted is not None:
-            self.user_properties.append(("jallm_p_adjusted", f"{gate.p_adjusted:.6g}"))
+                             mdd=mdd, flips=flips, written=written)
+        # Scores travel as user properties: JUnit XML shows them and xdist carries them to the
+        # controller, which builds the table (and adds the test's outcome and failure message).
+        self.user_properties.append(("jallm_summary", record.model_dump_json(exclude={"outcome", "message"})))
+        delta = None if gate.baseline_score is None else result.score - gate.baseline_score
+        shown = {"score": (result.score, ".4f"), "ooc_rate": (result.ooc_rate, ".4f"), "baseline": (gate.baseline_score, ".4f"),
+                 "delta": (delta, "+.4f"), "p_value": (record.p_value, ".6g"), "p_adjusted": (gate.p_adjusted, ".6g")}
+        self.user_properties += [(f"jallm_{key}", format(value, spec)) for key, (value, spec) in shown.items() if value is not None]
         self.user_properties.append(("jallm_verdict", record.verdict))
         for w in gate.warnings + gate.notes:
             self.warn(pytest.PytestWarning(f"{result.name}: {w}"))
