@@ -9,7 +9,14 @@ from pathlib import Path
 
 from .reporting.html import render_html
 from .reporting.markdown import render_markdown
-from .reporting.results_json import ResultsError, merge_documents, read_results, results_json_schema, rows_of, write_results
+from .reporting.results_json import (
+    ResultsError,
+    merge_documents,
+    read_results,
+    results_json_schema,
+    rows_of,
+    write_results,
+)
 from .reporting.terminal import render_terminal
 
 

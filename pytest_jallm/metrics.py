@@ -712,7 +712,7 @@ def _choice_set_points(preds: list[str], golds: list[str], contexts: list[Mappin
 
 
 def _harness_gestalt_match(preds: list[str], golds: list[str], contexts: list[Mapping[str, Any]]) -> MetricResult:
-    from .medharness import gestalt_match_item, harness_answer
+    from .medharness import gestalt_match_item
 
     scores: list[float] = []
     for i, (pred, gold, ctx) in enumerate(zip(preds, golds, contexts)):

@@ -29,7 +29,6 @@ from .items import _JallmItem
 from .reporting.record import BenchmarkRecord
 
 
-
 def model_slug(model: str) -> str:
     """`org/name` -> `org__name`; a local directory -> its name; a local file -> its stem."""
     if os.path.isdir(model):

@@ -375,10 +375,12 @@ def make_nli(n_train: int = 360, n_test: int = 30, seed: int = 4321):
     seen: set = set()
     train = draw(n_train, seen)
     test = draw(n_test, seen)  # `seen` already holds every train pair
-    to_rows = lambda items, tag: [
-        {"sentence_pair_id": f"{tag}-{i:04d}", "sentence1": a, "sentence2": b, "label": lab}
-        for i, (a, b, lab) in enumerate(items)
-    ]
+    def to_rows(items: list, tag: str) -> list[dict]:
+        return [
+            {"sentence_pair_id": f"{tag}-{i:04d}", "sentence1": a, "sentence2": b, "label": lab}
+            for i, (a, b, lab) in enumerate(items)
+        ]
+
     return to_rows(train, "train"), to_rows(test, "test")
 
 

@@ -16,17 +16,16 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import pytest_jallm  # noqa: E402
 from fakes.openai_stub import OpenAIStub, Reply, StubRequest, completion_json, echo  # noqa: E402
+from pytest_jallm.backends.base import BackendError, GenerationRequest, SamplingSettings  # noqa: E402
+from pytest_jallm.backends.openai import OpenAIBackend, _parse_retry_after  # noqa: E402
 from servers import (  # noqa: E402,F401 - fixtures are used by name
     free_port,
     tiny_ja_chat_model,
     tiny_ja_model,
     transformers_server,
 )
-
-import pytest_jallm  # noqa: E402
-from pytest_jallm.backends.base import BackendError, GenerationRequest, SamplingSettings  # noqa: E402
-from pytest_jallm.backends.openai import OpenAIBackend, _parse_retry_after  # noqa: E402
 
 GREEDY = SamplingSettings(seed=1234)
 FAKE_KEY = "sk-jallm-FAKE-leakcheck-7f3a9c"
@@ -128,6 +127,7 @@ def test_null_chat_content_is_empty_text():
 # ----- retries -----
 
 
+@pytest.mark.slow
 def test_429_then_success_honours_retry_after():
     script = Script({"p": [Reply(429, json={"error": "slow down"}, headers={"Retry-After": "1"})]})
     with OpenAIStub(script) as stub:
@@ -182,6 +182,7 @@ def test_400_is_not_retried_and_body_is_truncated():
     assert len(msg) < 1000
 
 
+@pytest.mark.slow
 def test_hanging_server_times_out():
     with OpenAIStub(lambda r: Reply(delay=30)) as stub:
         t0 = time.monotonic()
@@ -354,7 +355,7 @@ def _local_greedy(model_dir: Path, requests: list[GenerationRequest]) -> list[st
 
 
 @pytest.mark.slow
-def test_transformers_serve_completions_equal_local_generate(transformers_server, tiny_ja_model):
+def test_transformers_serve_completions_equal_local_generate(transformers_server, tiny_ja_model):  # noqa: F811 - fixtures imported from servers
     requests = [
         req("日本の首都は", n=12),
         req("質問：次のうち正しいものはどれですか？答え：", n=10, stop=("。",)),
@@ -374,7 +375,7 @@ def test_transformers_serve_completions_equal_local_generate(transformers_server
 
 
 @pytest.mark.slow
-def test_transformers_serve_chat_equal_local_generate(transformers_server, tiny_ja_chat_model):
+def test_transformers_serve_chat_equal_local_generate(transformers_server, tiny_ja_chat_model):  # noqa: F811 - fixtures imported from servers
     requests = [
         req("", n=10, messages=({"role": "user", "content": "こんにちは"},)),
         req("", n=8, messages=({"role": "system", "content": "日本語で"}, {"role": "user", "content": "京都は"})),

@@ -16,8 +16,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from jallm_toy import BENCHMARKS, SCRIPTED, base_args, write_script, write_suite
 
+from jallm_toy import BENCHMARKS, SCRIPTED, base_args, write_script, write_suite
 from pytest_jallm.registry import ExtensionError, Registry
 
 GUIDE = Path(__file__).resolve().parents[1] / "docs" / "architecture.md"
@@ -114,6 +114,7 @@ def results(log: Path) -> list[dict]:
     return [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
 
 
+@pytest.mark.slow
 def test_installed_package_adds_metric_backend_loader_and_template(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:

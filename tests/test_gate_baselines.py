@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
-from jallm_toy import BENCHMARKS, base_args, write_script, write_suite
 
+from jallm_toy import BENCHMARKS, base_args, write_script, write_suite
 from pytest_jallm.baseline import (
     Baseline,
     BaselineError,

@@ -309,6 +309,7 @@ def test_code_exec_with_context_tests() -> None:
     assert r.per_item == [1.0, 0.0]
 
 
+@pytest.mark.slow
 def test_code_exec_infinite_loop_fails_not_hangs(monkeypatch: pytest.MonkeyPatch) -> None:
     from pytest_jallm import sandbox
 

@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
-from pytest_jallm.prompt import render_input
 from pytest_jallm.evaluation import PreparedBenchmark, RunSettings, prepare
+from pytest_jallm.prompt import render_input
 from pytest_jallm.spec import BenchmarkSpec, load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -142,7 +142,6 @@ def test_wiki_task_through_real_downloads_matches(tmp_path: Path) -> None:
     loopback server serves the corpus through --jallm-url-map) and checked against the
     spec's pins; the items are llm-jp-eval's all the same."""
     from file_server import serve_directory
-
     from pytest_jallm.fetch import DataConfig
 
     fixture = _fixture("wiki_dependency")

@@ -11,8 +11,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from jallm_toy import base_args, write_script, write_suite
 
+from jallm_toy import base_args, write_script, write_suite
 from pytest_jallm.__main__ import main as cli
 from pytest_jallm.reporting import leaderboard
 from pytest_jallm.reporting.html import render_html

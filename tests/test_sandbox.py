@@ -70,10 +70,12 @@ def test_stdlib_imports_work() -> None:
     assert out == "6\n"
 
 
+@pytest.mark.slow
 def test_infinite_loop_times_out() -> None:
     assert run_python("while True:\n    pass\n", timeout_s=2) == SandboxResult(False, "timeout")
 
 
+@pytest.mark.slow
 def test_sleeping_program_times_out_on_wall_clock() -> None:
     assert run_python("import time\ntime.sleep(20)\n", timeout_s=1) == SandboxResult(False, "timeout")
 

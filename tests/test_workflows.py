@@ -99,3 +99,16 @@ def test_tests_workflow_installs_cpu_torch_then_runs_the_suite() -> None:
     assert "pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu" in runs
     assert runs.index("torch==2.13.0") < runs.index("pip install -e '.[serve,test]'")
     assert "python -m pytest tests" in runs
+
+
+def test_ci_lints_with_ruff_before_the_tests() -> None:
+    runs = _runs(_load("tests.yml")["jobs"]["tests"])
+    assert "ruff check ." in runs and runs.index("ruff check .") < runs.index("python -m pytest tests")
+    ci_run = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert ".venv/bin/ruff check ." in ci_run
+    assert ci_run.index(".venv/bin/ruff check .") < ci_run.index(".venv/bin/python -m pytest tests")
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    # Installed by the extra both CI paths install, and configured (pyflakes at least).
+    assert any(req.startswith("ruff") for req in pyproject["project"]["optional-dependencies"]["test"])
+    assert "F" in pyproject["tool"]["ruff"]["lint"]["select"]

@@ -18,10 +18,14 @@ from .base import (
     parse_engine_args,
     register_backend,
 )
-# Importing the built-in backends registers them (their engines are imported only when created).
+
+# Importing the built-in backends registers them (their engines are imported only when created),
+# in this order, which is the order --help and error messages list them in: not sorted.
+# isort: off
 from . import hf as _hf  # noqa: F401
 from . import vllm as _vllm  # noqa: F401
 from . import openai as _openai  # noqa: F401
+# isort: on
 
 BUILTIN = ("hf", "vllm", "openai")
 

@@ -40,8 +40,8 @@ from typing import Any, Mapping, Sequence
 from .base import (
     REVISION,
     BackendError,
-    BackendOption,
     BackendIdentity,
+    BackendOption,
     GenerationRequest,
     RequestErrors,
     ResultCallback,

@@ -6,7 +6,6 @@ the next run generates only the rest. A baseline file is replaced atomically or 
 from __future__ import annotations
 
 import errno
-import json
 import os
 import signal
 import sqlite3
@@ -105,6 +104,7 @@ def test_server_500s_error_the_benchmarks_clearly_and_keep_what_arrived(pytester
         assert cache_rows(cache) == N
 
 
+@pytest.mark.slow
 def test_hanging_server_times_out_instead_of_hanging_the_run(pytester: pytest.Pytester) -> None:
     write_suite(pytester.path, BENCHES)
     with OpenAIStub(lambda req: Reply(json=completion_json(req.path, "0"), delay=60)) as stub:

@@ -21,10 +21,10 @@ Deterministic "model" (one character = one token):
 Put ``tests/fakes/fake_vllm`` first on ``sys.path`` to import it as ``vllm``.
 """
 
-from .version import __version__, __version_tuple__
 from .entrypoints.llm import LLM
 from .outputs import CompletionOutput, RequestOutput
 from .sampling_params import SamplingParams
+from .version import __version__, __version_tuple__
 
 __all__ = [
     "LLM",
