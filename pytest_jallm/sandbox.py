@@ -172,6 +172,14 @@ if cfg["uid"] is None or "mountns" not in feats:
         except ImportError:
             pass
 import socket, _socket, traceback, signal
+def print_candidate_error():
+    # The candidate's traceback for its stderr, without the harness's own frame; best effort,
+    # since the candidate may have broken traceback (the verdict never depends on it).
+    try:
+        et, ev, tb = sys.exc_info()
+        traceback.print_exception(et, ev, tb.tb_next if tb is not None else None)
+    except BaseException:
+        pass
 def make_judge(secret, fd):
     # Everything the verdict needs is taken now, before the candidate runs: it may patch os, sys,
     # traceback, builtins or its own classes, but not these references. The asserts are compiled
@@ -263,11 +271,7 @@ def make_judge(secret, fd):
         try:
             EXEC(program, g)
         except BaseException:
-            try:
-                et, ev, tb = sys.exc_info()
-                traceback.print_exception(et, ev, tb.tb_next if tb is not None else None)
-            except BaseException:
-                pass
+            print_candidate_error()
             fail("the generated code raised before the tests ran")
         g["__builtins__"] = dict(pristine)
         for kind, code_, cmp, src in steps:
@@ -346,11 +350,7 @@ def child():
         sys.stderr.write("MemoryError\n" + MARK + " memory\n")
         os._exit(1)
     except BaseException:
-        try:
-            et, ev, tb = sys.exc_info()
-            traceback.print_exception(et, ev, tb.tb_next if tb is not None else None)
-        except BaseException:
-            pass
+        print_candidate_error()
         os._exit(1)
     try:
         sys.stdout.flush()

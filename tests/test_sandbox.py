@@ -57,6 +57,15 @@ def test_failing_program_reports_exit_code_and_stderr_tail() -> None:
     assert "AssertionError: wrong sum" in result.reason
 
 
+def test_a_raising_candidate_shows_its_own_traceback_with_or_without_tests() -> None:
+    # Both exit paths (plain run, and the judge before any assert) print the candidate's frames only.
+    for result in (run_python("x = 1\n1 / 0"), run_python("x = 1\n1 / 0", tests="assert x == 1")):
+        assert not result.passed
+        assert 'File "<generated>", line 2' in result.reason and "ZeroDivisionError" in result.reason
+        assert "harness" not in result.reason and "<string>" not in result.reason
+    assert "raised before the tests ran" in run_python("1 / 0", tests="assert True").reason
+
+
 def test_syntax_error_and_sys_exit_fail() -> None:
     assert run_python("def f(:\n").reason.startswith("exit code 1:")
     assert run_python("import sys\nsys.exit(3)\n").reason.startswith("exit code 3")
