@@ -29,8 +29,6 @@ import fcntl
 import json
 import math
 import os
-import stat
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Optional, Sequence
@@ -38,6 +36,7 @@ from typing import Any, Iterator, Optional, Sequence
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from .atomic import atomic_write_text
 from .strict_yaml import DuplicateKeyError, FileKeyError, error_location, load_strict, validation_problem
 
 DEFAULT_MAX_DROP = 2.0
@@ -343,36 +342,3 @@ def _locked(path: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def _file_mode(path: Path) -> int:
-    """The target's current mode, else what a plain open() would give (mkstemp makes 0600)."""
-    try:
-        return stat.S_IMODE(os.stat(path).st_mode)
-    except OSError:
-        pass
-    try:
-        with open("/proc/self/status") as fh:  # reads the umask without changing it
-            for line in fh:
-                if line.startswith("Umask:"):
-                    return 0o666 & ~int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    return 0o644
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write to a temp file in the same directory, fsync, then rename over the target.
-
-    Text that UTF-8 cannot hold (lone surrogates) is written backslash-escaped, not lost."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, _file_mode(path))
-        with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise

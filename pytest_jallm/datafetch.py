@@ -9,14 +9,13 @@ target: exactly the layout ``--jallm-data-dir`` reads. A Hugging Face source is 
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
+from .atomic import atomic_copy, atomic_write_text
 from .errors import DataError
 from .fetch import DataConfig, inside, sha256_of
 from .spec import BenchmarkSpec, Source, load_spec, read_pins_file
@@ -29,19 +28,6 @@ def _sources(spec: BenchmarkSpec) -> list[tuple[Source, str]]:
     if spec.fewshot.source is not None:
         out.append((spec.fewshot.source, f"{spec.name}: fewshot.source"))
     return out
-
-
-def _copy_atomic(src: Path, dest: Path) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out, open(src, "rb") as fh:
-            shutil.copyfileobj(fh, out, 1 << 20)
-        os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def fetch_source(source: Source, spec_dir: Path, to: Path, config: DataConfig, where: str) -> list[Path]:
@@ -62,7 +48,7 @@ def fetch_source(source: Source, spec_dir: Path, to: Path, config: DataConfig, w
             raise DataError(f"{where}: {url} has no mirror path (it is not below any listed url/mirror pair)")
         dest = inside(to, mirror, where)
         if not (dest.is_file() and sha256_of(dest) == sha256_of(cached)):
-            _copy_atomic(Path(cached), dest)
+            atomic_copy(Path(cached), dest)
         written.append(dest)
     return written
 
@@ -93,10 +79,7 @@ def _files_under(root: Path) -> Iterable[Path]:
 def write_manifest(to: Path) -> Path:
     lines = [f"{sha256_of(p)}  {p.relative_to(to).as_posix()}\n" for p in _files_under(to)]
     manifest = to / MANIFEST
-    fd, tmp = tempfile.mkstemp(dir=to, prefix=f".{MANIFEST}.", suffix=".part")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.writelines(lines)
-    os.replace(tmp, manifest)
+    atomic_write_text(manifest, "".join(lines))
     return manifest
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -207,6 +209,13 @@ def _cli(*args: str, env: dict | None = None):
                           env=env)
 
 
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
 @pytest.mark.slow
 def test_data_fetch_writes_the_data_dir_layout_and_verify_names_a_changed_file(tmp_path: Path) -> None:
     root, digest = _published(tmp_path)
@@ -226,6 +235,10 @@ def test_data_fetch_writes_the_data_dir_layout_and_verify_names_a_changed_file(t
     copy = data / "repo" / "data" / "test.jsonl"
     assert hashlib.sha256(copy.read_bytes()).hexdigest() == digest
     assert (data / "MANIFEST.sha256").read_text(encoding="utf-8") == f"{digest}  repo/data/test.jsonl\n"
+    # Written like any plain file (mkstemp alone would make them owner-only, 0600).
+    umask_mode = 0o666 & ~_umask()
+    assert stat.S_IMODE(copy.stat().st_mode) == umask_mode
+    assert stat.S_IMODE((data / "MANIFEST.sha256").stat().st_mode) == umask_mode
     rows, _ = load_rows(load_spec_source(spec), spec.parent, data, "t: source", DataConfig(cache_dir=tmp_path / "none"))
     assert len(rows) == len(ROWS)
     assert _cli("data", "verify", str(data)).returncode == 0

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 def write_reports(rows: Sequence[BenchmarkRecord], *, model: str | None, option, shard: ShardPlan | None = None) -> None:
     """The files the report options ask for. `option` is `config.getoption`."""
-    from ..baseline import atomic_write_text
+    from ..atomic import atomic_write_text
     from .html import render_html
     from .markdown import render_markdown
     from .results_json import parse_meta_pairs, run_meta, write_results

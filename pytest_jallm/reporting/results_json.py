@@ -27,7 +27,7 @@ from typing import Any, Literal, Mapping, Sequence
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .. import __version__
-from ..baseline import atomic_write_text
+from ..atomic import atomic_write_text
 from ..scale import ShardPlan, check_coverage
 from ..strict_yaml import validation_problem
 from .record import Averages, BenchmarkRecord, averages
