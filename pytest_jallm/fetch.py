@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
+from .atomic import file_mode
 from .errors import DataError
 
 URL_RE = re.compile(r"^[a-z][a-z0-9+.-]*://", re.I)
@@ -276,6 +277,7 @@ def download(url: str, dest: Path, pin: str | None, config: DataConfig, where: s
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     bar = None
     try:
+        os.fchmod(fd, file_mode(dest))  # mkstemp's 0600 would make a shared cache owner-only
         request = urllib.request.Request(actual_url, headers={"User-Agent": "pytest-jallm"})
         h = hashlib.sha256()
         written = 0

@@ -68,6 +68,7 @@ def test_download_through_url_map_then_cache_hit_makes_no_request(tmp_path: Path
         assert server.requests == ["/data/test.jsonl"]  # second run: from the cache, no request
     (cached,) = _cache_files(tmp_path)
     assert hashlib.sha256(cached.read_bytes()).hexdigest() == digest
+    assert stat.S_IMODE(cached.stat().st_mode) == 0o666 & ~_umask()  # a shared cache stays readable
 
 
 def test_progress_bar_sees_every_byte(tmp_path: Path) -> None:
