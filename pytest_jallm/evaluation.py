@@ -200,6 +200,9 @@ def score_benchmark(
         # Scored as japanese-lm-med-harness scores: its cut of prompt + generation, raw gold.
         preds = [harness_response(req.prompt + o) for req, o in zip(prep.requests, answers)]
         golds = [ex.gold for ex in prep.examples]
+    elif spec.answer_extraction == "raw":  # the metric judges the response itself
+        preds = [o if isinstance(o, str) else "" for o in answers]
+        golds = [ex.gold for ex in prep.examples]
     else:
         try:
             preds = [normalize(extract_answer(o, spec.answer_pattern)) for o in answers]

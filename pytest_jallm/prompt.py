@@ -66,6 +66,9 @@ _BUILTIN_TEMPLATES: dict[str, Template] = {
         input_header="\n\n### Input:\n",
         response_header="\n\n### Response:\nLet's think step by step.\n",
     ),
+    # The item's input alone (no preamble, headers or instruction): prompts that are complete as
+    # the dataset gives them (instruction following, chat benchmarks), usually sent with --jallm-chat.
+    "plain": Template(preamble="", instruction_header="", input_header="", response_header=""),
 }
 
 
@@ -144,6 +147,8 @@ def render_messages(
     instruction = fmt.instruction(spec)
 
     def user(text: str) -> dict[str, str]:
+        if not instruction:  # a prompt complete in itself (the `plain` template): the turn is the input
+            return {"role": "user", "content": text}
         return {"role": "user", "content": f"{text}\n\n{instruction}" if fmt.instruction_after else f"{instruction}\n\n{text}"}
 
     for shot in shots:
@@ -174,6 +179,8 @@ def prompt_hash(
         "stop": spec.stop,
         "answer_pattern": spec.answer_pattern,
     }
+    if spec.answer_extraction != "first-paragraph":  # only when set, so existing baselines keep their hashes
+        payload["answer_extraction"] = spec.answer_extraction
     if shuffle_choices is not None:  # only when set, so unshuffled runs keep their stored hashes
         payload["shuffle_choices"] = shuffle_choices
     blob = json.dumps(payload, ensure_ascii=False, sort_keys=True).encode("utf-8")

@@ -239,6 +239,11 @@ class BenchmarkSpec(_Strict):
     max_new_tokens: int = Field(..., ge=1, le=8192)
     stop: list[str] = Field(default_factory=list)
     answer_pattern: Optional[str] = Field(None, description="regex whose group 1 is the answer")
+    answer_extraction: Literal["first-paragraph", "raw"] = Field(
+        "first-paragraph",
+        description="first-paragraph: llm-jp-eval's cut and NFKC (or answer_pattern); raw: the whole output, "
+                    "untouched, for metrics that judge the response itself (instruction following)",
+    )
     metrics: list[str] = Field(..., min_length=1)
     in_average: Optional[bool] = None
     item_pass_score: float = Field(1.0, ge=0, le=1)
@@ -283,6 +288,12 @@ class BenchmarkSpec(_Strict):
             if compiled.groups < 1:
                 raise ValueError("needs one capturing group holding the answer")
         return v
+
+    @model_validator(mode="after")
+    def _raw_has_no_pattern(self) -> "BenchmarkSpec":
+        if self.answer_extraction == "raw" and self.answer_pattern:
+            raise ValueError("answer_extraction 'raw' keeps the whole output: remove answer_pattern")
+        return self
 
     @property
     def counts_in_average(self) -> bool:
