@@ -154,6 +154,7 @@ def _storable(text: str) -> str:
 
 
 def _request_dict(r: GenerationRequest) -> dict[str, Any]:
+    # `r.item` is left out: the same request for another item is the same generation.
     return {
         "prompt": r.prompt,
         "messages": None if r.messages is None else [dict(m) for m in r.messages],

@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from . import __version__
-from .backends.base import Backend, BackendError, BackendIdentity, GenerationRequest, RequestErrors, SamplingSettings
+from .backends.base import (
+    Backend,
+    BackendError,
+    BackendIdentity,
+    GenerationRequest,
+    ItemRef,
+    RequestErrors,
+    SamplingSettings,
+)
 from .data import DataError, Example, fingerprint, load_examples, load_fewshots
 from .fetch import DataConfig
 from .medharness import harness_response, is_harness_template, shuffle_permutations
@@ -150,7 +158,7 @@ def render_requests(
         out.append(ex if gold == ex.gold else replace(ex, gold=gold))
         messages = render_messages(spec, ex, shots, fmt) if chat else None
         requests.append(GenerationRequest(prompt=text, max_new_tokens=spec.max_new_tokens, stop=tuple(spec.stop),
-                                          messages=messages, guided_choices=guided))
+                                          messages=messages, guided_choices=guided, item=ItemRef(spec.name, ex.id)))
     return out, requests
 
 

@@ -25,7 +25,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from jallm_toy import cache_rows
-from pytest_jallm.backends.base import Backend, BackendIdentity, GenerationRequest, SamplingSettings
+from pytest_jallm.backends.base import Backend, BackendIdentity, GenerationRequest, ItemRef, SamplingSettings
 from pytest_jallm.cache import CacheError, CacheWriteWarning, GenerationCache, _canon, cached_generate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -83,7 +83,9 @@ def test_key_changes_with_every_field():
     # a thought about the cache key fails here.
     assert set(identity_variants) == {f.name for f in dataclasses.fields(BackendIdentity)}
     assert set(sampling_variants) == {f.name for f in dataclasses.fields(SamplingSettings)}
-    assert set(request_variants) == {f.name for f in dataclasses.fields(GenerationRequest)}
+    # `item` only says which benchmark item asked: the same request for another item is the same generation.
+    assert set(request_variants) | {"item"} == {f.name for f in dataclasses.fields(GenerationRequest)}
+    assert GenerationCache.key(IDENTITY, SAMPLING, dataclasses.replace(REQUEST, item=ItemRef("b", "x", 2))) == base
 
     keys = {base}
     for name, value in identity_variants.items():

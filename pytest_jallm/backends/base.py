@@ -36,6 +36,16 @@ class SamplingSettings:
 
 
 @dataclass(frozen=True)
+class ItemRef:
+    """Which benchmark item (and which turn of a multi-turn conversation, from 1) a request asks
+    for. Not part of the cache key: backends that serve recorded outputs match on it."""
+
+    benchmark: str
+    item_id: str
+    turn: int = 1
+
+
+@dataclass(frozen=True)
 class GenerationRequest:
     """One prompt to complete.
 
@@ -50,6 +60,7 @@ class GenerationRequest:
     messages: tuple[Mapping[str, str], ...] | None = None
     # Closed label set for optional guided (constrained) decoding.
     guided_choices: tuple[str, ...] | None = None
+    item: ItemRef | None = None
 
 
 @dataclass(frozen=True)
