@@ -32,10 +32,12 @@ CATEGORIES: dict[str, str] = {
     "SUM": "summarization",
     "CG": "code generation",
     "MED": "medical question answering",
+    "IF": "instruction following (M-IFEval)",
+    "CHAT": "multi-turn chat quality judged by an LLM (Japanese MT-Bench)",
 }
-# The leaderboard reports STS but keeps it out of AVG; medical QA is ours, not the
-# leaderboard's, so it is reported beside AVG rather than moving it.
-CATEGORIES_OUT_OF_AVERAGE = frozenset({"STS", "MED"})
+# The leaderboard reports STS but keeps it out of AVG; medical QA, instruction following and
+# judged chat are not llm-jp-eval categories, so they are reported beside AVG rather than moving it.
+CATEGORIES_OUT_OF_AVERAGE = frozenset({"STS", "MED", "IF", "CHAT"})
 
 # Markers derived from a spec's `license` field (`-m "not noncommercial"`).
 LICENSE_MARKERS: dict[str, str] = {
