@@ -27,8 +27,8 @@ from .fetch import DataConfig
 from .medharness import harness_response, is_harness_template, shuffle_permutations
 from .metrics import AnswerPatternTimeout, extract_answer, get_metric, normalize, out_of_choice, strip_think
 from .prompt import prompt_hash, render, render_input, render_messages
+from .prompt_format import CANONICAL, PromptFormat
 from .spec import BenchmarkSpec
-from .variants.grammar import CANONICAL, PromptFormat
 
 
 @dataclass

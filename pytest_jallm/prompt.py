@@ -1,6 +1,6 @@
 """Prompt rendering: one place that turns a spec and an example into text.
 
-Every prompt is a point of the format grammar (:mod:`pytest_jallm.variants.grammar`):
+Every prompt is a point of the format grammar (:mod:`pytest_jallm.prompt_format`):
 a benchmark test renders the canonical point, `--jallm-variants` the others.
 The canonical template is llm-jp-eval v1's (see REFERENCE-llm-jp-eval.md):
 a fixed preamble, `### 指示:`, few-shot `### 入力:`/`### 応答:` pairs, then
@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Mapping, Sequence
 
 from .medharness import HARNESS_TEMPLATES, render_harness_prompt
+from .prompt_format import CANONICAL, PromptFormat
 from .registry import Registry
-from .variants.grammar import CANONICAL, PromptFormat
 
 if TYPE_CHECKING:
     from .data import Example

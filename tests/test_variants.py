@@ -17,8 +17,7 @@ from pytest_jallm.data import Example
 from pytest_jallm.evaluation import Evaluation, RunSettings
 from pytest_jallm.medharness import is_harness_template
 from pytest_jallm.prompt import render, render_messages, render_prompt
-from pytest_jallm.spec import load_spec, parse_spec
-from pytest_jallm.variants.grammar import (
+from pytest_jallm.prompt_format import (
     PromptFormat,
     answer_kind,
     render_label,
@@ -28,6 +27,7 @@ from pytest_jallm.variants.grammar import (
     token,
     token_system,
 )
+from pytest_jallm.spec import load_spec, parse_spec
 from pytest_jallm.variants.search import VariantLimits, VariantSearch, benchmark_seed, check
 from pytest_jallm.variants.strategies import draw_formats, feature_options, prompt_formats
 

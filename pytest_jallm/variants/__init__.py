@@ -1,3 +1,3 @@
-"""Prompt-format sensitivity (``--jallm-variants``, docs/variants.md): ``grammar`` (the formats; the
-renderer in pytest_jallm.prompt imports it, so this module imports nothing), ``strategies``
+"""Prompt-format sensitivity (``--jallm-variants``, docs/variants.md), over the formats of the core's
+``pytest_jallm.prompt_format``: ``strategies``
 (hypothesis), ``search`` (evaluation through ``Evaluation``, spread, shrinking), ``items`` (pytest)."""

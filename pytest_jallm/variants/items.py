@@ -11,8 +11,8 @@ from typing import Any, Mapping, Sequence
 import pytest
 
 from ..items import BenchmarkFailure, _JallmItem, shorten
+from ..prompt_format import CANONICAL
 from ..spec import BenchmarkSpec
-from .grammar import CANONICAL
 from .search import FormatScore, VariantLimits, VariantResult, VariantSearch, check
 
 SEARCH_KEY = pytest.StashKey["VariantSearch"]()

@@ -26,8 +26,8 @@ from typing import Any, Mapping, Sequence
 from ..data import Example
 from ..evaluation import BenchmarkResult, Evaluation, PreparedBenchmark, render_requests
 from ..prompt import render
+from ..prompt_format import CANONICAL, FEATURES, PromptFormat
 from ..spec import BenchmarkSpec
-from .grammar import CANONICAL, FEATURES, PromptFormat
 from .strategies import draw_formats
 
 

@@ -7,8 +7,7 @@ from typing import Any
 
 from ..data import Example
 from ..prompt import render_prompt
-from ..spec import BenchmarkSpec
-from .grammar import (
+from ..prompt_format import (
     ALL_LABEL_STYLES,
     CANONICAL,
     JOINERS,
@@ -26,6 +25,7 @@ from .grammar import (
     to_halfwidth_kana,
     token,
 )
+from ..spec import BenchmarkSpec
 
 
 def feature_options(spec: BenchmarkSpec | None = None) -> dict[str, tuple[Any, ...]]:

@@ -29,8 +29,8 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 if TYPE_CHECKING:
-    from ..data import Example
-    from ..spec import BenchmarkSpec
+    from .data import Example
+    from .spec import BenchmarkSpec
 
 # --- the grammar -----------------------------------------------------------------
 
