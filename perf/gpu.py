@@ -86,7 +86,7 @@ def build_random_model(out: Path, shape: tuple[int, int, int], device: str, dtyp
 def render_prompts(benchmarks: list[str], data_dir: Path, limit: int | None, num_fewshot: int) -> list[dict[str, Any]]:
     """The exact requests the plugin sends, built by its own code."""
     from pytest_jallm.evaluation import RunSettings, prepare
-    from pytest_jallm.spec import load_spec
+    from pytest_jallm.specfile import load_spec
 
     settings = RunSettings(model="", data_dir=data_dir, limit=limit, num_fewshot=num_fewshot)
     rows = []

@@ -105,7 +105,7 @@ def make_suite(parent: Path, n: int) -> Path:
 def render_prompts(suite: Path) -> list[dict[str, Any]]:
     """The exact prompts the plugin sends, rendered by the plugin's own code (outside any timing)."""
     from pytest_jallm.evaluation import RunSettings, prepare
-    from pytest_jallm.spec import load_spec
+    from pytest_jallm.specfile import load_spec
 
     spec_path = suite / "benchmarks" / "perf_mc.yaml"
     prep = prepare(load_spec(spec_path), spec_path, RunSettings(model=""))

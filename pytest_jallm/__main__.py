@@ -116,17 +116,19 @@ def _spec_files(args: list[str]) -> list[Path]:
 def _prompts(args: argparse.Namespace) -> int:
     """The exact requests of a run, as JSON Lines, through evaluation.prepare (the run's own code)."""
     from .data import DataError, data_dir_from_env
-    from .evaluation import RunSettings, prepare, request_records
+    from .evaluation import RunSettings, prepare, request_records, resolve_mode
     from .fetch import DataConfig
-    from .spec import SpecError, load_spec, with_harness_template
+    from .spec import SpecError
+    from .specfile import load_spec, with_harness_template
 
     try:
         data_config = DataConfig.from_options(None, args.data_cache, args.url_map)
     except ValueError as e:
         print(f"pytest-jallm prompts: {e}", file=sys.stderr)
         return 2
+    chat, num_fewshot, _ = resolve_mode(args.mode, chat=args.chat, num_fewshot=args.num_fewshot, reasoning=None)
     settings = RunSettings(model="", data_dir=data_dir_from_env(args.data_dir), data_config=data_config, limit=args.limit,
-                           chat=args.chat, num_fewshot=args.num_fewshot, shuffle_choices=args.shuffle_choices)
+                           chat=chat, num_fewshot=num_fewshot, shuffle_choices=args.shuffle_choices, mode=args.mode)
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     seen: set[str] = set()
     try:
@@ -218,6 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     prompts.add_argument("--limit", type=int, default=None, help="as --jallm-limit: the first K items of each benchmark")
     prompts.add_argument("--data-dir", default=None, help="as --jallm-data-dir (default: env JALLM_DATA_DIR)")
     prompts.add_argument("--chat", action="store_true", help="as --jallm-chat: add each request's chat messages")
+    prompts.add_argument("--mode", default=None, metavar="NAME", help="as --jallm-mode (reasoning: chat, zero-shot, the "
+                                                                      "specs' modes.reasoning prompts)")
     prompts.add_argument("--data-cache", default=None, help="as --jallm-data-cache (env JALLM_DATA_CACHE)")
     prompts.add_argument("--url-map", action="append", default=[], metavar="PREFIX=REPLACEMENT",
                          help="as --jallm-url-map (repeatable; env JALLM_URL_MAP)")

@@ -145,7 +145,7 @@ def _canon(obj: Any) -> Any:
 
 def _storable(text: str) -> str:
     """SQLite stores UTF-8, so lone surrogates (JSON-decoded server output may hold them) become
-    U+FFFD, as metrics.normalize makes them anyway: a scored answer is the same from the cache."""
+    U+FFFD, as answers.normalize makes them anyway: a scored answer is the same from the cache."""
     try:
         text.encode("utf-8")
         return text

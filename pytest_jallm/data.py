@@ -495,7 +495,7 @@ def check_labels(spec: BenchmarkSpec, examples: Iterable[Example], origin: str) 
     """A closed label set must contain every gold answer of the data."""
     if not spec.labels:
         return
-    from .metrics import normalize
+    from .answers import normalize
 
     allowed = {normalize(label) for label in spec.labels}
     for ex in examples:

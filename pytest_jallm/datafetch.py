@@ -18,7 +18,8 @@ from typing import Callable, Iterable, Sequence
 from .atomic import atomic_copy, atomic_write_text
 from .errors import DataError
 from .fetch import DataConfig, inside, sha256_of
-from .spec import BenchmarkSpec, Source, load_spec, read_pins_file
+from .spec import BenchmarkSpec, Source, read_pins_file
+from .specfile import load_spec
 
 MANIFEST = "MANIFEST.sha256"
 

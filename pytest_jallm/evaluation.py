@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from . import __version__
+from .answers import AnswerPatternTimeout, Extraction, Reasoning, out_of_choice
 from .backends.base import (
     Backend,
     BackendError,
@@ -24,9 +25,9 @@ from .backends.base import (
 )
 from .data import DataError, Example, fingerprint, load_examples, load_fewshots
 from .fetch import DataConfig
-from .medharness import harness_response, is_harness_template, shuffle_permutations
-from .metrics import AnswerPatternTimeout, extract_answer, get_metric, normalize, out_of_choice, strip_think
-from .prompt import prompt_hash, render, render_input, render_messages
+from .medharness import shuffle_permutations
+from .metrics import get_metric
+from .prompt import prompt_hash, render, render_input, render_messages, template_of
 from .prompt_format import CANONICAL, PromptFormat
 from .spec import BenchmarkSpec
 
@@ -43,12 +44,37 @@ class RunSettings:
     num_fewshot: int | None = None
     sampling: SamplingSettings = field(default_factory=SamplingSettings)
     cache_path: Path | None = None
-    strip_think: bool = False  # scoring only: remove a leading <think>…</think> before extraction
+    # Scoring only (generations, and so the cache, are unaffected): remove a reasoning model's
+    # reasoning before answer extraction (--jallm-strip-think, --jallm-reasoning-start/-end).
+    reasoning: Reasoning | None = None
+    answer_preset: str | None = None  # --jallm-answer-preset: every spec's extraction preset for this run
+    mode: str | None = None  # --jallm-mode: the specs' `modes.<name>` overrides (reasoning: chat, 0-shot)
     # --jallm-shuffle-choices SEED: every item's choices in a seeded random order (gold follows).
     shuffle_choices: int | None = None
     # --jallm-max-backend-errors: the share of a benchmark's requests (percent) that may fail in the
     # backend on their own (scored without them); above it the benchmark fails.
     max_backend_error_pct: float = 0.0
+
+
+REASONING_MODE = "reasoning"
+
+
+def resolve_mode(mode: str | None, *, chat: bool, num_fewshot: int | None,
+                 reasoning: Reasoning | None) -> tuple[bool, int | None, Reasoning | None]:
+    """``--jallm-mode reasoning`` evaluates as the current leaderboards do reasoning models: through the
+    chat template, zero-shot, the reasoning removed before scoring (unless the run says otherwise).
+    Any mode also applies the specs' ``modes.<mode>`` overrides (``effective_spec``)."""
+    if mode == REASONING_MODE:
+        return True, 0 if num_fewshot is None else num_fewshot, reasoning or Reasoning()
+    return chat, num_fewshot, reasoning
+
+
+def reasoning_from_options(strip_think: bool, start: str | None, end: str | None) -> Reasoning | None:
+    """--jallm-strip-think and --jallm-reasoning-start/-end: None when none is given."""
+    if not strip_think and start is None and end is None:
+        return None
+    default = Reasoning()
+    return Reasoning(start=default.start if start is None else start, end=default.end if end is None else end)
 
 
 @dataclass
@@ -72,6 +98,7 @@ class ItemOutcome:
     prediction: str
     score: float | None  # primary metric, 0..1, None for corpus-level metrics
     ooc: bool
+    in_format: bool = True  # False: no answer could be extracted (out of format)
     input: str = ""  # the item's own input block (no instruction, no few-shots), for diffs
 
 
@@ -88,6 +115,7 @@ class BenchmarkResult:
     binary: bool
     items: list[ItemOutcome]
     produced_by: dict[str, Any]
+    oof_rate: float | None = None  # percent of items from which no answer could be extracted
     # Where this benchmark's prompts were answered from, and where its time went (see RunStats).
     run: dict[str, Any] = field(default_factory=dict)
     # Items whose request failed in the backend (id -> cause): not scored, not counted in n.
@@ -107,6 +135,8 @@ class BenchmarkResult:
 
 
 def effective_spec(spec: BenchmarkSpec, settings: RunSettings) -> BenchmarkSpec:
+    if settings.mode is not None:
+        spec = spec.in_mode(settings.mode)
     if settings.num_fewshot is None or settings.num_fewshot == spec.fewshot.count:
         return spec
     if settings.num_fewshot > 0 and spec.fewshot.source is None:
@@ -196,6 +226,28 @@ def request_records(prep: PreparedBenchmark) -> list[dict[str, Any]]:
     return records
 
 
+def extraction_for(spec: BenchmarkSpec, settings: RunSettings) -> Extraction:
+    """The steps from output to answer for ``spec`` in this run: the template's (from the spec),
+    the run's preset where it sets one, the run's reasoning removal."""
+    extraction = template_of(spec).extraction(spec)
+    if settings.answer_preset is not None and extraction.preset != "raw":  # raw: the metric reads the response
+        extraction = replace(extraction, preset=settings.answer_preset, pattern=None)
+    return replace(extraction, reasoning=settings.reasoning)
+
+
+def scoring_provenance(extraction: Extraction, settings: RunSettings) -> dict[str, Any]:
+    """How outputs became answers, as `produced_by.scoring` records it: a baseline scored another way is
+    stale. Only what differs from llm-jp-eval's default is written, so older baselines stay comparable."""
+    out: dict[str, Any] = {"strip_think": settings.reasoning is not None}
+    if settings.reasoning is not None and settings.reasoning != Reasoning():
+        out["reasoning"] = settings.reasoning.as_dict()
+    plain = extraction.provenance()
+    plain.pop("reasoning", None)
+    if plain != {"preset": "first_paragraph", "normalize": True} and plain.get("preset") != "custom":
+        out["extraction"] = plain  # a custom pattern is the spec's answer_pattern, already in the prompt hash
+    return out
+
+
 def score_benchmark(
     prep: PreparedBenchmark,
     outputs: Sequence[str],
@@ -203,20 +255,14 @@ def score_benchmark(
     settings: RunSettings,
 ) -> BenchmarkResult:
     spec = prep.spec
-    answers = [strip_think(o) for o in outputs] if settings.strip_think else list(outputs)
-    if is_harness_template(spec.prompt_template):
-        # Scored as japanese-lm-med-harness scores: its cut of prompt + generation, raw gold.
-        preds = [harness_response(req.prompt + o) for req, o in zip(prep.requests, answers)]
-        golds = [ex.gold for ex in prep.examples]
-    elif spec.answer_extraction == "raw":  # the metric judges the response itself
-        preds = [o if isinstance(o, str) else "" for o in answers]
-        golds = [ex.gold for ex in prep.examples]
-    else:
-        try:
-            preds = [normalize(extract_answer(o, spec.answer_pattern)) for o in answers]
-        except AnswerPatternTimeout as e:  # the spec's fault: name it
-            raise AnswerPatternTimeout(e.pattern, e.chars, where=f"{spec.name} ({prep.spec_path.name})") from None
-        golds = [normalize(ex.gold) for ex in prep.examples]
+    template = template_of(spec)
+    extraction = extraction_for(spec, settings)
+    try:
+        answers = [template.answer(extraction, req.prompt, o) for req, o in zip(prep.requests, outputs, strict=True)]
+    except AnswerPatternTimeout as e:  # the spec's fault: name it
+        raise AnswerPatternTimeout(e.pattern, e.chars, where=f"{spec.name} ({prep.spec_path.name})") from None
+    preds = [a.text for a in answers]
+    golds = [template.gold(extraction, ex) for ex in prep.examples]
     contexts = [ex.context for ex in prep.examples]
     scores: dict[str, float] = {}
     primary = None
@@ -230,6 +276,7 @@ def score_benchmark(
     metric, result = primary
     ooc_flags = out_of_choice(preds, spec.labels)
     ooc_rate = 100 * sum(ooc_flags) / len(ooc_flags) if (spec.labels and ooc_flags) else None
+    oof_rate = 100 * sum(not a.in_format for a in answers) / len(answers) if answers else None
     per_item = result.per_item
     items = [
         ItemOutcome(
@@ -240,9 +287,10 @@ def score_benchmark(
             prediction=pred,
             score=None if per_item is None else float(per_item[i]),
             ooc=ooc_flags[i],
+            in_format=answers[i].in_format,
             input=render_input(spec, ex),
         )
-        for i, (ex, req, out, pred) in enumerate(zip(prep.examples, prep.requests, outputs, preds))
+        for i, (ex, req, out, pred) in enumerate(zip(prep.examples, prep.requests, outputs, preds, strict=True))
     ]
     produced_by = {
         **identity.as_dict(),
@@ -253,11 +301,13 @@ def score_benchmark(
         "chat": settings.chat,
         "limit": settings.limit,
         # How outputs became answers; not part of the cache key (generation is unchanged).
-        "scoring": {"strip_think": settings.strip_think},
+        "scoring": scoring_provenance(extraction, settings),
         "pytest_jallm": __version__,
     }
     if settings.shuffle_choices is not None:
         produced_by["shuffle_choices"] = settings.shuffle_choices
+    if settings.mode is not None:
+        produced_by["mode"] = settings.mode
     return BenchmarkResult(
         name=spec.name,
         category=spec.category,
@@ -266,6 +316,7 @@ def score_benchmark(
         score=scores[spec.primary_metric],
         scores=scores,
         ooc_rate=ooc_rate,
+        oof_rate=oof_rate,
         n=len(items),
         binary=bool(getattr(metric, "binary", False)),
         items=items,

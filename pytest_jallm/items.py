@@ -7,13 +7,14 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from .answers import AnswerPatternTimeout
 from .backends.base import BackendError
 from .baseline import BaselineError, ThresholdError
 from .cache import CacheError
 from .data import DataError, resolve_files
 from .gate import Assessment, decide, gate_record
-from .metrics import AnswerPatternTimeout
-from .spec import SpecError, license_markers, load_spec, with_harness_template
+from .spec import SpecError, license_markers
+from .specfile import load_spec, with_harness_template
 
 if TYPE_CHECKING:
     from .session import JallmSession

@@ -38,7 +38,7 @@ from __future__ import annotations
 import difflib
 import random
 import re
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 # --- templates ---------------------------------------------------------------------------------
 
@@ -104,10 +104,6 @@ HARNESS_TEMPLATES: dict[str, str] = {
 }
 
 _SLOT = re.compile(r"\{\{(instruction|input)\}\}")
-
-
-def is_harness_template(name: str) -> bool:
-    return name in HARNESS_TEMPLATES
 
 
 def harness_input(template: str, choices: Sequence[str]) -> str:
@@ -195,6 +191,13 @@ def harness_exact_match_item(response: str, answer: str) -> float:
 def harness_answer(gold: str) -> str:
     """The harness's answer string for one of our golds (multi-answer golds are one per line)."""
     return ",".join(gold.split("\n"))
+
+
+def harness_gold(gold: str, ctx: Mapping[str, Any]) -> str:
+    """The gold as the harness stores it: the loader's ``harness_answer`` when it gives one (the
+    choice texts joined by ","), else our gold with its lines joined by ","."""
+    given = ctx.get("harness_answer")
+    return given if isinstance(given, str) else harness_answer(gold)
 
 
 # --- shuffled choices --------------------------------------------------------------------------

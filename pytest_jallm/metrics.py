@@ -7,8 +7,8 @@ that behaviour is re-implemented and pinned by hand-computed tests.
 
 Conventions
 -----------
-* ``preds`` and ``golds`` handed to a metric are already extracted (:func:`extract_answer`) and
-  normalised (:func:`normalize`) by the caller, exactly as llm-jp-eval does before scoring.
+* ``preds`` and ``golds`` handed to a metric are already extracted and normalised by the caller
+  (:mod:`pytest_jallm.answers`), exactly as llm-jp-eval does before scoring.
 * Every score is on a 0-1 scale (BLEU and ROUGE are divided by 100).  The correlations
   (``pearson``/``spearman``) are in [-1, 1]; they are corpus-level and have no per-item scores.
 * Metrics never raise on the *text* they are given (empty, 100k characters, control characters,
@@ -116,21 +116,17 @@ import difflib
 import math
 import re
 import threading
-import unicodedata
 import warnings
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
-from functools import lru_cache
 from typing import Any, Callable, Mapping, Sequence
 
-import regex
-
+from .answers import as_str, clean_surrogates, normalize
 from .registry import Registry
 
 __all__ = [
-    "AnswerPatternTimeout",
     "METRICS",
     "METRIC_NAMES",
     "Metric",
@@ -139,119 +135,15 @@ __all__ = [
     "UnknownMetricError",
     "char_f1_item",
     "choice_letters",
-    "extract_answer",
     "extract_final_number",
     "gestalt_ratio",
     "get_metric",
-    "normalize",
-    "out_of_choice",
     "parse_float",
     "parse_number",
     "register_metric",
     "rouge_n_f1",
     "set_f1_item",
-    "strip_think",
 ]
-
-
-# --------------------------------------------------------------------------------------------
-# text handling
-
-
-_SURROGATES = re.compile("[\ud800-\udfff]")
-
-
-def _clean_surrogates(text: str) -> str:
-    """Join valid surrogate pairs into their code point, replace lone surrogates with U+FFFD."""
-    if not _SURROGATES.search(text):
-        return text
-    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
-
-
-def _as_str(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if value is None:
-        return ""
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return str(value)
-
-
-def normalize(text: str) -> str:
-    """Unicode NFKC, then ``strip()`` -- llm-jp-eval's normalisation of pred and gold.
-
-    Never raises: lone surrogates (not valid Unicode text, and fatal to UTF-8 encoders such as
-    MeCab's or a JSON writer's) become U+FFFD; control characters are kept as they are.
-    """
-    text = _clean_surrogates(_as_str(text))
-    return unicodedata.normalize("NFKC", text).strip()
-
-
-ANSWER_PATTERN_TIMEOUT_S = 1.0  # per model output; a sane pattern needs microseconds
-
-
-class AnswerPatternTimeout(ValueError):
-    """A spec's ``answer_pattern`` backtracked past :data:`ANSWER_PATTERN_TIMEOUT_S` on one output."""
-
-    def __init__(self, pattern: str, chars: int, where: str = "") -> None:
-        self.pattern, self.chars = pattern, chars
-        super().__init__(
-            f"{where + ': ' if where else ''}answer_pattern {pattern!r} did not finish within "
-            f"{ANSWER_PATTERN_TIMEOUT_S:g} s on a model output of {chars} characters (catastrophic "
-            "backtracking): rewrite it without nested or overlapping repetition such as (a+)+ or (a|aa)+"
-        )
-
-
-@lru_cache(maxsize=256)
-def _compile(pattern: str) -> Any:
-    # The `regex` engine (re-compatible syntax) because its matching takes a timeout: a spec's
-    # pattern meets untrusted model output, and `re` can backtrack for hours.
-    return regex.compile(pattern, regex.DOTALL)
-
-
-def extract_answer(text: str, pattern: str | None = None) -> str:
-    """The answer part of a model's output.
-
-    Without ``pattern``: llm-jp-eval's first paragraph -- split on ``"\\n\\n"``, take the first part,
-    strip.  With ``pattern`` (llm-jp-eval v2's ``answer_extract_pattern``): the first match
-    (``re.search`` with ``re.DOTALL``) and its group 1, stripped; the whole match when the pattern
-    has no group; ``""`` when nothing matches or the group did not take part in the match.
-    ``text`` may be anything; an invalid ``pattern`` is a configuration error and raises
-    ``regex.error``; matching is bounded: :class:`AnswerPatternTimeout` after
-    :data:`ANSWER_PATTERN_TIMEOUT_S` seconds.
-    """
-    text = _as_str(text)
-    if pattern is None:
-        return text.split("\n\n", 1)[0].strip()
-    try:
-        match = _compile(pattern).search(text, timeout=ANSWER_PATTERN_TIMEOUT_S)
-    except TimeoutError:
-        raise AnswerPatternTimeout(pattern, len(text)) from None
-    if match is None:
-        return ""
-    value = match.group(1) if match.re.groups >= 1 else match.group(0)
-    return (value or "").strip()
-
-
-_THINK_CLOSED = re.compile(r"^\s*<think>.*?</think>", re.DOTALL)
-_THINK_OPEN = re.compile(r"^\s*<think>")
-
-
-def strip_think(text: str) -> str:
-    """A reasoning model's output without its leading ``<think>…</think>`` block.
-
-    Only a block at the start (after whitespace) is removed, with the whitespace after it, so
-    the answer that follows is the first paragraph.  A leading ``<think>`` that is never closed
-    means the model never got to an answer: ``""``.  Anything else is returned unchanged.
-    """
-    text = _as_str(text)
-    closed = _THINK_CLOSED.match(text)
-    if closed is not None:
-        return text[closed.end():].lstrip()
-    if _THINK_OPEN.match(text):
-        return ""
-    return text
 
 
 # numbers -------------------------------------------------------------------------------------
@@ -315,7 +207,7 @@ def extract_final_number(text: str) -> str:
 
 def parse_float(text: str) -> float:
     """llm-jp-eval's ``parse_float``: keep only ``[0-9.]`` and ``float()`` it; -2.0 if that fails."""
-    cleaned = re.sub(r"[^0-9.]", "", _as_str(text))
+    cleaned = re.sub(r"[^0-9.]", "", as_str(text))
     try:
         return float(cleaned)
     except ValueError:
@@ -360,8 +252,8 @@ class Metric:
         golds: Sequence[str],
         contexts: Sequence[Mapping[str, Any]] | None = None,
     ) -> MetricResult:
-        p = [_as_str(x) for x in preds]
-        g = [_as_str(x) for x in golds]
+        p = [as_str(x) for x in preds]
+        g = [as_str(x) for x in golds]
         if len(p) != len(g):
             raise ValueError(f"{self.name}: {len(p)} predictions but {len(g)} golds")
         if contexts is None:
@@ -410,8 +302,8 @@ def char_f1_item(pred: str, gold: str) -> float:
     """fuzzywuzzy 0.18 ``token_sort_ratio(pred, gold) / 100`` (with python-Levenshtein)."""
     from rapidfuzz.distance import Indel
 
-    a = _fuzzywuzzy_process(_as_str(pred))
-    b = _fuzzywuzzy_process(_as_str(gold))
+    a = _fuzzywuzzy_process(as_str(pred))
+    b = _fuzzywuzzy_process(as_str(gold))
     if a == b:
         return 1.0
     if not a or not b:
@@ -493,7 +385,7 @@ def _bleu_scorer(lang: str) -> Any:
 
 def _for_tokenizer(text: str) -> str:
     # MeCab takes a C string: NUL would truncate it and lone surrogates cannot be encoded.
-    return _clean_surrogates(text).replace("\x00", " ")
+    return clean_surrogates(text).replace("\x00", " ")
 
 
 def _bleu(lang: str) -> Callable[..., MetricResult]:
@@ -573,7 +465,7 @@ def _tests_for(gold: str, ctx: Mapping[str, Any]) -> str:
     for key in ("tests", "test_list"):
         tests = ctx.get(key)
         if isinstance(tests, (list, tuple)) and tests:
-            return "\n".join(_as_str(t) for t in tests)
+            return "\n".join(as_str(t) for t in tests)
     try:
         parsed = ast.literal_eval(gold)
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
@@ -602,7 +494,7 @@ def _code_exec(preds: list[str], golds: list[str], contexts: list[Mapping[str, A
 
 def gestalt_ratio(a: str, b: str) -> float:
     """Ratcliff/Obershelp similarity 2*M/(|a|+|b|) (difflib, default autojunk); 1.0 for two empties."""
-    return difflib.SequenceMatcher(None, _as_str(a), _as_str(b)).ratio()
+    return difflib.SequenceMatcher(None, as_str(a), as_str(b)).ratio()
 
 
 def _answer_lines(text: str) -> list[str]:
@@ -637,7 +529,7 @@ def _context_choices(metric: str, i: int, ctx: Mapping[str, Any], hint: str = ""
             f"{metric}: item {i} has no 'choices' in its context; the metric maps the answer to the "
             f"choices {hint}".rstrip()
         )
-    return [normalize(_as_str(c)) for c in choices]
+    return [normalize(as_str(c)) for c in choices]
 
 
 def choice_letters(pred: str, choices: Sequence[str]) -> list[str]:
@@ -712,30 +604,21 @@ def _choice_set_points(preds: list[str], golds: list[str], contexts: list[Mappin
 
 
 def _harness_gestalt_match(preds: list[str], golds: list[str], contexts: list[Mapping[str, Any]]) -> MetricResult:
-    from .medharness import gestalt_match_item
+    from .medharness import gestalt_match_item, harness_gold
 
     scores: list[float] = []
     for i, (pred, gold, ctx) in enumerate(zip(preds, golds, contexts)):
         choices = ctx.get("choices")
         if not isinstance(choices, (list, tuple)) or not choices:
             raise ValueError(f"gestalt_match: item {i} has no 'choices' in its context (the harness picks among them)")
-        scores.append(gestalt_match_item(pred, _harness_gold(gold, ctx), [_as_str(c) for c in choices]))
+        scores.append(gestalt_match_item(pred, harness_gold(gold, ctx), [as_str(c) for c in choices]))
     return MetricResult(_mean(scores), scores)
 
 
-def _harness_gold(gold: str, ctx: Mapping[str, Any]) -> str:
-    """The gold as the harness stores it: the loader's ``harness_answer`` when it gives one (the
-    choice texts joined by ","), else our gold with its lines joined by ","."""
-    from .medharness import harness_answer
-
-    given = ctx.get("harness_answer")
-    return given if isinstance(given, str) else harness_answer(gold)
-
-
 def _harness_exact(preds: list[str], golds: list[str], contexts: list[Mapping[str, Any]]) -> MetricResult:
-    from .medharness import harness_exact_match_item
+    from .medharness import harness_exact_match_item, harness_gold
 
-    scores = [harness_exact_match_item(p, _harness_gold(g, c)) for p, g, c in zip(preds, golds, contexts)]
+    scores = [harness_exact_match_item(p, harness_gold(g, c)) for p, g, c in zip(preds, golds, contexts)]
     return MetricResult(_mean(scores), scores)
 
 
@@ -837,20 +720,3 @@ def get_metric(name: str) -> Metric:
         return METRICS[name]
     except (KeyError, TypeError):
         raise UnknownMetricError(name) from None
-
-
-# out-of-choice ---------------------------------------------------------------------------------
-
-
-def out_of_choice(preds: Sequence[str], labels: Sequence[str] | None) -> list[bool]:
-    """Per item: is the answer outside the label set (llm-jp-eval's ``<dataset>_ool``)?
-
-    With labels: the normalised prediction is not among the normalised labels.  With no labels
-    (``None`` or empty): an empty prediction counts as out of choice.
-    """
-    if labels:
-        allowed = {normalize(label) for label in labels}
-        return [normalize(p) not in allowed for p in preds]
-    return [normalize(p) == "" for p in preds]
-
-

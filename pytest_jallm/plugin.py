@@ -56,7 +56,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--jallm-chat", action="store_true", help="use the model's chat template instead of the raw prompt")
     g.addoption("--jallm-strip-think", action="store_true",
                 help="remove a leading <think>…</think> block (reasoning models) before answer extraction; an "
-                     "unclosed one means no answer. Scoring only: cached generations are reused")
+                     "unclosed one means no answer (out of format). Scoring only: cached generations are reused")
+    g.addoption("--jallm-reasoning-start", default=None, metavar="TEXT",
+                help="where a model's reasoning starts (default <think>); empty: the chat template opened it, so "
+                     "everything up to the end marker is reasoning. Implies reasoning removal")
+    g.addoption("--jallm-reasoning-end", default=None, metavar="TEXT",
+                help="where a model's reasoning ends (default </think>). Implies reasoning removal")
+    g.addoption("--jallm-mode", default=None, metavar="NAME",
+                help="a run mode: apply the specs' `modes.NAME` overrides. `reasoning` also uses the chat template, "
+                     "zero-shot, and removes the reasoning before scoring (as Nejumi 4 / Swallow v2 evaluate "
+                     "reasoning models)")
+    g.addoption("--jallm-answer-preset", default=None, metavar="PRESET",
+                help="answer extraction preset for every spec of this run (answer_tags, choice_only, json_output, "
+                     "code_output, latex_boxed, first_paragraph); scoring only")
     g.addoption("--jallm-num-fewshot", type=int, default=None, help="override every spec's few-shot count (leaderboard: 4 and 0)")
     g.addoption("--jallm-engine-arg", action="append", default=[], metavar="KEY=VALUE",
                 help="extra engine argument passed through to the backend (repeatable)")

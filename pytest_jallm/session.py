@@ -23,7 +23,7 @@ from .baseline import (
     read_baseline,
 )
 from .data import data_dir_from_env
-from .evaluation import BenchmarkResult, Evaluation, RunSettings
+from .evaluation import BenchmarkResult, Evaluation, RunSettings, reasoning_from_options, resolve_mode
 from .gate import Assessment, assess
 from .items import _JallmItem
 from .reporting.record import BenchmarkRecord
@@ -73,6 +73,10 @@ class JallmSession:
         cache_path = None
         if not opt("jallm_no_cache"):
             cache_path = Path(opt("jallm_cache") or os.environ.get("JALLM_CACHE") or root / ".jallm" / "generations.sqlite")
+        chat, num_fewshot, reasoning = resolve_mode(
+            opt("jallm_mode"), chat=opt("jallm_chat"), num_fewshot=opt("jallm_num_fewshot"),
+            reasoning=reasoning_from_options(opt("jallm_strip_think"), opt("jallm_reasoning_start"),
+                                             opt("jallm_reasoning_end")))
         self.settings = RunSettings(
             model=self.model or "",
             backend=opt("jallm_backend"),
@@ -80,21 +84,23 @@ class JallmSession:
             data_dir=data_dir_from_env(opt("jallm_data_dir")),
             data_config=self._data_config(),
             limit=opt("jallm_limit"),
-            chat=opt("jallm_chat"),
-            num_fewshot=opt("jallm_num_fewshot"),
+            chat=chat,
+            num_fewshot=num_fewshot,
             sampling=SamplingSettings(seed=opt("jallm_seed")),
             cache_path=cache_path,
-            strip_think=opt("jallm_strip_think"),
+            reasoning=reasoning,
+            answer_preset=self._answer_preset(),
+            mode=opt("jallm_mode"),
             shuffle_choices=opt("jallm_shuffle_choices"),
             max_backend_error_pct=_percent(opt("jallm_max_backend_errors"), "--jallm-max-backend-errors"),
         )
         self.med_template: str | None = opt("jallm_med_template")
         if self.med_template is not None:
-            from .medharness import HARNESS_TEMPLATES
+            from .prompt import harness_template_names
 
-            if self.med_template not in HARNESS_TEMPLATES:
+            if self.med_template not in harness_template_names():
                 raise pytest.UsageError(f"--jallm-med-template {self.med_template!r}: expected one of "
-                                        f"{', '.join(HARNESS_TEMPLATES)} (japanese-lm-med-harness's template.py)")
+                                        f"{', '.join(harness_template_names())} (japanese-lm-med-harness's template.py)")
         self.evaluation = Evaluation(self.settings, self._make_backend, progress=self._progress)
 
     # --- backend -------------------------------------------------------------
@@ -105,6 +111,15 @@ class JallmSession:
             return backend_kwargs(self.config.getoption("jallm_backend"), self.config.getoption)
         except BackendOptionError as e:
             raise pytest.UsageError(str(e)) from None
+
+    def _answer_preset(self) -> str | None:
+        from .answers import PRESETS
+
+        preset = self.config.getoption("jallm_answer_preset")
+        if preset is not None and (preset not in PRESETS or preset in ("custom", "raw")):
+            choices = ", ".join(p for p in PRESETS if p not in ("custom", "raw"))
+            raise pytest.UsageError(f"--jallm-answer-preset {preset!r}: expected one of {choices}")
+        return preset
 
     def _data_config(self):
         from .fetch import DataConfig

@@ -12,10 +12,9 @@ from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
 import regex
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from .strict_yaml import DuplicateKeyError, FileKeyError, error_location, load_strict, validation_problem
+from .strict_yaml import FileKeyError
 
 # llm-jp-eval's categories plus medical QA; the marker is the lower-case name.
 CATEGORIES: dict[str, str] = {
@@ -211,6 +210,57 @@ class FewShot(_Strict):
         return self
 
 
+class AnswerExtractionSpec(_Strict):
+    """How outputs become answers (pytest_jallm.answers): a preset, and its options."""
+
+    preset: str = Field("first_paragraph", description="first_paragraph | raw | answer_tags | choice_only | json_output | "
+                                                      "code_output | latex_boxed | custom")
+    pattern: Optional[str] = Field(None, description="the custom preset's regex: group 1 is the answer")
+    json_key: str = Field("answer", description="json_output: the key that holds the answer")
+    normalize: Optional[bool] = Field(None, description="NFKC + strip (default: on, off for raw)")
+
+    @model_validator(mode="after")
+    def _known(self) -> "AnswerExtractionSpec":
+        from .answers import PRESETS
+
+        if self.preset not in PRESETS:
+            raise ValueError(f"unknown preset {self.preset!r}; expected one of {', '.join(PRESETS)}")
+        if self.preset == "custom" and not self.pattern:
+            raise ValueError("the custom preset needs a 'pattern' (a regex whose group 1 is the answer)")
+        if self.pattern is not None:
+            if self.preset != "custom":
+                raise ValueError(f"'pattern' is the custom preset's; preset {self.preset!r} takes none")
+            _check_pattern(self.pattern)
+        return self
+
+
+def _check_pattern(v: str) -> None:
+    try:
+        compiled = regex.compile(v, regex.DOTALL)  # the engine answers.extract_answer matches with
+    except regex.error as e:
+        raise ValueError(f"not a valid regular expression: {e}") from None
+    if compiled.groups < 1:
+        raise ValueError("needs one capturing group holding the answer")
+
+
+def _as_extraction(v: Any) -> Any:
+    return {"preset": v} if isinstance(v, str) else v
+
+
+class ModeSpec(_Strict):
+    """What a run mode (``--jallm-mode NAME``) changes in this spec, e.g. ``modes: {reasoning: …}``."""
+
+    instruction: Optional[str] = None
+    input: Optional[str] = None
+    system_prompt: Optional[str] = None
+    prompt_template: Optional[str] = None
+    answer_extraction: Optional[AnswerExtractionSpec] = None
+    max_new_tokens: Optional[int] = Field(None, ge=1, le=131072)
+    stop: Optional[list[str]] = None
+
+    _extraction_shorthand = field_validator("answer_extraction", mode="before")(lambda cls, v: _as_extraction(v))
+
+
 class Thresholds(_Strict):
     """Threshold defaults a spec may carry; `thresholds/*.yaml` overrides them."""
 
@@ -240,12 +290,13 @@ class BenchmarkSpec(_Strict):
     system_prompt: Optional[str] = None
     max_new_tokens: int = Field(..., ge=1, le=8192)
     stop: list[str] = Field(default_factory=list)
-    answer_pattern: Optional[str] = Field(None, description="regex whose group 1 is the answer")
-    answer_extraction: Literal["first-paragraph", "raw"] = Field(
-        "first-paragraph",
-        description="first-paragraph: llm-jp-eval's cut and NFKC (or answer_pattern); raw: the whole output, "
-                    "untouched, for metrics that judge the response itself (instruction following)",
+    answer_pattern: Optional[str] = Field(None, description="regex whose group 1 is the answer (the custom preset)")
+    answer_extraction: AnswerExtractionSpec = Field(
+        default_factory=AnswerExtractionSpec,
+        description="a preset name (first_paragraph: llm-jp-eval 1.3's cut; raw: the whole output, untouched) or "
+                    "{preset, pattern, json_key, normalize}",
     )
+    modes: dict[str, ModeSpec] = Field(default_factory=dict, description="overrides per run mode (--jallm-mode)")
     metrics: list[str] = Field(..., min_length=1)
     in_average: Optional[bool] = None
     item_pass_score: float = Field(1.0, ge=0, le=1)
@@ -283,19 +334,46 @@ class BenchmarkSpec(_Strict):
     @classmethod
     def _pattern_compiles(cls, v: Optional[str]) -> Optional[str]:
         if v is not None:
-            try:
-                compiled = regex.compile(v, regex.DOTALL)  # the engine metrics.extract_answer matches with
-            except regex.error as e:
-                raise ValueError(f"not a valid regular expression: {e}") from None
-            if compiled.groups < 1:
-                raise ValueError("needs one capturing group holding the answer")
+            _check_pattern(v)
         return v
 
+    _extraction_shorthand = field_validator("answer_extraction", mode="before")(lambda cls, v: _as_extraction(v))
+
     @model_validator(mode="after")
-    def _raw_has_no_pattern(self) -> "BenchmarkSpec":
-        if self.answer_extraction == "raw" and self.answer_pattern:
-            raise ValueError("answer_extraction 'raw' keeps the whole output: remove answer_pattern")
+    def _one_extraction(self) -> "BenchmarkSpec":
+        if self.answer_pattern and self.answer_extraction.preset != "first_paragraph":
+            raise ValueError(f"answer_pattern is the custom preset; answer_extraction {self.answer_extraction.preset!r} "
+                             "says otherwise: give one of them")
         return self
+
+    def extraction(self):
+        """The spec's answer extraction (pytest_jallm.answers.Extraction), before a run's reasoning removal."""
+        from .answers import Extraction
+
+        e = self.answer_extraction
+        if self.answer_pattern:  # the older spelling of the custom preset
+            return Extraction(preset="custom", pattern=self.answer_pattern, normalize=e.normalize is not False)
+        normalize = e.normalize if e.normalize is not None else e.preset != "raw"
+        return Extraction(preset=e.preset, pattern=e.pattern, json_key=e.json_key, normalize=normalize)
+
+    def in_mode(self, mode: str) -> "BenchmarkSpec":
+        """This spec as run mode ``mode`` changes it (unchanged when it names no such mode). A mode that
+        switches to a preset with a format of its own and gives no instruction asks for that format
+        at the end of the spec's instruction, as llm-jp-eval 2.x adds its pattern text."""
+        over = self.modes.get(mode)
+        if over is None:
+            return self
+        changes = over.model_dump(exclude_none=True, exclude={"answer_extraction"})
+        if over.answer_extraction is not None:
+            changes["answer_extraction"] = over.answer_extraction
+            changes["answer_pattern"] = None
+            if over.instruction is None:
+                from .answers import ask_for
+
+                ask = ask_for(over.answer_extraction.preset, self.language)
+                if ask and ask not in self.instruction:
+                    changes["instruction"] = f"{self.instruction}{ask}" if self.instruction else ask
+        return self.model_validate({**self.model_dump(), **changes, "modes": self.modes})
 
     @property
     def counts_in_average(self) -> bool:
@@ -306,101 +384,3 @@ class BenchmarkSpec(_Strict):
     @property
     def primary_metric(self) -> str:
         return self.metrics[0]
-
-
-def parse_spec(data: Any, path: Path) -> BenchmarkSpec:
-    """Validate parsed YAML; errors become SpecError naming file and key."""
-    if not isinstance(data, dict):
-        raise SpecError(path, "<top level>", f"expected a mapping of spec keys, got {type(data).__name__}")
-    data = dict(data)
-    data.setdefault("name", path.stem.lower().replace(".", "_"))
-    from .medharness import HARNESS_TEMPLATES
-
-    if data.get("prompt_template") in HARNESS_TEMPLATES:
-        # A japanese-lm-med-harness template fills in the question and the choices itself.
-        data.setdefault("instruction", "")
-        data.setdefault("input", "{question}")
-    try:
-        spec = BenchmarkSpec.model_validate(data)
-    except ValidationError as e:
-        key, msg = validation_problem(e)
-        more = f" (and {e.error_count() - 1} more problem(s))" if e.error_count() > 1 else ""
-        raise SpecError(path, key, msg + more) from None
-    _check_metrics(spec, path)
-    _check_templates(spec, path)
-    return spec
-
-
-def _check_metrics(spec: BenchmarkSpec, path: Path) -> None:
-    from .metrics import METRICS
-
-    for i, name in enumerate(spec.metrics):
-        if name not in METRICS:
-            raise SpecError(
-                path, f"metrics.{i}", f"unknown metric {name!r}; expected one of {', '.join(sorted(METRICS))}"
-            )
-
-
-def _check_templates(spec: BenchmarkSpec, path: Path) -> None:
-    from .prompt import TEMPLATES, template_names
-
-    if spec.prompt_template not in TEMPLATES:
-        if spec.prompt_template in template_names():
-            check_harness_template(spec, path)
-            return
-        raise SpecError(
-            path, "prompt_template", f"unknown template {spec.prompt_template!r}; expected one of {', '.join(template_names())}"
-        )
-    known = set(spec.fields.variables()) | {"choices"}
-    for var in re.findall(r"{(\w+)}", spec.input):
-        if var not in known:
-            raise SpecError(
-                path, "input", f"placeholder {{{var}}} is not mapped under 'fields' (mapped: {', '.join(sorted(known))})"
-            )
-    if "{choices}" in spec.input and spec.fields.choices is None:
-        raise SpecError(path, "fields.choices", "the input uses {choices} but no choice columns are mapped")
-
-
-def check_harness_template(spec: BenchmarkSpec, path: Path | str, key: str = "prompt_template") -> None:
-    """What a japanese-lm-med-harness template needs: a question and choices, zero-shot,
-    its own answer extraction."""
-    name = spec.prompt_template
-    if "question" not in spec.fields.variables():
-        raise SpecError(path, "fields.question", f"template {name!r} (japanese-lm-med-harness) puts the question in its "
-                        "instruction slot: map a 'question' field")
-    if spec.fields.choices is None:
-        raise SpecError(path, "fields.choices", f"template {name!r} (japanese-lm-med-harness) lists the choices: map 'choices'")
-    if spec.fewshot.count:
-        raise SpecError(path, "fewshot.count", f"template {name!r} (japanese-lm-med-harness) is zero-shot; set 0")
-    if spec.answer_pattern:
-        raise SpecError(path, "answer_pattern", f"template {name!r} cuts the answer out as the harness does; "
-                        "remove answer_pattern")
-
-
-def with_harness_template(spec: BenchmarkSpec, name: str, where: str) -> BenchmarkSpec:
-    """`--jallm-med-template NAME`: a MED spec prompted with one of japanese-lm-med-harness's
-    templates (other categories are returned unchanged)."""
-    from .medharness import HARNESS_TEMPLATES
-
-    if spec.category != "MED":
-        return spec
-    if name not in HARNESS_TEMPLATES:
-        raise SpecError(where, "--jallm-med-template", f"unknown template {name!r}; expected one of {', '.join(HARNESS_TEMPLATES)}")
-    changed = spec.model_copy(update={"prompt_template": name, "answer_pattern": None})
-    check_harness_template(changed, f"{where} (with --jallm-med-template {name})")
-    return changed
-
-
-def load_spec(path: Path | str) -> BenchmarkSpec:
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise SpecError(path, "<file>", f"not UTF-8 text ({e.reason} at byte {e.start})") from None
-    try:
-        data = load_strict(text)
-    except DuplicateKeyError as e:
-        raise SpecError(path, str(e.key), f"duplicate key at line {e.line} (only one value may be given)") from None
-    except yaml.YAMLError as e:
-        raise SpecError(path, "<yaml>", f"malformed YAML at {error_location(e)}: {getattr(e, 'problem', e)}") from None
-    return parse_spec(data, path)

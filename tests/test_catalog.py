@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
+from pytest_jallm.answers import normalize
 from pytest_jallm.data import LOADERS, DataError, load_examples, load_fewshots
-from pytest_jallm.metrics import normalize
 from pytest_jallm.prompt import render_prompt
-from pytest_jallm.spec import load_spec
+from pytest_jallm.specfile import load_spec
 from real_slices import SLICES, for_slices
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -213,7 +213,8 @@ def test_mawps_prompt_split_and_shots() -> None:
 
 
 def test_mgsm_cot_pattern_takes_the_last_number() -> None:
-    from pytest_jallm.metrics import extract_answer, get_metric
+    from pytest_jallm.answers import extract_answer
+    from pytest_jallm.metrics import get_metric
 
     spec = _spec("mgsm_cot")
     out = "卵は16個。16-3-4=9個を売る。9×2=18ドル。\n\n答えは1,018ドルです。"

@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 
 from file_server import serve_directory
-from pytest_jallm.spec import load_spec
+from pytest_jallm.specfile import load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"

@@ -254,7 +254,7 @@ def test_data_fetch_writes_the_data_dir_layout_and_verify_names_a_changed_file(t
 
 
 def load_spec_source(path: Path) -> Source:
-    from pytest_jallm.spec import load_spec
+    from pytest_jallm.specfile import load_spec
 
     return load_spec(path).source
 
@@ -266,7 +266,7 @@ SHARED = ROOT.parent / "shared" / "data"
 
 
 def _catalog_sources():
-    from pytest_jallm.spec import load_spec
+    from pytest_jallm.specfile import load_spec
 
     for path in sorted((ROOT / "benchmarks").glob("*.yaml")):
         spec = load_spec(path)

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from pytest_jallm.answers import normalize
 from pytest_jallm.data import LOADERS, load_examples
-from pytest_jallm.metrics import get_metric, normalize
-from pytest_jallm.spec import load_spec
+from pytest_jallm.metrics import get_metric
+from pytest_jallm.specfile import load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 CHOICES = ["コルヒチン", "リツキシマブ", "シクロスポリン", "メトトレキサート", "シクロホスファミド"]

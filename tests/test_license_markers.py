@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_jallm.spec import LICENSE_MARKERS, license_markers, load_spec
+from pytest_jallm.spec import LICENSE_MARKERS, license_markers
+from pytest_jallm.specfile import load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 

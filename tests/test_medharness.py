@@ -384,7 +384,7 @@ SLICE = ROOT / "samples" / "medical-slice"
 def test_medical_specs_read_the_bundled_slice(spec_name, ids, first_gold, first_prompt_tail) -> None:
     from pytest_jallm.data import load_examples
     from pytest_jallm.prompt import render_prompt
-    from pytest_jallm.spec import load_spec
+    from pytest_jallm.specfile import load_spec
 
     spec = load_spec(ROOT / "benchmarks" / f"{spec_name}.yaml")
     examples = load_examples(spec, ROOT / "benchmarks", SLICE)
@@ -414,7 +414,7 @@ def test_prompts_command_takes_the_med_template_and_the_shuffle(capsys) -> None:
 def test_a_save_to_disk_copy_at_the_mirror_path_is_read_offline(tmp_path) -> None:
     datasets = pytest.importorskip("datasets")
     from pytest_jallm.data import load_examples
-    from pytest_jallm.spec import load_spec
+    from pytest_jallm.specfile import load_spec
 
     data_dir = tmp_path / "data"
     datasets.DatasetDict({"test": datasets.Dataset.from_list([
@@ -447,9 +447,9 @@ def test_igakuqa_harness_specs_select_and_prompt_as_the_harness_on_the_real_file
     import glob
 
     from pytest_jallm.data import load_examples
-    from pytest_jallm.metrics import _harness_gold
+    from pytest_jallm.medharness import harness_gold
     from pytest_jallm.prompt import render_prompt
-    from pytest_jallm.spec import load_spec
+    from pytest_jallm.specfile import load_spec
 
     data_dir = _igakuqa_data_dir()
     root = str(data_dir / "igakuqa" / "data")
@@ -473,13 +473,13 @@ def test_igakuqa_harness_specs_select_and_prompt_as_the_harness_on_the_real_file
     assert [ex.id for ex in examples] == [r[0] for r in reference]
     for ex, (pid, question, choices, gold) in zip(examples, reference):
         assert render_prompt(spec, ex, []) == mh.render_harness_prompt(spec.prompt_template, question, choices), pid
-        assert _harness_gold(ex.gold, ex.context) == gold, pid
+        assert harness_gold(ex.gold, ex.context) == gold, pid
 
 
 def test_shuffle_moves_a_positional_label_gold_and_refuses_an_unmovable_one() -> None:
     from pytest_jallm.data import DataError, Example
     from pytest_jallm.evaluation import shuffle_choices
-    from pytest_jallm.spec import parse_spec
+    from pytest_jallm.specfile import parse_spec
 
     spec = parse_spec({
         "name": "toy", "category": "MC", "source": {"path": "x.jsonl"},

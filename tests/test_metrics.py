@@ -15,16 +15,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pytest_jallm import metrics as M
+from pytest_jallm.answers import extract_answer, normalize, out_of_choice
 from pytest_jallm.metrics import (
     METRIC_NAMES,
     MetricResult,
     MissingDependencyError,
     UnknownMetricError,
-    extract_answer,
     extract_final_number,
     get_metric,
-    normalize,
-    out_of_choice,
 )
 
 

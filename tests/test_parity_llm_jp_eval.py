@@ -24,7 +24,8 @@ import pytest
 
 from pytest_jallm.evaluation import PreparedBenchmark, RunSettings, prepare
 from pytest_jallm.prompt import render_input
-from pytest_jallm.spec import BenchmarkSpec, load_spec
+from pytest_jallm.spec import BenchmarkSpec
+from pytest_jallm.specfile import load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 PARITY = ROOT.parent / "shared" / "parity" / "llm-jp-eval-1.3.0"

@@ -20,7 +20,7 @@ import yaml
 
 from pytest_jallm.data import LOADERS, load_examples, load_fewshots
 from pytest_jallm.prompt import render_prompt
-from pytest_jallm.spec import load_spec
+from pytest_jallm.specfile import load_spec
 from real_slices import PARTIAL, SLICES, for_slices
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,7 +13,7 @@ import pytest
 
 from pytest_jallm.data import load_examples, load_fewshots
 from pytest_jallm.prompt import render_prompt
-from pytest_jallm.spec import load_spec
+from pytest_jallm.specfile import load_spec
 from real_slices import SLICES, for_slices
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,8 +8,8 @@ import json
 
 import pytest
 
+from pytest_jallm.answers import strip_think
 from pytest_jallm.baseline import read_baseline
-from pytest_jallm.metrics import strip_think
 
 SCRIPTED = "pytest_jallm.backends.scripted:ScriptedBackend"
 

@@ -85,10 +85,10 @@ class VariantsItem(_JallmItem):
 def collect_item(parent: pytest.Collector, spec: BenchmarkSpec, marks: Sequence[Any]) -> VariantsItem | None:
     if not requested(parent.config):
         return None
-    from ..medharness import is_harness_template
+    from ..prompt import template_of
 
-    if is_harness_template(spec.prompt_template):
-        return None  # a harness template is one fixed text: there are no format features to vary
+    if not template_of(spec).variants:
+        return None  # e.g. a harness template is one fixed text: there are no format features to vary
     name = f"{spec.name}[variants]"  # the id given whole, as for per-item tests (--lf under pytest >= 9)
     item = VariantsItem.from_parent(parent, name=name, nodeid=f"{parent.nodeid}::{name}", spec=spec)
     for m in (*marks, pytest.mark.jallm_variants):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_jallm.metrics import AnswerPatternTimeout, extract_answer
+from pytest_jallm.answers import AnswerPatternTimeout, extract_answer
 
 from .toy import run, write_script, write_suite
 
