@@ -49,6 +49,9 @@ class RunSettings:
     reasoning: Reasoning | None = None
     answer_preset: str | None = None  # --jallm-answer-preset: every spec's extraction preset for this run
     mode: str | None = None  # --jallm-mode: the specs' `modes.<name>` overrides (reasoning: chat, 0-shot)
+    # --jallm-mode reasoning: the least max_new_tokens a spec gets when its mode block sets none (a model
+    # that thinks first needs room; a 1-token budget would leave every answer inside the reasoning).
+    reasoning_max_new_tokens: int = 4096
     # --jallm-shuffle-choices SEED: every item's choices in a seeded random order (gold follows).
     shuffle_choices: int | None = None
     # --jallm-max-backend-errors: the share of a benchmark's requests (percent) that may fail in the
@@ -136,7 +139,16 @@ class BenchmarkResult:
 
 def effective_spec(spec: BenchmarkSpec, settings: RunSettings) -> BenchmarkSpec:
     if settings.mode is not None:
+        own = spec.modes.get(settings.mode)
         spec = spec.in_mode(settings.mode)
+        if settings.mode == REASONING_MODE:
+            # Room to think and no stop sequence inside the thinking, unless the spec's mode block says otherwise.
+            update: dict[str, Any] = {}
+            if own is None or own.max_new_tokens is None:
+                update["max_new_tokens"] = max(spec.max_new_tokens, settings.reasoning_max_new_tokens)
+            if own is None or own.stop is None:
+                update["stop"] = []
+            spec = spec.model_copy(update=update)
     if settings.num_fewshot is None or settings.num_fewshot == spec.fewshot.count:
         return spec
     if settings.num_fewshot > 0 and spec.fewshot.source is None:

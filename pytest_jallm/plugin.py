@@ -66,6 +66,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="a run mode: apply the specs' `modes.NAME` overrides. `reasoning` also uses the chat template, "
                      "zero-shot, and removes the reasoning before scoring (as Nejumi 4 / Swallow v2 evaluate "
                      "reasoning models)")
+    g.addoption("--jallm-reasoning-max-new-tokens", type=int, default=4096, metavar="N",
+                help="with --jallm-mode reasoning: the least max_new_tokens of a spec whose modes.reasoning sets none "
+                     "(default 4096)")
     g.addoption("--jallm-answer-preset", default=None, metavar="PRESET",
                 help="answer extraction preset for every spec of this run (answer_tags, choice_only, json_output, "
                      "code_output, latex_boxed, first_paragraph); scoring only")

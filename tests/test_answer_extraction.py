@@ -326,3 +326,26 @@ def test_reasoning_a_server_returns_apart_is_not_the_answer(reasoning_suite: pyt
     assert result.ret in (0, 1)
     posts = [r for r in stub.requests if r.body]
     assert len(posts) == 4 and all(r.path.endswith("/chat/completions") for r in posts)  # the mode's chat requests
+
+
+CATALOG = sorted((Path(__file__).resolve().parents[1] / "benchmarks").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CATALOG, ids=[p.stem for p in CATALOG])
+def test_every_catalog_spec_has_a_reasoning_mode_as_docs_say(path: Path) -> None:
+    """docs/catalog.md's "Reasoning mode" table: which specs ask for a format, which keep their own."""
+    from pytest_jallm.evaluation import RunSettings, effective_spec
+    from pytest_jallm.specfile import load_spec
+
+    spec = load_spec(path)
+    run = effective_spec(spec, RunSettings(model="m", mode="reasoning"))
+    assert run.max_new_tokens >= 4096 and run.stop == []  # room to think, no stop inside the thinking
+    keeps_own = spec.answer_pattern is not None or spec.prompt_template in (
+        "medpalm_five_choice_cot", "medpalm_five_choice_cot_ja")
+    if keeps_own:
+        assert "reasoning" not in spec.modes and run.extraction() == spec.extraction()
+    else:
+        preset = "code_output" if spec.category == "CG" else "answer_tags"
+        assert run.extraction().preset == preset
+        assert run.instruction.startswith(spec.instruction) and run.instruction.endswith(("ください。", "tags."))
+    assert effective_spec(spec, RunSettings(model="m")) == spec  # the default run is llm-jp-eval 1.3.0's
