@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -131,27 +132,51 @@ def _prompts(args: argparse.Namespace) -> int:
                            chat=chat, num_fewshot=num_fewshot, shuffle_choices=args.shuffle_choices, mode=args.mode)
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     seen: set[str] = set()
+    failed: list[str] = []
     try:
-        for path in _spec_files(args.specs):
-            spec = load_spec(path)
-            if args.med_template:
-                spec = with_harness_template(spec, args.med_template, str(path))
-            if spec.name in seen:
-                continue
-            seen.add(spec.name)
+        paths = _spec_files(args.specs)
+    except OSError as e:
+        print(f"pytest-jallm prompts: {e}", file=sys.stderr)
+        return 2
+    try:
+        for path in paths:
+            # One benchmark whose spec or data is broken is reported, and the others are still written.
             try:
+                spec = load_spec(path)
+                if args.med_template:
+                    spec = with_harness_template(spec, args.med_template, str(path))
+                if spec.name in seen:
+                    continue
+                seen.add(spec.name)
                 prep = prepare(spec, path, settings)
-            except DataError as e:
-                raise DataError(f"{path}: {e}") from None
+            except (SpecError, DataError) as e:
+                message = str(e) if str(e).startswith(str(path)) else f"{path}: {e}"
+                failed.append(path.name)
+                print(f"pytest-jallm prompts: {as_own_flags(message, args.parser)}", file=sys.stderr)
+                continue
             for record in request_records(prep):
                 out.write(json.dumps(record, ensure_ascii=False) + "\n")
-    except (OSError, SpecError, DataError) as e:
+    except OSError as e:
         print(f"pytest-jallm prompts: {e}", file=sys.stderr)
         return 2
     finally:
         if out is not sys.stdout:
             out.close()
+    if failed:
+        print(f"pytest-jallm prompts: {len(failed)} of {len(paths)} spec(s) failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
     return 0
+
+
+def as_own_flags(message: str, parser: argparse.ArgumentParser) -> str:
+    """A message written for a pytest run, with a subcommand's own flags: each of its options says which
+    pytest option it stands for ("as --jallm-data-dir"), so the table comes from the parser itself."""
+    table = {}
+    for action in parser._actions:
+        match = re.match(r"as (--jallm-[a-z-]+)", action.help or "")
+        if match and action.option_strings:
+            table[match.group(1)] = action.option_strings[-1]
+    return re.sub(r"--jallm-[a-z-]+", lambda m: table.get(m.group(0), m.group(0)), message)
 
 
 def _data(args: argparse.Namespace) -> int:
@@ -228,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     prompts.add_argument("--shuffle-choices", type=int, default=None, metavar="SEED", help="as --jallm-shuffle-choices")
     prompts.add_argument("--med-template", default=None, metavar="NAME", help="as --jallm-med-template")
     prompts.add_argument("-o", "--output", help="write here instead of standard output")
-    prompts.set_defaults(func=_prompts)
+    prompts.set_defaults(func=_prompts, parser=prompts)
     data = sub.add_parser("data", help="pre-fetch benchmark data for offline runners (fetch), or check a copy (verify)")
     data_sub = data.add_subparsers(dest="action", required=True)
     fetch = data_sub.add_parser("fetch", help="download every selected source into DIR, in the layout --jallm-data-dir "
