@@ -23,6 +23,7 @@ from .backends.base import (
     RequestErrors,
     SamplingSettings,
 )
+from .context_fit import DEFAULT_POLICY, FitReport, FittingBackend, keyed_identity
 from .data import DataError, Example, fingerprint, load_examples, load_fewshots
 from .fetch import DataConfig
 from .medharness import shuffle_permutations
@@ -57,6 +58,7 @@ class RunSettings:
     # --jallm-max-backend-errors: the share of a benchmark's requests (percent) that may fail in the
     # backend on their own (scored without them); above it the benchmark fails.
     max_backend_error_pct: float = 0.0
+    context_policy: str = DEFAULT_POLICY  # --jallm-context-policy: a prompt longer than the model's context
 
 
 REASONING_MODE = "reasoning"
@@ -90,6 +92,11 @@ class PreparedBenchmark:
     prompt_hash: str
     data_fingerprint: str
     seconds: float = 0.0  # loading data and rendering prompts
+    fmt: PromptFormat = CANONICAL  # the prompt format the requests were rendered in (variants: another)
+
+    def with_fewer_shots(self, index: int, shots: int, chat: bool) -> GenerationRequest:
+        """Item ``index``'s request rendered with only the first ``shots`` few-shot examples."""
+        return render_requests(self.spec, [self.examples[index]], self.shots[:shots], chat, self.fmt)[1][0]
 
 
 @dataclass
@@ -320,6 +327,7 @@ def score_benchmark(
         produced_by["shuffle_choices"] = settings.shuffle_choices
     if settings.mode is not None:
         produced_by["mode"] = settings.mode
+    produced_by["context_policy"] = settings.context_policy
     return BenchmarkResult(
         name=spec.name,
         category=spec.category,
@@ -355,6 +363,15 @@ def run_stats(
         "seconds": seconds,
         "generation_shared_by": list(shared_by),
     }
+
+
+def context_stats(report: FitReport, prep: PreparedBenchmark) -> dict[str, Any]:
+    """What the context check did to one benchmark's prompts (generated ones; cached ones were
+    checked when they were generated)."""
+    ids = [id(r) for r in prep.requests]
+    shortened = {prep.examples[i].id: report.shortened[k][0] for i, k in enumerate(ids) if k in report.shortened}
+    too_long = [prep.examples[i].id for i, k in enumerate(ids) if k in report.too_long]
+    return {"window": report.window, "checked": report.checked, "shortened": shortened, "too_long": too_long}
 
 
 ProgressFactory = Callable[[int], Any]
@@ -399,15 +416,16 @@ class Evaluation:
         return self._backend is not None
 
     def identity(self) -> BackendIdentity:
-        """The backend's identity; known without loading the model when the backend can say so."""
+        """The backend's identity (as generations are keyed: with a non-default context policy);
+        known without loading the model when the backend can say so."""
         if self._backend is not None:
-            return self._backend.identity()
+            return keyed_identity(self._backend.identity(), self.settings.context_policy)
         if self._identity is None:
             from .backends import peek_identity
 
             peeked = peek_identity(self.settings.backend, self.settings.model, self.settings.backend_options)
             self._identity = peeked if peeked is not None else self.backend.identity()
-        return self._identity
+        return keyed_identity(self._identity, self.settings.context_policy)
 
     def cache(self):
         if self._cache is None and self.settings.cache_path is not None:
@@ -454,6 +472,17 @@ class Evaluation:
         from .cache import cached_generate
 
         requests = [r for p in todo for r in p.requests]
+        owner = {id(r): (p, j) for p in todo for j, r in enumerate(p.requests)}
+        fitting: list[FittingBackend] = []
+
+        def fitted_backend() -> FittingBackend:
+            """The session's backend behind the context check (loaded only when something is missing)."""
+            fitting.append(FittingBackend(
+                self.backend, self.settings.context_policy,
+                reshot=lambda r, k: owner[id(r)][0].with_fewer_shots(owner[id(r)][1], k, self.settings.chat),
+                shots_of=lambda r: len(owner[id(r)][0].shots)))
+            return fitting[0]
+
         started = time.perf_counter()
         load_before = self.timings["load"]
         try:
@@ -464,7 +493,7 @@ class Evaluation:
             failed: dict[int, str] = {}
             try:
                 texts, generated = cached_generate(
-                    lambda: self.backend,
+                    fitted_backend,
                     requests,
                     self.settings.sampling,
                     self.cache(),
@@ -493,7 +522,8 @@ class Evaluation:
         offset = 0
         shared_by = [p.spec.name for p in todo]
         outcomes: list[BenchmarkResult | Exception] = []
-        for p in todo:
+        for whole in todo:
+            p = whole
             outputs = texts[offset : offset + len(p.requests)]
             mine = origins[offset : offset + len(p.requests)]
             offset += len(p.requests)
@@ -511,6 +541,8 @@ class Evaluation:
             if mine_failed:
                 result.backend_errors = backend_errors
             result.run = run_stats(p, mine, generate_seconds, time.perf_counter() - scoring_started, shared_by)
+            if fitting:
+                result.run["context"] = context_stats(fitting[0].report, whole)
             outcomes.append(result)
         if tally:
             self.timings["score"] += time.perf_counter() - started

@@ -69,6 +69,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--jallm-reasoning-max-new-tokens", type=int, default=4096, metavar="N",
                 help="with --jallm-mode reasoning: the least max_new_tokens of a spec whose modes.reasoning sets none "
                      "(default 4096)")
+    g.addoption("--jallm-context-policy", default="fewer-shots", choices=["fewer-shots", "error"],
+                help="a prompt longer than the model's context minus max_new_tokens: fewer-shots (default) renders "
+                     "that item with fewer few-shot examples until it fits; error fails that item alone. Recorded in "
+                     "every result's provenance")
     g.addoption("--jallm-answer-preset", default=None, metavar="PRESET",
                 help="answer extraction preset for every spec of this run (answer_tags, choice_only, json_output, "
                      "code_output, latex_boxed, first_paragraph); scoring only")

@@ -92,6 +92,7 @@ class JallmSession:
             answer_preset=self._answer_preset(),
             mode=opt("jallm_mode"),
             reasoning_max_new_tokens=opt("jallm_reasoning_max_new_tokens"),
+            context_policy=opt("jallm_context_policy"),
             shuffle_choices=opt("jallm_shuffle_choices"),
             max_backend_error_pct=_percent(opt("jallm_max_backend_errors"), "--jallm-max-backend-errors"),
         )

@@ -156,6 +156,22 @@ class HFBackend:
                 texts.append(r.prompt)
         return texts
 
+    def context_window(self) -> int | None:
+        """The model's positions (``max_position_embeddings``; GPT-2 style configs call it ``n_positions``)."""
+        config = self.model.config
+        for name in ("max_position_embeddings", "n_positions", "max_sequence_length"):
+            value = getattr(config, name, None)
+            if isinstance(value, int) and value > 0:
+                return value
+        return None
+
+    def count_prompt_tokens(self, requests: Sequence[GenerationRequest]) -> list[int]:
+        """Each request's prompt length in tokens, as `generate` tokenizes it (chat template applied)."""
+        texts = self._texts(requests)
+        # verbose=False: an overlong prompt is what this check is for, not a warning to print.
+        ids = self.tokenizer(texts, add_special_tokens=self.add_special_tokens, verbose=False)["input_ids"]
+        return [len(x) for x in ids]
+
     def generate(
         self,
         requests: Sequence[GenerationRequest],

@@ -4,8 +4,9 @@
 
 `script.json` holds `{"rules": [{"contains": "...", "output": "..."}], "default": "..."}`:
 the first rule whose `contains` occurs in the prompt gives the output;
-optional `"fail_after": N` raises after N generations and `"delay": S` sleeps
-S seconds before each generation. When
+optional `"fail_after": N` raises after N generations, `"delay": S` sleeps
+S seconds before each generation and `"context_window": N` reports a context of
+N tokens, one token per character (the context check's tests). When
 the environment variable JALLM_SCRIPTED_LOG names a file, each generate()
 call appends one JSON line with the number of prompts it received; when
 JALLM_SCRIPTED_REQUESTS names a file, every request received is appended as
@@ -36,6 +37,8 @@ class ScriptedBackend:
         self.default: str = script.get("default", "")
         self.fail_after: int | None = script.get("fail_after")
         self.delay: float = float(script.get("delay", 0))  # seconds per generation (interrupt tests)
+        # "context_window": N makes the backend report a context of N tokens, one token per character.
+        self.window: int | None = script.get("context_window")
         self.options = options
 
     def identity(self) -> BackendIdentity:
@@ -81,6 +84,12 @@ class ScriptedBackend:
             if on_result is not None:
                 on_result(i, text)
         return out
+
+    def context_window(self) -> int | None:
+        return self.window
+
+    def count_prompt_tokens(self, requests: Sequence[GenerationRequest]) -> list[int]:
+        return [len(r.prompt) if r.messages is None else sum(len(m["content"]) for m in r.messages) for r in requests]
 
     def close(self) -> None:
         pass

@@ -293,6 +293,28 @@ class VLLMBackend:
             texts.append(o.outputs[0].text)
         return texts
 
+    def context_window(self) -> int | None:
+        """The engine's ``max_model_len`` (``LLM.model_config``, vLLM 0.33 entrypoints/llm.py:344): vLLM
+        refuses a longer prompt and fails the whole call."""
+        value = getattr(getattr(self._llm, "model_config", None), "max_model_len", None)
+        return value if isinstance(value, int) and value > 0 else None
+
+    def count_prompt_tokens(self, requests: Sequence[GenerationRequest]) -> list[int]:
+        """Each prompt's length with the engine's own tokenizer (``LLM.get_tokenizer()``): raw prompts as
+        ``generate`` encodes them, conversations through the chat template as ``chat`` renders them."""
+        tokenizer = self._llm.get_tokenizer()
+        out = []
+        for r in requests:
+            if r.messages is not None:
+                # Rendered, then encoded without special tokens (the template writes them), as vLLM's chat
+                # does; tokenize=True would return a dict under transformers 5.
+                text = tokenizer.apply_chat_template(self._conversation(r), tokenize=False, add_generation_prompt=True)
+                ids = tokenizer.encode(text, add_special_tokens=False)
+            else:
+                ids = tokenizer.encode(r.prompt)
+            out.append(len(ids))
+        return out
+
     def generate(
         self,
         requests: Sequence[GenerationRequest],

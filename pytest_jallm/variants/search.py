@@ -162,7 +162,7 @@ class VariantSearch:
         examples, requests = render_requests(spec, b.sample, b.prep.shots, self.evaluation.settings.chat, fmt)
         labels = fmt.labels(spec)  # scored against the labels the format's choices carry
         scoring_spec = spec if labels == spec.labels else spec.model_copy(update={"labels": labels})
-        return replace(b.prep, spec=scoring_spec, examples=examples, requests=requests)
+        return replace(b.prep, spec=scoring_spec, examples=examples, requests=requests, fmt=fmt)
 
     def evaluate(self, pairs: Sequence[tuple[str, PromptFormat]]) -> dict[tuple[str, PromptFormat], FormatScore]:
         """Scores of (benchmark, format) pairs; every missing one generated in one backend call."""

@@ -20,6 +20,13 @@ Test hooks (module globals, set with monkeypatch):
   that raises RuntimeError, simulating a crash (e.g. CUDA OOM);
 * ``IGNORE_STOP``: when true, stop strings are not applied (an engine
   that overshoots), to exercise the backend's safety net.
+
+Context: ``LLM.model_config.max_model_len`` (llm.py:344; the ``max_model_len``
+engine arg, else ``DEFAULT_MAX_MODEL_LEN``) and ``LLM.get_tokenizer()``
+(llm.py:385); the stand-in's tokenizer makes one token per character. As the
+real engine does, a prompt longer than ``max_model_len`` fails the whole call
+with ValueError ("The decoder prompt (length N) is longer than the maximum
+model length of M").
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from ..outputs import CompletionOutput, RequestOutput
 from ..sampling_params import SamplingParams, VLLMValidationError
 
 INSTANCES: list["LLM"] = []
+DEFAULT_MAX_MODEL_LEN = 4096
 FAIL_ON_CALL: int | None = None
 IGNORE_STOP: bool = False
 
@@ -60,6 +68,23 @@ ENGINE_ARGS_VIA_KWARGS = frozenset(
         "async_scheduling",  # :844
     }
 )
+
+
+@dataclass
+class ModelConfig:
+    max_model_len: int
+
+
+class CharTokenizer:
+    """One token per character; the chat template is the stand-in's role:content lines."""
+
+    def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
+        return [ord(c) for c in text]
+
+    def apply_chat_template(self, conversation: list[dict[str, Any]], tokenize: bool = True,
+                            add_generation_prompt: bool = False, **kwargs: Any) -> Any:
+        text = "\n".join(f"{m['role']}:{m.get('content', '')}" for m in conversation)
+        return {"input_ids": self.encode(text)} if tokenize else text
 
 
 @dataclass
@@ -163,7 +188,17 @@ class LLM:
         }
         self.calls: list[Call] = []
         self._request_counter = 0
+        self.model_config = ModelConfig(kwargs.get("max_model_len") or DEFAULT_MAX_MODEL_LEN)
         INSTANCES.append(self)
+
+    def get_tokenizer(self) -> CharTokenizer:
+        return CharTokenizer()
+
+    def _check_lengths(self, prompts: Sequence[str]) -> None:
+        for p in prompts:
+            if len(p) > self.model_config.max_model_len:
+                raise ValueError(f"The decoder prompt (length {len(p)}) is longer than the maximum model length "
+                                 f"of {self.model_config.max_model_len}.")
 
     # -- helpers mirroring entrypoints/common/offline.py ---------------------
 
@@ -241,6 +276,7 @@ class LLM:
             )
         )
         self._maybe_fail()
+        self._check_lengths(texts)
         return self._run(["ECHO:" + t for t in texts], list(texts), params)
 
     def chat(
@@ -283,5 +319,6 @@ class LLM:
         # RequestOutput.prompt is the rendered prompt in real vLLM; the stand-in
         # "template" is role:content lines.
         rendered = ["\n".join(f"{m['role']}:{m.get('content', '')}" for m in c) for c in convs]
+        self._check_lengths(rendered)
         sources = ["CHAT:" + (c[-1].get("content", "") if c else "") for c in convs]
         return self._run(sources, rendered, params)
