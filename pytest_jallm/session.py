@@ -87,7 +87,10 @@ class JallmSession:
             strip_think=opt("jallm_strip_think"),
             shuffle_choices=opt("jallm_shuffle_choices"),
             max_backend_error_pct=_percent(opt("jallm_max_backend_errors"), "--jallm-max-backend-errors"),
+            save_outputs=Path(opt("jallm_save_outputs")) if opt("jallm_save_outputs") else None,
         )
+        if self.settings.save_outputs is not None and not self.is_worker:  # xdist workers append to it
+            self._start_outputs_file(self.settings.save_outputs)
         self.med_template: str | None = opt("jallm_med_template")
         if self.med_template is not None:
             from .medharness import HARNESS_TEMPLATES
@@ -105,6 +108,15 @@ class JallmSession:
             return backend_kwargs(self.config.getoption("jallm_backend"), self.config.getoption)
         except BackendOptionError as e:
             raise pytest.UsageError(str(e)) from None
+
+    @staticmethod
+    def _start_outputs_file(path: Path) -> None:
+        from .recordings import start_outputs_file
+
+        try:
+            start_outputs_file(path)
+        except OSError as e:
+            raise pytest.UsageError(f"--jallm-save-outputs {path}: cannot create the file ({e.strerror or e})") from None
 
     def _data_config(self):
         from .fetch import DataConfig
