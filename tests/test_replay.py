@@ -322,3 +322,17 @@ def test_writer_gives_up_writing_not_the_run(tmp_path: Path) -> None:
     writer.write(_raw("p"), "t")  # silent now
     assert writer.error is not None
     writer.close()
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason=f"real recordings not found at {SHARED} (the slices are checked against them)")
+def test_recorded_slices_are_the_first_lines_of_the_real_files() -> None:
+    files = sorted(p for p in RECORDED.rglob("*") if p.is_file() and p.name != "README.md")
+    assert len(files) == 6
+    for path in files:
+        rel = path.relative_to(RECORDED)
+        real, mine = (SHARED / rel).read_text(encoding="utf-8"), path.read_text(encoding="utf-8")
+        if path.suffix == ".jsonl":
+            lines = mine.splitlines(keepends=True)
+            assert len(lines) <= 20 and lines == real.splitlines(keepends=True)[: len(lines)], rel
+        else:  # the licence, as published
+            assert mine == real, rel
