@@ -134,6 +134,8 @@ def _json_lines(path: Path) -> Iterator[tuple[int, Any]]:
             hint = " (the last line, unterminated: an interrupted write?)" if truncated else ""
             raise RecordingError(f"{path}: line {number}: not JSON ({e.msg} at column {e.colno}){hint}; "
                                  "a recorded-outputs file holds one JSON object per line") from None
+        except RecursionError:
+            raise RecordingError(f"{path}: line {number}: JSON nested too deeply to be a recorded output") from None
         if not isinstance(value, dict):
             raise RecordingError(f"{path}: line {number}: expected a JSON object, got {type(value).__name__} "
                                  f"{_short(value)}")
@@ -176,6 +178,8 @@ def read_recordings(path: Path, benchmark: str | None = None) -> tuple[str | Non
     if kind is None:
         raise _not_a_recording(path, number, record)
     if kind == "baseline":
+        for _ in lines:  # every line is a JSON object (named if not) before the baseline reader's checks
+            pass
         return kind, _baseline(path)
     parse = {"m-ifeval": _m_ifeval, "fastchat": _fastchat, "outputs": _outputs}[kind]
     out: list[Recording] = []

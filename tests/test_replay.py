@@ -267,6 +267,7 @@ def test_a_missing_output_names_the_benchmark_item_and_files(tmp_path: Path) -> 
     (b'{"prompt": "p", "response": "r"}\n[1, 2, 3]\n', r"bad\.bin: line 2: expected a JSON object, got list \[1, 2, 3\]"),
     (b'"just a string"\n', r"bad\.bin: line 1: expected a JSON object, got str 'just a string'"),
     (b"42\n", r"bad\.bin: line 1: expected a JSON object, got int"),
+    (b"[" * 1_000_000 + b"]" * 1_000_000 + b"\n", r"bad\.bin: line 1: JSON nested too deeply"),
     (b'{"prompt": "p", "response": "r"}\n{"prompt": "q", "respo', r"line 2: not JSON .*the last line, unterminated: an interrupted write\?"),
     (b'{"key": 1, "prompt": "p", "instruction_id_list": []}\n',
      r"line 1: not a recorded-outputs record \(it holds prompts but no outputs.*got keys 'key', 'prompt'"),
@@ -278,6 +279,8 @@ def test_a_missing_output_names_the_benchmark_item_and_files(tmp_path: Path) -> 
     (b'{"benchmark": "b", "id": "1", "turn": 0, "prompt": "p", "output": "o"}\n', r"field 'turn': expected a turn number"),
     (b'{"benchmark": "b", "id": "1", "prompt": "p", "messages": [{"role": "user"}], "output": "o"}\n', r"field 'messages'"),
     (b'{"format": "pytest-jallm/baseline", "version": 1}\n', r"bad\.bin: line 1: "),
+    (b'{"format": "pytest-jallm/baseline", "version": 1}\n{}\n' + b"[" * 100_000 + b"]" * 100_000 + b"\n",
+     r"bad\.bin: line 3: JSON nested too deeply"),
 ])
 def test_bad_files_are_errors_naming_the_file_and_line(tmp_path: Path, content: bytes, expected: str) -> None:
     path = tmp_path / "bad.bin"
