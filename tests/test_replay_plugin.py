@@ -218,3 +218,21 @@ def test_an_outputs_file_that_cannot_be_created_is_a_usage_error(pytester: pytes
                                 "--model", write_script(pytester.path), "--jallm-save-outputs", "a-file/out.jsonl")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--jallm-save-outputs a-file/out.jsonl: cannot create the file*"])
+
+
+@pytest.mark.slow
+def test_a_real_checkpoints_saved_outputs_meet_the_gate_as_the_checkpoint_did(pytester: pytest.Pytester) -> None:
+    """The bundled weak checkpoint, held to the good one's baselines, fails the gate; its saved
+    outputs, replayed without the model, give the same scores, flips and verdicts."""
+    common = ("--jallm-thresholds-dir", str(ROOT / "thresholds"), "--jallm-baseline", "tiny-ja-good", "--jallm-no-cache",
+              "-p", "no:cacheprovider")
+    # a subprocess: torch's operator libraries cannot be loaded twice into one process
+    model = pytester.runpytest_subprocess(str(ROOT / "samples"), "--model", str(ROOT / "models" / "tiny-ja-weak"),
+                                          "--jallm-backend", "hf", "--jallm-save-outputs", "weak.jsonl",
+                                          "--jallm-results-json", "model.json", *common)
+    SEEN.clear()
+    replayed = pytester.runpytest(str(ROOT / "samples"), "--model", "weak.jsonl", "--jallm-backend", "replay",
+                                  "--jallm-results-json", "replayed.json", *common)
+    assert model.parseoutcomes() == replayed.parseoutcomes() and model.parseoutcomes().get("failed", 0) >= 1
+    assert _scores(pytester.path / "model.json") == _scores(pytester.path / "replayed.json")
+    assert any(v[2] != "pass" and v[3] > 0 for v in _scores(pytester.path / "replayed.json").values())
