@@ -153,15 +153,19 @@ def _storable(text: str) -> str:
         return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
 
 
-def _request_dict(r: GenerationRequest) -> dict[str, Any]:
-    # `r.item` is left out: the same request for another item is the same generation.
-    return {
+def _request_dict(r: GenerationRequest, per_item: bool = False) -> dict[str, Any]:
+    # `r.item` is left out: the same request for another item is the same generation, except for
+    # a backend whose outputs are per item (BackendIdentity.outputs_per_item: recorded outputs).
+    out = {
         "prompt": r.prompt,
         "messages": None if r.messages is None else [dict(m) for m in r.messages],
         "max_new_tokens": r.max_new_tokens,
         "stop": list(r.stop),
         "guided_choices": None if r.guided_choices is None else list(r.guided_choices),
     }
+    if per_item:
+        out["item"] = None if r.item is None else [r.item.benchmark, r.item.item_id, r.item.turn]
+    return out
 
 
 # --------------------------------------------------------------------------
@@ -366,9 +370,11 @@ class GenerationCache:
         head = hashlib.sha256(('{"identity":' + dumps(identity.as_dict()) + ',"request":').encode("utf-8"))
         tail = (',"sampling":' + dumps(sampling.as_dict()) + f',"v":{KEY_VERSION}}}').encode("utf-8")
 
+        per_item = identity.outputs_per_item
+
         def key(request: GenerationRequest) -> str:
             h = head.copy()
-            h.update(dumps(_request_dict(request)).encode("utf-8"))
+            h.update(dumps(_request_dict(request, per_item)).encode("utf-8"))
             h.update(tail)
             return h.hexdigest()
 
@@ -537,6 +543,7 @@ def cached_generate(
     on_progress: Callable[[int], Any] | None = None,
     identity: BackendIdentity | None = None,
     origins: list[str] | None = None,
+    on_text: Callable[[int, str], Any] | None = None,
 ) -> tuple[list[str], int]:
     """Return ``(texts in request order, number of requests actually generated)``.
 
@@ -550,7 +557,9 @@ def cached_generate(
     cache from ``on_result`` as it arrives, so a killed run keeps everything
     that had finished. ``on_progress(n)`` is called with the number of request
     slots just completed (hits in one call up front, then per result), which
-    fits ``tqdm.update``.
+    fits ``tqdm.update``. ``on_text(i, text)`` is called once per request (its index in
+    ``requests``) as soon as its text is known: cache hits right after the lookup, generated
+    texts, and the requests repeating them, as they arrive (``--jallm-save-outputs``).
 
     ``backend`` may be a zero-argument loader, called only when something is
     missing; with ``identity`` (what the backend will report, known without
@@ -586,6 +595,10 @@ def cached_generate(
             origins[slots[k][0]] = "generated"
     if n_hit and on_progress is not None:
         on_progress(n_hit)
+    if on_text is not None:
+        for i, t in enumerate(texts):
+            if t is not None:
+                on_text(i, t)
 
     if misses:
         meta = {"backend": identity.backend, "backend_version": identity.backend_version, "model_revision": identity.model_revision}
@@ -603,6 +616,9 @@ def cached_generate(
                     texts[i] = text
             if cache is not None:
                 cache.put(k, text, model=model, meta=meta)
+            if on_text is not None:
+                for i in slots[k]:
+                    on_text(i, text)
             if on_progress is not None:
                 on_progress(len(slots[k]))
 

@@ -59,6 +59,9 @@ class RunSettings:
     # backend on their own (scored without them); above it the benchmark fails.
     max_backend_error_pct: float = 0.0
     context_policy: str = DEFAULT_POLICY  # --jallm-context-policy: a prompt longer than the model's context
+    # --jallm-save-outputs FILE: every request's raw output appended as a JSON line as it arrives
+    # (recordings.OutputsWriter), for `--jallm-backend replay`.
+    save_outputs: Path | None = None
 
 
 REASONING_MODE = "reasoning"
@@ -402,6 +405,7 @@ class Evaluation:
         self.timings: dict[str, float] = {"prepare": 0.0, "load": 0.0, "generate": 0.0, "score": 0.0}
         self._cache = None
         self._identity: BackendIdentity | None = None
+        self._outputs = None  # recordings.OutputsWriter, opened at the first output
 
     @property
     def backend(self) -> Backend:
@@ -491,6 +495,7 @@ class Evaluation:
             bar = self._progress(len(requests)) if self._progress else None
             origins: list[str] = []
             failed: dict[int, str] = {}
+            save = self._output_saver(requests)
             try:
                 texts, generated = cached_generate(
                     fitted_backend,
@@ -500,6 +505,7 @@ class Evaluation:
                     on_progress=(bar.update if bar is not None else None),
                     identity=identity,
                     origins=origins,
+                    on_text=save,
                 )
             except RequestErrors as e:  # some requests failed on their own: only their benchmarks may fail
                 texts, generated, failed = e.texts, e.generated, e.failures  # type: ignore[assignment]
@@ -565,7 +571,20 @@ class Evaluation:
         kept = replace(prep, examples=[prep.examples[i] for i in keep], requests=[prep.requests[i] for i in keep])
         return kept, [outputs[i] for i in keep], {prep.examples[i].id: cause for i, cause in failed.items()}  # type: ignore[misc]
 
+    def _output_saver(self, requests: Sequence[GenerationRequest]) -> Callable[[int, str], None] | None:
+        """``on_text`` for cached_generate: appends each output to --jallm-save-outputs' file."""
+        if self.settings.save_outputs is None:
+            return None
+        if self._outputs is None:
+            from .recordings import OutputsWriter
+
+            self._outputs = OutputsWriter(self.settings.save_outputs)
+        writer = self._outputs
+        return lambda i, text: writer.write(requests[i], text)
+
     def close(self) -> None:
+        if self._outputs is not None:
+            self._outputs.close()
         if self._backend is not None:
             self._backend.close()
         if self._cache is not None:

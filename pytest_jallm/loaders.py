@@ -10,6 +10,8 @@ and the field. Common options, applied after a loader has read all files:
 
 * ``shuffle_seed``: shuffle the rows with ``random.Random(seed)`` -- the same
   permutation as llm-jp-eval's ``random.seed(seed); random.shuffle(rows)``.
+* ``skip: N``: drop the first N rows (after shuffling, before ``slice``), as llm-jp-eval
+  keeps a fixed head of a shuffled list for train (JCoLA out-of-domain: 32 rows).
 * ``slice: [start, end]``: keep ``rows[int(n*start):int(n*end)]``, as
   llm-jp-eval cuts its shuffled lists into train/dev/test (e.g. ``[0.9, 1.0]``).
 * ``copy: {new: old}``: add column ``new`` holding ``old``'s value (e.g. ``source`` for the
@@ -107,6 +109,11 @@ def _postprocess(rows: Rows, options: Mapping[str, Any]) -> Rows:
     if seed is not None:
         rows = list(rows)
         random.Random(seed).shuffle(rows)
+    skip = options.get("skip")
+    if skip is not None:
+        if isinstance(skip, bool) or not isinstance(skip, int) or skip < 0:
+            raise DataError(f"loader option 'skip' must be a number of rows (0 or more), got {skip!r}")
+        rows = rows[skip:]
     cut = options.get("slice")
     if cut is not None:
         if not (isinstance(cut, (list, tuple)) and len(cut) == 2):

@@ -21,7 +21,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--model", "--jallm-model", dest="jallm_model", default=None,
                 help="Hugging Face model id or local model directory to evaluate")
     g.addoption("--jallm-backend", default="auto",
-                help="hf | vllm | openai | auto (vllm if installed and a GPU is present, else hf) | package.module:Factory")
+                help="hf | vllm | openai | replay (recorded outputs: --model FILE_OR_DIR) | auto (vllm if installed and a "
+                     "GPU is present, else hf) | package.module:Factory")
     g.addoption("--jallm-revision", default=None, help="model revision (hub branch, tag or commit)")
     g.addoption("--jallm-items", action="store_true", help="also collect one test per benchmark example")
     g.addoption("--jallm-limit", type=int, default=None, help="evaluate only the first N examples of each benchmark")
@@ -85,6 +86,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="share of a benchmark's requests that may fail in the backend on their own (a malformed "
                      "response, a request the server rejects); they are left out of the score. Above it the "
                      "benchmark fails with the count and the first error (default 0)")
+    g.addoption("--jallm-save-outputs", default=None, metavar="FILE",
+                help="write every request's raw output as JSON lines (benchmark, id, turn, prompt, messages, output) "
+                     "as it arrives, cache hits included; replay them with --jallm-backend replay --model FILE")
     g.addoption("--jallm-report-md", default=None, help="write the results table as Markdown (e.g. $GITHUB_STEP_SUMMARY)")
     g.addoption("--jallm-results-json", default=None, help="write every score, verdict and provenance as JSON")
     g.addoption("--jallm-report-html", default=None, help="write an HTML report (tables, category radar, deltas vs baseline)")

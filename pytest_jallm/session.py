@@ -95,7 +95,10 @@ class JallmSession:
             context_policy=opt("jallm_context_policy"),
             shuffle_choices=opt("jallm_shuffle_choices"),
             max_backend_error_pct=_percent(opt("jallm_max_backend_errors"), "--jallm-max-backend-errors"),
+            save_outputs=Path(opt("jallm_save_outputs")) if opt("jallm_save_outputs") else None,
         )
+        if self.settings.save_outputs is not None and not self.is_worker:  # xdist workers append to it
+            self._start_outputs_file(self.settings.save_outputs)
         self.med_template: str | None = opt("jallm_med_template")
         if self.med_template is not None:
             from .prompt import harness_template_names
@@ -122,6 +125,15 @@ class JallmSession:
             choices = ", ".join(p for p in PRESETS if p not in ("custom", "raw"))
             raise pytest.UsageError(f"--jallm-answer-preset {preset!r}: expected one of {choices}")
         return preset
+
+    @staticmethod
+    def _start_outputs_file(path: Path) -> None:
+        from .recordings import start_outputs_file
+
+        try:
+            start_outputs_file(path)
+        except OSError as e:
+            raise pytest.UsageError(f"--jallm-save-outputs {path}: cannot create the file ({e.strerror or e})") from None
 
     def _data_config(self):
         from .fetch import DataConfig

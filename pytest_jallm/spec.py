@@ -33,10 +33,12 @@ CATEGORIES: dict[str, str] = {
     "MED": "medical question answering",
     "IF": "instruction following (M-IFEval)",
     "CHAT": "multi-turn chat quality judged by an LLM (Japanese MT-Bench)",
+    "SYN": "syntactic analysis: grammatical acceptability (JCoLA; Nejumi's GLP syntactic analysis)",
 }
 # The leaderboard reports STS but keeps it out of AVG; medical QA, instruction following and
-# judged chat are not llm-jp-eval categories, so they are reported beside AVG rather than moving it.
-CATEGORIES_OUT_OF_AVERAGE = frozenset({"STS", "MED", "IF", "CHAT"})
+# judged chat and syntactic analysis are not llm-jp-eval categories, so they are reported beside AVG
+# rather than moving it.
+CATEGORIES_OUT_OF_AVERAGE = frozenset({"STS", "MED", "IF", "CHAT", "SYN"})
 
 # Markers derived from a spec's `license` field (`-m "not noncommercial"`).
 LICENSE_MARKERS: dict[str, str] = {

@@ -34,6 +34,7 @@ UPSTREAM = {
     "mawps": ("nlp-waseda/chain-of-thought-ja-dataset", "Apache-2.0", ["LICENSE"]),
     "mgsm": ("google-research/url-nlp", "CC BY 4.0", ["mgsm/LICENSE"]),
     "wikipedia-annotated-corpus": ("ku-nlp/WikipediaAnnotatedCorpus (tag v1.1.2)", "CC BY-SA 4.0", ["LICENSE"]),
+    "jcola": ("osekilab/JCoLA", "CC BY-SA 4.0", ["LICENSE"]),
 }
 
 JMMLU_SUBJECTS = ["anatomy", "college_medicine", "japanese_history", "world_religions"]
@@ -135,6 +136,10 @@ def slices(shared: Path) -> dict[str, str]:
     out["mawps/dataset/mawps/shot_example.json"] = json_array_head(read("mawps/dataset/mawps/shot_example.json"), 4)
     out["mgsm/mgsm/mgsm_ja.tsv"] = lines_head(read("mgsm/mgsm/mgsm_ja.tsv"), 14)
     out["mgsm/mgsm/mgsm_en.tsv"] = lines_head(read("mgsm/mgsm/mgsm_en.tsv"), 4)
+    jcola = "jcola/data/jcola-v1.0"
+    out[f"{jcola}/in_domain_valid-v1.0.json"] = lines_head(read(f"{jcola}/in_domain_valid-v1.0.json"), 8)
+    out[f"{jcola}/in_domain_train-v1.0.json"] = lines_head(read(f"{jcola}/in_domain_train-v1.0.json"), 6)
+    out[f"{jcola}/out_of_domain_valid-v1.0.json"] = lines_head(read(f"{jcola}/out_of_domain_valid-v1.0.json"), 6)
     # Three small test documents (one without named entities, as many are), and the first eight
     # train documents in sorted order: the few-shot pool is the first non-empty documents in
     # sorted order, so the slice gives the real run's few-shots, four for every task.

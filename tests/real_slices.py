@@ -4,7 +4,8 @@ The slices are the first records of the published files, so they cannot match th
 of the whole files: specs read them with their pins dropped (and everything else as shipped).
 JMMLU and JSeM are sliced to a few of their files: their url/mirror pairs are cut to the files
 that are there. JMMLU's few-shot pool (32 items, half from each half of llm-jp-eval's split) is
-shrunk to 4, or the 10 test-half rows of the slice would all go to the pool.
+shrunk to 4, or the 10 test-half rows of the slice would all go to the pool. A `skip` (JCoLA
+out-of-domain's 32-row train head) is dropped: it is longer than the slice.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ PARTIAL = {"jmmlu", "jmmlu_medical", "jsem"}
 
 def _on_slices(source: Source, partial: bool) -> Source:
     update: dict = {"sha256": {}, "sha256_file": None}
+    if "skip" in source.loader_options:
+        update["loader_options"] = {k: v for k, v in source.loader_options.items() if k != "skip"}
     if partial:
         pairs = [(u, m) for u, m in zip(source.locations(), source.mirrors()) if glob.glob(str(SLICES / m))]
         update.update(url=[u for u, _ in pairs], mirror=[m for _, m in pairs])

@@ -70,6 +70,7 @@ def test_key_changes_with_every_field():
         "model": "llm-jp/llm-jp-3-3.7b",
         "model_revision": "def456",
         "settings": {"dtype": "float16", "max_model_len": 4096},
+        "outputs_per_item": True,
     }
     sampling_variants = {"temperature": 0.7, "top_p": 0.9, "repetition_penalty": 1.1, "seed": 1}
     request_variants = {
@@ -86,6 +87,10 @@ def test_key_changes_with_every_field():
     # `item` only says which benchmark item asked: the same request for another item is the same generation.
     assert set(request_variants) | {"item"} == {f.name for f in dataclasses.fields(GenerationRequest)}
     assert GenerationCache.key(IDENTITY, SAMPLING, dataclasses.replace(REQUEST, item=ItemRef("b", "x", 2))) == base
+    # ... except for a backend whose outputs are per item (recorded outputs): there every part of the item counts
+    per_item = dataclasses.replace(IDENTITY, outputs_per_item=True)
+    items = [None, ItemRef("b", "x"), ItemRef("b", "x", 2), ItemRef("b", "y"), ItemRef("c", "x")]
+    assert len({GenerationCache.key(per_item, SAMPLING, dataclasses.replace(REQUEST, item=i)) for i in items}) == len(items)
 
     keys = {base}
     for name, value in identity_variants.items():
@@ -105,7 +110,7 @@ def test_key_changes_with_every_field():
     ):
         keys.add(GenerationCache.key(IDENTITY, SAMPLING, r))
     keys.add(GenerationCache.key(dataclasses.replace(IDENTITY, settings={**IDENTITY.settings, "extra": None}), SAMPLING, REQUEST))
-    assert len(keys) == 1 + 5 + 4 + 5 + 6 + 1
+    assert len(keys) == 1 + 6 + 4 + 5 + 6 + 1
 
 
 def test_key_ignores_representation_details():
@@ -232,6 +237,23 @@ def test_hit_miss_and_rerun_generates_nothing(tmp_path):
     assert cache.get_many([GenerationCache.key(backend.identity(), SAMPLING, reqs[0]), "nope"]) == {
         GenerationCache.key(backend.identity(), SAMPLING, reqs[0]): slow.fake_text(reqs[0])
     }
+    cache.close()
+
+
+def test_on_text_sees_every_request_once_hits_first_then_as_generated(tmp_path):
+    """--jallm-save-outputs' hook: each request's text once, repeated requests included, cache hits
+    right after the lookup (before the backend runs), generated ones as the backend reports them."""
+    cache = GenerationCache(tmp_path / "c.sqlite")
+    a, b, c = slow.numbered_requests(3)
+    backend = slow.SlowBackend()
+    cached_generate(backend, [b], SAMPLING, cache)
+    seen: list[tuple[int, str, int]] = []
+    on_text = lambda i, text: seen.append((i, text, backend.generated))  # noqa: E731
+    texts, generated = cached_generate(backend, [a, b, a, c], SAMPLING, cache, on_text=on_text)
+    assert generated == 2
+    assert sorted((i, t) for i, t, _ in seen) == list(enumerate(texts))
+    assert seen[0] == (1, slow.fake_text(b), 1)  # the hit, before anything new was generated
+    assert {i for i, _, n in seen if n == 2} == {0, 2}  # both slots of `a` as soon as `a` arrived
     cache.close()
 
 

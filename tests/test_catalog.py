@@ -41,6 +41,7 @@ CATALOG = {
     "HE": {"mmlu_en", "jmmlu"},
     "SUM": {"xlsum_ja"},
     "CG": {"mbpp"},
+    "SYN": {"jcola-in-domain", "jcola-out-of-domain"},
     "MED": {"igakuqa", "igakuqa_en", "igakuqa_cot", "igakuqa_en_cot", "jmmlu_medical", "mmlu_medical",
             "igakuqa_harness", "igakuqa_harness_en", "medqa_ja", "medqa_en", "medmcqa_ja", "medmcqa_en"},
 }

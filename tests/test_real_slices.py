@@ -78,6 +78,9 @@ EXPECTED = {
     "jmmlu": lambda: sum(_csv_rows(f) - _csv_rows(f) // 2 for f in _sliced("jmmlu/JMMLU/*.csv")) - 2,
     # shuffled, then the last tenth: 20 problems -> 2
     "jsem": lambda: _second_half(sum(_text(f).count("<problem ") for f in _sliced("jsem/data/v1.0/*.xml")), 0.9),
+    "jcola-in-domain": lambda: _lines("jcola/data/jcola-v1.0/in_domain_valid-v1.0.json"),
+    # the test half of the shuffled rows (the slice is shorter than llm-jp-eval's 32-row train head)
+    "jcola-out-of-domain": lambda: _second_half(_lines("jcola/data/jcola-v1.0/out_of_domain_valid-v1.0.json"), 0.5),
 }
 
 
@@ -97,7 +100,7 @@ def _mirrored_specs() -> list[str]:
 
 def test_slices_cover_every_shared_folder_small_and_licensed() -> None:
     folders = {"jglue", "jmmlu", "janli", "jamp", "jsick", "jsem", "jemhopqa", "niilc", "jcommonsensemorality",
-               "mawps", "mgsm", "wikipedia-annotated-corpus"}
+               "mawps", "mgsm", "wikipedia-annotated-corpus", "jcola"}
     assert {p.name for p in SLICES.iterdir() if p.is_dir()} == folders
     total = sum(p.stat().st_size for p in SLICES.rglob("*") if p.is_file())
     assert total < 500_000
@@ -162,12 +165,13 @@ def _unpinned(raw: dict) -> dict:
         if source:
             source.pop("sha256", None)
             source.pop("sha256_file", None)
+            (source.get("loader_options") or {}).pop("skip", None)  # as real_slices.for_slices
     return raw
 
 
 def test_a_run_reads_the_slices_through_data_dir(pytester: pytest.Pytester) -> None:
     """The plugin end to end: the spec files as shipped less their sha256 pins (a slice is not
-    the pinned file), --jallm-data-dir at the slices, 0-shot."""
+    the pinned file) and a `skip` longer than its slice, --jallm-data-dir at the slices, 0-shot."""
     specs = [name for name in _mirrored_specs() if name not in PARTIAL]
     bench = pytester.mkdir("benchmarks")
     for name in specs:

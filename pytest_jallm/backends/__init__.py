@@ -1,4 +1,4 @@
-"""Backend selection: `--jallm-backend hf|vllm|openai|auto` or `package.module:Factory`."""
+"""Backend selection: `--jallm-backend hf|vllm|openai|replay|auto` or `package.module:Factory`."""
 
 from __future__ import annotations
 
@@ -25,9 +25,10 @@ from .base import (
 from . import hf as _hf  # noqa: F401
 from . import vllm as _vllm  # noqa: F401
 from . import openai as _openai  # noqa: F401
+from . import replay as _replay  # noqa: F401
 # isort: on
 
-BUILTIN = ("hf", "vllm", "openai")
+BUILTIN = ("hf", "vllm", "openai", "replay")
 
 
 def _gpu_present() -> bool:

@@ -65,22 +65,30 @@ class GenerationRequest:
 
 @dataclass(frozen=True)
 class BackendIdentity:
-    """What produced a generation: part of the cache key and of every baseline."""
+    """What produced a generation: part of the cache key and of every baseline.
+
+    ``outputs_per_item``: the output depends on which item asks, not only on the request (a
+    backend serving recorded outputs): the cache then keys, and de-duplicates, requests per
+    ``GenerationRequest.item``, so two items with the same prompt keep their own outputs."""
 
     backend: str
     backend_version: str
     model: str
     model_revision: str
     settings: Mapping[str, Any] = field(default_factory=dict)
+    outputs_per_item: bool = False
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "backend": self.backend,
             "backend_version": self.backend_version,
             "model": self.model,
             "model_revision": self.model_revision,
             "settings": dict(self.settings),
         }
+        if self.outputs_per_item:  # only when set, so every other backend's cache keys stay as they were
+            out["outputs_per_item"] = True
+        return out
 
 
 class BackendError(RuntimeError):
