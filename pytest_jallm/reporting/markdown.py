@@ -7,11 +7,12 @@ from typing import Any, Mapping, Sequence
 
 from tabulate import tabulate
 
+from ..gate import Verdict
 from .record import BenchmarkRecord, averages
 from .terminal import average_lines, average_note, medical_block, table_rows
 
-VERDICT_MARK = {"pass": "✅", "improved": "⬆️", "accepted": "📌", "no baseline": "➖", "stale": "⚠️", "unpaired": "⚠️",
-                "regressed": "❌", "FAIL": "❌", "invalid baseline": "❌", "not written": "❌"}
+VERDICT_MARK = {Verdict.PASS: "✅", Verdict.IMPROVED: "⬆️", Verdict.ACCEPTED: "📌", Verdict.NO_BASELINE: "➖",
+                Verdict.STALE: "⚠️", Verdict.UNPAIRED: "⚠️", **{v: "❌" for v in Verdict if v.failing}}
 MD_HEADERS = ["benchmark", "cat", "metric", "n", "score", "OoC %", "baseline", "Δ", "p", "p adj", "flips −/+", "MDD", "verdict"]
 MAX_MESSAGE = 1500  # characters of a failure message in the Markdown summary
 

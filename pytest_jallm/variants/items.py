@@ -10,7 +10,8 @@ from typing import Any, Mapping, Sequence
 
 import pytest
 
-from ..items import BenchmarkFailure, _JallmItem, shorten
+from ..display import shorten
+from ..items import BenchmarkFailure, _JallmItem
 from ..spec import BenchmarkSpec
 from .grammar import CANONICAL
 from .search import FormatScore, VariantLimits, VariantResult, VariantSearch, check
