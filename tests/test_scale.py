@@ -241,3 +241,24 @@ def test_failure_summary_keeps_teardown_sections_with_the_index(pytester: pytest
         assert f"teardown of case {case}" in out
     assert out.count("Captured stdout teardown") == 30  # each failure and (with -rA) each pass
     assert "the index is not installed" not in out
+
+
+@pytest.mark.slow
+def test_unused_threshold_entries_are_reported_under_xdist_and_strict_fails_the_run(pytester: pytest.Pytester) -> None:
+    # The xdist controller collects nothing: the workers tell it what they collected.
+    write_suite(pytester.path)
+    script = write_script(pytester.path)
+    pytester.runpytest(*base_args(script, "--jallm-update-baseline")).assert_outcomes(passed=3)
+    thresholds = pytester.path / "thresholds"
+    (thresholds / "model.yaml").write_text("benchmarks:\n  toy_mc: {min_score: 50}\n  toy_mcc: {min_score: 50}\n")
+    (thresholds / "model" / "toy_gone.baseline.jsonl").write_text("")
+    unused = ["*2 threshold entr(y/ies) or baseline file(s) match no collected benchmark (typo? removed benchmark?): "
+              "*model.yaml: benchmarks.toy_mcc, *toy_gone.baseline.jsonl*"]
+    lax = pytester.runpytest_subprocess(*base_args(script, "-n", "2"))
+    lax.assert_outcomes(passed=3)
+    assert lax.ret == pytest.ExitCode.OK
+    lax.stdout.fnmatch_lines(unused)
+    strict = pytester.runpytest_subprocess(*base_args(script, "-n", "2", "--jallm-strict"))
+    strict.assert_outcomes(passed=3)  # every benchmark passes; the run fails for the typo
+    assert strict.ret == pytest.ExitCode.TESTS_FAILED
+    strict.stdout.fnmatch_lines([unused[0] + " — failed by --jallm-strict"])

@@ -27,7 +27,7 @@ def record_fields(details: GateDetails, decision: Decision) -> dict[str, Any]:
         "flipped_worse": shown.losses if shown else None,
         "flipped_better": shown.gains if shown else None,
         "mdd": None if mdd is None else round(mdd, 2),
-        "underpowered": mdd is not None and details.limits.max_drop < mdd,
+        "underpowered": decision.underpowered,
         "gate": details.model_copy(update={"warnings": decision.warnings + decision.notes}),
     }
 

@@ -45,6 +45,7 @@ class Decision:
     notes: list[str] = field(default_factory=list)  # reported, not failing (e.g. min_score on a smoke run)
     baseline_score: float | None = None  # what the run is compared with, 0-100 (over the paired items)
     mdd: float | None = None  # minimum detectable drop at 80% power, points
+    underpowered: bool = False  # the corrected test alone cannot see a drop of max_drop 4 times in 5
 
     @property
     def passed(self) -> bool:
@@ -103,9 +104,11 @@ def decide(d: GateDetails) -> Decision:
                            f"baseline's {b.items} items{partial} (min_paired {lim.min_paired:g}%): the baseline does not "
                            "describe these items — accept a new one with --jallm-update-baseline")
         if partial:
-            out.warnings.append(f"compared with a partial baseline{partial}")
+            out.warnings.append(partial_note(b.partial_limit))  # type: ignore[arg-type]
         out.baseline_score = cmp.baseline_mean * 100  # over the paired items: a smoke run compares like with like
         out.mdd = detectable_drop(d)
+        test_alone = detectable_drop(d, with_max_drop=False)
+        out.underpowered = test_alone is not None and lim.max_drop < test_alone
         fam = d.family
         p = cmp.p_value if fam.p_adjusted is None else fam.p_adjusted
         if cmp.drop_points > lim.max_drop and p < lim.alpha:
@@ -127,7 +130,7 @@ def decide(d: GateDetails) -> Decision:
             out.verdict = Verdict.REGRESSED
             return out
         if partial:
-            out.warnings.append(f"compared with a partial baseline{partial}")
+            out.warnings.append(partial_note(b.partial_limit))  # type: ignore[arg-type]
     out.verdict = Verdict.FAIL if out.failures else Verdict.PASS
     return out
 
@@ -143,18 +146,22 @@ def _accepted(d: GateDetails, out: Decision) -> Decision:
     return out
 
 
-def detectable_drop(d: GateDetails) -> float | None:
-    """MDD@80% of a binary paired test at the family-corrected level, from the harmless churn."""
+def detectable_drop(d: GateDetails, with_max_drop: bool = True) -> float | None:
+    """MDD@80% of the gate on a binary paired test at the family-corrected level, from the harmless
+    churn; `with_max_drop=False`: what the corrected test alone detects (max_drop 0)."""
     cmp = d.paired
     if cmp is None or cmp.test != "mcnemar-exact" or not cmp.n_paired or d.churn is None:
         return None
-    return min_detectable_drop(cmp.n_paired, d.churn.rate, d.limits.alpha / d.family.size, d.limits.max_drop)
+    return min_detectable_drop(cmp.n_paired, d.churn.rate, d.limits.alpha / d.family.size,
+                               d.limits.max_drop if with_max_drop else 0.0)
+
+
+def partial_note(limit: int) -> str:
+    return f"partial baseline: accepted from a --jallm-limit {limit} run, it holds those {limit} items only"
 
 
 def partial_phrase(limit: int | None) -> str:
-    if limit is None:
-        return ""
-    return f" (partial baseline: accepted from a --jallm-limit {limit} run, it holds those {limit} items only)"
+    return "" if limit is None else f" ({partial_note(limit)})"
 
 
 FAMILY_LABELS = {"holm": "Holm", "bonferroni": "Bonferroni"}

@@ -189,7 +189,7 @@ class BenchmarkRecord(BaseModel):
     flipped_worse: int | None = None
     flipped_better: int | None = None
     mdd: float | None = Field(None, description="minimum detectable drop at 80% power, points")
-    underpowered: bool = Field(False, description="max_drop is below the mdd")
+    underpowered: bool = Field(False, description="max_drop is below what the corrected paired test alone detects 4 times in 5")
     outcome: str = Field("passed", description="pytest outcome of the benchmark test")
     message: str | None = Field(None, description="why the gate failed (the test's failure text)")
     gate: GateDetails | None = Field(None, description="what the gate decided from (absent in files older than schema 3)")

@@ -138,7 +138,7 @@ def paired_test_table(rows: Sequence[BenchmarkRecord]) -> str:
         return ""
     note = (f"{family_phrase(rows)} (compared with alpha). MDD@80%: the smallest true drop (points) the gate flags 4 "
             f"times in 5 at max_drop and the corrected alpha, from n and the harmless churn ({churn_phrase(rows)}); "
-            "UNDERPOWERED: max_drop is below it.")
+            "UNDERPOWERED: the corrected test alone cannot see a drop of max_drop 4 times in 5.")
     return tabulate(body, headers=STATS_HEADERS, tablefmt="simple", disable_numparse=True) + "\n" + note
 
 
@@ -159,7 +159,8 @@ def gate_notes(rows: Sequence[BenchmarkRecord], *, unused: Sequence[str] = (), s
                     f"--jallm-limit run): {names} — accept full baselines", True))
     weak = sorted(r.name for r in rows if r.underpowered)
     if weak:
-        out.append((f"pytest-jallm: underpowered: max_drop is below the minimum detectable drop for {', '.join(weak)}", True))
+        out.append((f"pytest-jallm: underpowered: the family-corrected paired test cannot see a drop of max_drop 4 times "
+                    f"in 5 for {', '.join(weak)}", True))
     if unused:
         tail = " — failed by --jallm-strict" if strict else ""
         out.append((f"pytest-jallm: WARNING: {len(unused)} threshold entr(y/ies) or baseline file(s) match no collected "
