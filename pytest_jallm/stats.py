@@ -14,6 +14,7 @@ bootstrap, no floor on the p-value.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
@@ -61,6 +62,16 @@ def sign_flip_test(diffs: Sequence[float], grid: int = SIGN_FLIP_GRID) -> tuple[
     return _tail(pmf[: gained + 1].sum(), -observed, spread), _tail(pmf[gained:].sum(), observed, spread)
 
 
+@functools.lru_cache(maxsize=4)
+def _cos_tables(n: int):
+    """cos(pi m / n) for m in [0, 2n) (its period in m) and the log of its magnitude."""
+    import numpy as np
+
+    cos_table = np.cos(np.pi * np.arange(2 * n) / n)
+    with np.errstate(divide="ignore"):
+        return cos_table, np.log(np.abs(cos_table))
+
+
 FFT_RESOLUTION = 1e-9  # below this a tail sum is rounding noise
 
 
@@ -84,9 +95,7 @@ def _subset_sum_pmf(weights):
     n = 1 << total.bit_length()  # > total
     values, counts = np.unique(weights, return_counts=True)
     j = np.arange(n, dtype=np.int64)
-    cos_table = np.cos(np.pi * np.arange(2 * n) / n)  # cos(pi m / n) has period 2n in m
-    with np.errstate(divide="ignore"):
-        log_table = np.log(np.abs(cos_table))
+    cos_table, log_table = _cos_tables(n)
     log_mag = np.zeros(n)
     negative = np.zeros(n, dtype=bool)
     for value, count in zip(values.tolist(), counts.tolist()):

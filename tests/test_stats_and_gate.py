@@ -157,9 +157,24 @@ def test_family_simulation_script_runs_and_holm_cuts_false_alarms(capsys: pytest
     spec = importlib.util.spec_from_file_location("family_simulation", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    module.main(["--runs", "200", "--seed", "1"])
+    module.main(["--runs", "200", "--seed", "1", "--continuous-runs", "0"])
     out = capsys.readouterr().out
     rows = [line.split() for line in out.splitlines() if line.strip().startswith("10%")]
     per_benchmark, holm = (float(x.rstrip("%")) for x in rows[0][1:3])  # false alarms at 10% churn
     assert holm < per_benchmark and holm <= 10
     assert "power: a true 3-point drop on the 1000-item benchmark is flagged" in out
+
+
+@pytest.mark.slow
+def test_family_simulation_of_continuous_scores(capsys: pytest.CaptureFixture[str]) -> None:
+    """The continuous part of perf/family_simulation.py (the plugin's sign-flip test on char_f1-like scores)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "perf" / "family_simulation.py"
+    spec = importlib.util.spec_from_file_location("family_simulation", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.continuous(10, module.np.random.default_rng(2))  # false alarms <= 5% with Holm, collapse flagged
+    out = capsys.readouterr().out
+    assert "a 60-point collapse among 200 benchmarks" in out and "(flagged)" in out and "never flagged" in out
