@@ -18,8 +18,14 @@ review diff of an update shows each flipped item as one changed line:
     {"id": "q1", "score": 1.0, "pred": "3"}
     …
 
+The header may also hold `"partial": {"limit": N}` (accepted from a `--jallm-limit N` run with
+`--jallm-accept-partial`: it holds the first N items only) and `"reruns": {"runs": …, "items": …,
+"flips": …}` (re-runs of the accepted model, see `with_rerun`: the harmless churn the minimum
+detectable drop is computed from). Both are absent from an ordinary full baseline.
+
 A baseline is validated before it is compared (see `validate_baseline`): a hand-edited or
-truncated file is an error naming the file and line, never a quiet `pass`.
+truncated file, a header naming another benchmark or an empty provenance is an error naming the
+file and line, never a quiet `pass`.
 """
 
 from __future__ import annotations
@@ -164,6 +170,19 @@ def unused_entries(model: ThresholdFileModel, known: Sequence[str]) -> list[str]
 # --- baseline files ------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Reruns:
+    """Re-runs of the accepted model (identical provenance) seen by --jallm-update-baseline."""
+
+    runs: int
+    items: int  # items paired over all re-runs
+    flips: int  # of those, items whose score changed
+
+    @property
+    def churn(self) -> float | None:
+        return self.flips / self.items if self.items else None
+
+
 @dataclass
 class Baseline:
     benchmark: str
@@ -176,6 +195,37 @@ class Baseline:
     items: dict[str, float] = field(default_factory=dict)  # id -> per-item score, 0..1
     predictions: dict[str, str] = field(default_factory=dict)  # id -> extracted prediction (capped)
     path: str = ""
+    partial: int | None = None  # accepted from a --jallm-limit run of this many items (--jallm-accept-partial)
+    reruns: Reruns | None = None
+
+    @property
+    def partial_limit(self) -> int | None:
+        """The --jallm-limit this baseline was accepted from. Files older than the `partial` key: their
+        provenance's limit, when the file holds that many items (fewer: the data ran out first)."""
+        if self.partial is not None:
+            return self.partial
+        limit = self.produced_by.get("limit")
+        if isinstance(limit, int) and not isinstance(limit, bool) and len(self.items) >= limit:
+            return limit
+        return None
+
+
+def with_rerun(old: Baseline | None, new: Baseline) -> Baseline:
+    """`new`, carrying the re-run history of `old` when it re-runs the accepted model.
+
+    An accept whose provenance (model revision, backend and its settings, sampling, prompt, data,
+    few-shots, plugin version …) equals the old baseline's is a re-run of the same model: the items
+    it flips are harmless churn (e.g. batch nondeterminism). Re-runs are counted once one has
+    flipped something, so a deterministic model's file is never rewritten for nothing."""
+    if old is None or old.produced_by != new.produced_by or old.metric != new.metric:
+        return new
+    paired = [i for i in new.items if i in old.items]
+    flips = sum(1 for i in paired if old.items[i] != new.items[i])
+    if not paired or (flips == 0 and old.reruns is None):
+        return new
+    prev = old.reruns or Reruns(0, 0, 0)
+    new.reruns = Reruns(prev.runs + 1, prev.items + len(paired), prev.flips + flips)
+    return new
 
 
 def baseline_path(threshold_path: Path, benchmark: str) -> Path:
@@ -193,6 +243,10 @@ def render_baseline(b: Baseline) -> str:
     """The file text: header, provenance, then one item per line in data order."""
     header = {"format": BASELINE_FORMAT, "version": BASELINE_VERSION, "benchmark": b.benchmark, "metric": b.metric,
               "binary": b.binary, "n": b.n, "score": b.score, "ooc_rate": b.ooc_rate}
+    if b.partial is not None:
+        header["partial"] = {"limit": b.partial}
+    if b.reruns is not None:
+        header["reruns"] = {"runs": b.reruns.runs, "items": b.reruns.items, "flips": b.reruns.flips}
     lines = [json.dumps(header, ensure_ascii=False), json.dumps({"produced_by": b.produced_by}, ensure_ascii=False, sort_keys=True)]
     dumps = json.dumps
     for item_id, score in b.items.items():
@@ -205,8 +259,9 @@ def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def read_baseline(path: Path) -> Baseline | None:
-    """The baseline stored at `path`, validated; None when there is none. BaselineError when it is broken."""
+def read_baseline(path: Path, benchmark: str | None = None) -> Baseline | None:
+    """The baseline stored at `path`, validated; None when there is none. BaselineError when it is
+    broken, or when its header names another benchmark than `benchmark`."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -232,14 +287,45 @@ def read_baseline(path: Path) -> Baseline | None:
             raise BaselineError(path, "line 1", f"key '{key}': expected {kind.__name__}, got {header.get(key)!r}")
     if not isinstance(header.get("n"), int) or isinstance(header.get("n"), bool) or header["n"] < 0:
         raise BaselineError(path, "line 1", f"key 'n': expected a count, got {header.get('n')!r}")
+    if benchmark is not None and header["benchmark"] != benchmark:
+        raise BaselineError(path, "line 1", f"key 'benchmark' is {header['benchmark']!r}, but this is the baseline file of "
+                            f"{benchmark!r} (copied from another benchmark?): accept a new one with --jallm-update-baseline")
+    if not provenance["produced_by"]:
+        raise BaselineError(path, "line 2", "key 'produced_by' is empty: nothing records what produced this baseline, so "
+                            "it cannot be matched with this run — accept a new one with --jallm-update-baseline")
+    partial, reruns = _partial_of(header.get("partial"), path), _reruns_of(header.get("reruns"), path)
     items, preds = _items_of(rows, path)
     b = Baseline(benchmark=header["benchmark"], metric=header["metric"], score=header.get("score"),  # type: ignore[arg-type]
                  ooc_rate=header.get("ooc_rate"), n=header["n"], binary=header["binary"],
-                 produced_by=provenance["produced_by"], items=items, predictions=preds, path=str(path))
+                 produced_by=provenance["produced_by"], items=items, predictions=preds, path=str(path),
+                 partial=partial, reruns=reruns)
     problems = validate_baseline(b)
     if problems:
         raise BaselineError(path, problems[0][0], problems[0][1])
     return b
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _partial_of(value: Any, path: Path) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or set(value) != {"limit"} or not _count(value["limit"]) or value["limit"] < 1:
+        raise BaselineError(path, "line 1", f"key 'partial': expected {{\"limit\": N}} with N >= 1, got {value!r}")
+    return value["limit"]
+
+
+def _reruns_of(value: Any, path: Path) -> Reruns | None:
+    if value is None:
+        return None
+    keys = ("runs", "items", "flips")
+    if not isinstance(value, dict) or set(value) != set(keys) or not all(_count(value[k]) for k in keys) \
+            or value["flips"] > value["items"]:
+        raise BaselineError(path, "line 1", f"key 'reruns': expected {{\"runs\": R, \"items\": N, \"flips\": F}} "
+                            f"with counts and F <= N, got {value!r}")
+    return Reruns(value["runs"], value["items"], value["flips"])
 
 
 def _records_line_by_line(text: str, path: Path) -> list[Any]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 
@@ -12,30 +12,14 @@ from .backends.base import BackendError
 from .baseline import BaselineError, ThresholdError
 from .cache import CacheError
 from .data import DataError, resolve_files
-from .gate import Assessment, decide, gate_record
+from .display import shorten
+from .session import SESSION_KEY, JallmSession
 from .spec import SpecError, license_markers
 from .specfile import load_spec, with_harness_template
-
-if TYPE_CHECKING:
-    from .session import JallmSession
-
-MAX_SHOWN = 600  # characters of untrusted text shown in a failure message
-
-
-def shorten(text: str, limit: int = MAX_SHOWN) -> str:
-    """Printable, bounded rendering of model output or prompts."""
-    text = text.encode("utf-8", "replace").decode("utf-8")
-    text = "".join(ch if ch.isprintable() or ch in "\n\t" else f"\\x{ord(ch):02x}" for ch in text)
-    if len(text) <= limit:
-        return text
-    half = limit // 2
-    return f"{text[:half]} … [{len(text) - limit} characters cut] … {text[-half:]}"
-
 
 # More tests per benchmark file (the variants' `name[variants]`): factories the plugin registers,
 # so that this module imports none of the modules that build on it.
 EXTRA_ITEMS_KEY = pytest.StashKey[list]()
-SESSION_KEY = pytest.StashKey["JallmSession"]()  # the run's session, which plugin.py sets up
 
 
 class BenchmarkFailure(AssertionError):
@@ -93,7 +77,7 @@ class _JallmItem(pytest.Item):
         self.spec = spec
 
     @property
-    def jallm(self) -> "JallmSession":
+    def jallm(self) -> JallmSession:
         return self.config.stash[SESSION_KEY]
 
     def _result(self):
@@ -111,90 +95,33 @@ class _JallmItem(pytest.Item):
 
 
 class BenchmarkItem(_JallmItem):
-    """Asserts the score threshold, the OoC threshold and no paired regression."""
+    """The gate's verdict on one benchmark: its thresholds and no paired regression (`pytest_jallm.gate`)."""
 
     def runtest(self) -> None:
         result = self._result()
-        jallm = self.jallm
-        limits = jallm.limits(self.spec)
-        smoke = jallm.settings.limit is not None
-        options = dict(score=result.score, ooc_rate=result.ooc_rate, limits=limits, smoke=smoke,
-                       enforce_min_score=jallm.enforce_min_score)
-        written: str | None = None
-        testable = False
-        if jallm.update_baseline:
-            gate = decide(Assessment(), **options)  # being replaced: absolute thresholds still apply
-            gate.warnings.clear()
-            try:
-                path, changed = jallm.accept_baseline(result)
-                written = f"{path} ({'changed' if changed else 'unchanged'})"
-                verdict = "accepted" if gate.passed else gate.verdict
-            except OSError as e:  # disk full, read-only: the write is atomic, the old file is intact
-                gate.failures.append(f"baseline NOT written to {jallm.baseline_file(result.name)} ({e}); the file is unchanged")
-                verdict = "not written"
-        else:
-            a = jallm.assessment(self.spec, result)
-            gate = decide(a, p_adjusted=jallm.adjusted_p(self), family=jallm.family, strict=jallm.strict, **options)
-            verdict = gate.verdict
-            testable = gate.comparison is not None
-        cmp = gate.comparison
-        mdd = gate_mdd(result, cmp, limits.alpha / jallm.family_size(self.session))
-        flips = flip_records(result, jallm.baseline(result.name), cmp) if cmp is not None and cmp.losses else []
-        if gate.verdict == "regressed" and flips:
-            gate.failures[-1] += "\n" + render_flips(flips, jallm.diff_items)
-        record = gate_record(result, gate, verdict=verdict, limits=limits, family=jallm.family, testable=testable,
-                             mdd=mdd, flips=flips, written=written)
+        judgement = self.jallm.judge(self.spec, result)
+        record, details = judgement.record, judgement.details
         # Scores travel as user properties: JUnit XML shows them and xdist carries them to the
         # controller, which builds the table (and adds the test's outcome and failure message).
         self.user_properties.append(("jallm_summary", record.model_dump_json(exclude={"outcome", "message"})))
-        delta = None if gate.baseline_score is None else result.score - gate.baseline_score
-        shown = {"score": (result.score, ".4f"), "ooc_rate": (result.ooc_rate, ".4f"), "baseline": (gate.baseline_score, ".4f"),
-                 "delta": (delta, "+.4f"), "p_value": (record.p_value, ".6g"), "p_adjusted": (gate.p_adjusted, ".6g")}
+        delta = None if record.baseline is None else details.score - record.baseline
+        shown = {"score": (details.score, ".4f"), "ooc_rate": (details.ooc_rate, ".4f"), "baseline": (record.baseline, ".4f"),
+                 "delta": (delta, "+.4f"), "p_value": (record.p_value, ".6g"), "p_adjusted": (record.p_adjusted, ".6g")}
         self.user_properties += [(f"jallm_{key}", format(value, spec)) for key, (value, spec) in shown.items() if value is not None]
-        self.user_properties.append(("jallm_verdict", record.verdict))
-        for w in gate.warnings + gate.notes:
+        self.user_properties.append(("jallm_verdict", str(record.verdict)))
+        for w in judgement.decision.warnings + judgement.decision.notes:
             self.warn(pytest.PytestWarning(f"{result.name}: {w}"))
-        if not gate.passed:
-            raise BenchmarkFailure(f"{result.name} ({result.category}, {result.metric}, n={result.n}):\n  - " + "\n  - ".join(gate.failures))
+        if not judgement.passed:
+            raise BenchmarkFailure(judgement.failure_text)
 
 
-def gate_mdd(result, cmp, alpha: float) -> float | None:
-    """Minimum detectable drop at 80% power (binary metrics), from n and the observed flip rate."""
-    if not result.binary or cmp is None or not cmp.n_paired:
-        return None
-    from .stats import min_detectable_drop
-
-    return min_detectable_drop(cmp.n_paired, (len(cmp.losses) + len(cmp.gains)) / cmp.n_paired, alpha)
-
-
-FLIP_TEXT = 160  # characters of each field of a flipped item in reports
-
-
-def flip_records(result, baseline, cmp) -> list[dict[str, str]]:
-    """Every item that got worse, with its input, gold and the two predictions."""
-    preds = getattr(baseline, "predictions", {}) or {}
-    out = []
-    for item_id in cmp.losses:
-        it = result.item(item_id)
-        out.append({
-            "id": item_id,
-            "input": shorten(" ".join((it.input or it.prompt[-FLIP_TEXT:]).split()), FLIP_TEXT),
-            "gold": shorten(it.gold, FLIP_TEXT),
-            "baseline": shorten(preds.get(item_id, "?"), FLIP_TEXT),
-            "now": shorten(it.prediction, FLIP_TEXT),
-        })
-    return out
-
-
-def render_flips(flips: list[dict[str, str]], k: int) -> str:
-    shown = flips[: max(0, k)]
-    head = f"    first {len(shown)} of {len(flips)} flipped items (id | input | gold | baseline answer -> answer now):"
-    lines = [head] + [
-        f"    {f['id']} | {shorten(f['input'], 80)} | gold {f['gold']!r} | {f['baseline']!r} -> {f['now']!r}" for f in shown
-    ]
-    if len(flips) > len(shown):
-        lines.append(f"    … {len(flips) - len(shown)} more (--jallm-diff-items K shows more; the HTML report lists all)")
-    return "\n".join(lines)
+def selected_benchmarks(items: list[pytest.Item]) -> list[tuple[Any, Path]]:
+    """(spec, spec file) of every benchmark with a selected test, in collection order."""
+    seen: dict[str, tuple[Any, Path]] = {}
+    for it in items:
+        if isinstance(it, _JallmItem) and it.spec.name not in seen:
+            seen[it.spec.name] = (it.spec, it.path)
+    return list(seen.values())
 
 
 class ExampleItem(_JallmItem):

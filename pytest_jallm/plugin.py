@@ -8,12 +8,14 @@ import pytest
 
 from . import failure_summary, scale
 from .backends import cli_options as backend_cli_options
-from .items import EXTRA_ITEMS_KEY, SESSION_KEY, BenchmarkFile, _JallmItem, is_spec_file
-from .reporting.record import BenchmarkRecord
+from .gate import BenchmarkRecord
+from .items import EXTRA_ITEMS_KEY, BenchmarkFile, _JallmItem, is_spec_file, selected_benchmarks
 from .reporting.results_json import parse_meta_pairs
 from .reporting.terminal import render_terminal
-from .session import JallmSession
+from .session import SESSION_KEY, JallmSession
 from .spec import CATEGORIES, LICENSE_MARKERS
+
+WORKER_COLLECTED = "jallm_collected"  # workeroutput key: the benchmarks an xdist worker collected
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -40,9 +42,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--jallm-update-baseline", action="store_true",
                 help="accept this run as the new baseline: writes thresholds/<name>/<benchmark>.baseline.jsonl "
                      "atomically (the hand-written thresholds YAML is never touched)")
+    g.addoption("--jallm-accept-partial", action="store_true",
+                help="with --jallm-update-baseline and --jallm-limit: accept baselines of the first N items anyway "
+                     "(marked partial in their header and in every comparison)")
     g.addoption("--jallm-strict", action="store_true", default=False,
                 help="fail a benchmark that no baseline gates (no baseline and no thresholds, stale or unpaired "
-                     "baseline); ini jallm_strict")
+                     "baseline), and the run when a threshold entry or baseline file matches no collected "
+                     "benchmark; ini jallm_strict")
     g.addoption("--jallm-family", default=None, choices=["holm", "bonferroni", "none"],
                 help="family-wise correction of the paired tests over the session's benchmarks (default holm; "
                      "none = each benchmark at its own alpha); ini jallm_family")
@@ -168,6 +174,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     jallm = session.config.stash[SESSION_KEY]
+    jallm.selected = selected_benchmarks(session.items)  # after -k/-m and shards deselected
     selected = any(isinstance(it, _JallmItem) for it in session.items)
     if selected and not jallm.model and not session.config.option.collectonly:
         raise pytest.UsageError("benchmark tests were collected but no model was given: pass --model <hf-id-or-local-dir>")
@@ -205,8 +212,25 @@ class _SummaryCollector:
             self.jallm.config.stash[scale.SHARD_KEY] = plan
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:
+    """xdist controller: what a worker collected (the controller collects nothing itself)."""
+    jallm = node.config.stash[SESSION_KEY]
+    jallm.worker_collected.update(getattr(node, "workeroutput", {}).get(WORKER_COLLECTED, ()))
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    session.config.stash[SESSION_KEY].evaluation.close()
+    config = session.config
+    jallm = config.stash[SESSION_KEY]
+    jallm.evaluation.close()
+    if jallm.is_worker:  # published as syrupy publishes its report: through workeroutput
+        config.workeroutput[WORKER_COLLECTED] = sorted(jallm.spec_paths)  # type: ignore[attr-defined]
+        return
+    if config.option.collectonly:
+        return
+    jallm.unused = jallm.unused_thresholds()
+    if jallm.unused and jallm.strict and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED  # a typo in the thresholds gates nothing
 
 
 # pytest only looks at names starting "pytest_"; specname makes this a second implementation.
@@ -222,14 +246,17 @@ def pytest_terminal_summary_linear_failures(terminalreporter, exitstatus: int, c
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
     jallm = config.stash[SESSION_KEY]
     rows = jallm.summaries
-    if not rows or jallm.is_worker:
+    if jallm.is_worker or not (rows or jallm.unused):
         return
-    terminalreporter.write_sep("=", f"pytest-jallm: {jallm.model}")
-    terminalreporter.write_line(render_terminal(rows))
     from .reporting.terminal import gate_notes
 
-    for line, warn in gate_notes(rows, unused=jallm.unused_thresholds(), strict=jallm.strict):
+    terminalreporter.write_sep("=", f"pytest-jallm: {jallm.model}")
+    if rows:
+        terminalreporter.write_line(render_terminal(rows))
+    for line, warn in gate_notes(rows, unused=jallm.unused, strict=jallm.strict):
         terminalreporter.write_line(line, yellow=warn, bold=warn)
+    if not rows:
+        return
     ev = jallm.evaluation
     if ev.prompts_requested:  # this process generated (not an xdist controller)
         t = ev.timings

@@ -1,4 +1,4 @@
-"""Per-pytest-session state: settings from options, the evaluation, pending baselines."""
+"""Per-pytest-session state: settings from options, the evaluation, thresholds and baselines, the gate."""
 
 from __future__ import annotations
 
@@ -21,12 +21,14 @@ from .baseline import (
     limits_for,
     load_threshold_file,
     read_baseline,
+    with_rerun,
 )
 from .data import data_dir_from_env
 from .evaluation import BenchmarkResult, Evaluation, RunSettings, reasoning_from_options, resolve_mode
-from .gate import Assessment, assess
-from .items import _JallmItem
-from .reporting.record import BenchmarkRecord
+from .gate import Acceptance, BenchmarkRecord, Gate, GateOptions, Judgement
+from .gate.family import FAMILY_METHODS
+
+SESSION_KEY = pytest.StashKey["JallmSession"]()  # the run's session, which plugin.py sets up
 
 
 def model_slug(model: str) -> str:
@@ -56,20 +58,26 @@ class JallmSession:
         thresholds_dir = Path(opt("jallm_thresholds_dir") or config.getini("jallm_thresholds_dir"))
         self.thresholds_dir = thresholds_dir if thresholds_dir.is_absolute() else root / thresholds_dir
         self.baseline_name: str | None = opt("jallm_baseline") or (model_slug(self.model) if self.model else None)
-        self.spec_paths: dict[str, Path] = {}
+        self.spec_paths: dict[str, Path] = {}  # every benchmark collected (before -k/-m/shards deselect)
+        self.selected: list[tuple[Any, Path]] = []  # (spec, spec file) of every selected benchmark; plugin.py sets it
+        self.worker_collected: set[str] = set()  # under xdist, the controller learns from the workers what they collected
+        self.unused: list[str] = []  # threshold entries and baseline files matching no collected benchmark (at the end)
         self.summaries: list[BenchmarkRecord] = []
         self._thresholds: ThresholdFileModel | None = None
         self._baselines: dict[str, Baseline | BaselineError | None] = {}
-        self._assessments: dict[str, Assessment] = {}
-        self._adjusted: dict[str, float] | None = None
+        self._gate: Gate | None = None
         self.strict: bool = bool(opt("jallm_strict") or _ini_bool(config, "jallm_strict"))
         self.family: str = opt("jallm_family") or config.getini("jallm_family") or "holm"
-        from .stats import FAMILY_METHODS
-
         if self.family not in FAMILY_METHODS:
             raise pytest.UsageError(f"jallm_family = {self.family!r}: expected one of {', '.join(FAMILY_METHODS)}")
         self.enforce_min_score: bool = opt("jallm_enforce_min_score")
         self.diff_items: int = opt("jallm_diff_items")
+        if self.update_baseline and opt("jallm_limit") is not None and not opt("jallm_accept_partial"):
+            raise pytest.UsageError(
+                f"--jallm-update-baseline with --jallm-limit {opt('jallm_limit')} would accept baselines of the first "
+                f"{opt('jallm_limit')} items only, which later full runs cannot use: accept from a full run, or pass "
+                "--jallm-accept-partial to accept them anyway (they are marked partial in their header and in every "
+                "comparison)")
         cache_path = None
         if not opt("jallm_no_cache"):
             cache_path = Path(opt("jallm_cache") or os.environ.get("JALLM_CACHE") or root / ".jallm" / "generations.sqlite")
@@ -190,22 +198,15 @@ class JallmSession:
         name = item.spec.name
         ev = self.evaluation
         if name not in ev.results and name not in ev.errors:
-            if self.is_worker:
-                # xdist hands a worker whole benchmarks (xdist_group), one at a time.
+            if self.is_worker or not self.selected:
+                # xdist hands a worker whole benchmarks (--dist loadfile), one at a time.
                 batch = [(item.spec, item.path)]
             else:
-                batch = self._selected_benchmarks(item.session)
+                batch = self.selected
             ev.run(batch)
         if name in ev.errors:
             raise ev.errors[name]
         return ev.results[name]
-
-    def _selected_benchmarks(self, session: pytest.Session):
-        seen: dict[str, Any] = {}
-        for it in session.items:
-            if isinstance(it, _JallmItem) and it.spec.name not in seen:
-                seen[it.spec.name] = (it.spec, it.path)
-        return list(seen.values())
 
     # --- thresholds and baselines -------------------------------------------
 
@@ -225,7 +226,7 @@ class JallmSession:
         """The accepted baseline of one benchmark (validated), None, or why it cannot be used."""
         if name not in self._baselines:
             try:
-                self._baselines[name] = read_baseline(self.baseline_file(name))
+                self._baselines[name] = read_baseline(self.baseline_file(name), name)
             except BaselineError as e:
                 self._baselines[name] = e
         return self._baselines[name]
@@ -233,79 +234,40 @@ class JallmSession:
     def limits(self, spec):
         return limits_for(self.threshold_file(), spec.name, spec.thresholds)
 
-    def assessment(self, spec, result: BenchmarkResult) -> Assessment:
-        if spec.name not in self._assessments:
-            self._assessments[spec.name] = assess(
-                self.baseline(spec.name), metric=result.metric, item_scores=result.item_scores(),
-                binary=result.binary, produced_by=result.produced_by,
-            )
-        return self._assessments[spec.name]
+    # --- the gate --------------------------------------------------------------
 
-    def adjusted_p(self, item) -> float | None:
-        """The benchmark's p-value corrected over the session's family of paired tests.
+    @property
+    def gate(self) -> Gate:
+        if self._gate is None:
+            options = GateOptions(family=self.family, strict=self.strict, smoke=self.settings.limit is not None,  # type: ignore[arg-type]
+                                  enforce_min_score=self.enforce_min_score, update_baseline=self.update_baseline,
+                                  diff_items=self.diff_items)
+            # An xdist worker sees only its own benchmarks: Bonferroni over every selected one.
+            self._gate = Gate(options, partial_view=max(1, len(self.selected)) if self.is_worker else None)
+        return self._gate
 
-        All generation happens before the first assertion, so in one process every p-value is
-        known here and Holm's procedure applies. An xdist worker sees only its own benchmarks:
-        it uses Bonferroni over every selected benchmark (a valid, slightly stricter bound)."""
-        if self.family == "none" or self.update_baseline:
-            return None
-        from .stats import adjust
+    def judge(self, spec, result: BenchmarkResult) -> Judgement:
+        """The gate's verdict on one benchmark, and its record."""
+        gate = self.gate
+        if self.update_baseline:
+            gate.assess(result, None, self.limits(spec))
+            return gate.judge(result, accepted=self.accept_baseline(result))
+        # Holm needs every p-value: in one process every selected benchmark has its result by now.
+        for other, _path in self.selected:
+            other_result = self.evaluation.results.get(other.name)
+            if other_result is not None and other.name != spec.name:
+                gate.assess(other_result, self.baseline(other.name), self.limits(other))
+        gate.assess(result, self.baseline(spec.name), self.limits(spec))
+        return gate.judge(result)
 
-        name = item.spec.name
-        own = self.assessment(item.spec, self.evaluation.results[name])
-        if not own.testable(self.limits(item.spec).min_paired):
-            return None
-        assert own.comparison is not None
-        if self.is_worker:
-            size = len(self._selected_benchmarks(item.session))
-            return adjust({name: own.comparison.p_value}, "bonferroni" if size > 1 else self.family, size)[name]
-        return self._family(item.session).get(name)
-
-    def _family(self, session: pytest.Session) -> dict[str, float]:
-        """Holm-adjusted p-values of every selected benchmark whose paired test counts."""
-        if self._adjusted is None:
-            from .stats import adjust
-
-            raw: dict[str, float] = {}
-            for spec, _path in self._selected_benchmarks(session):
-                result = self.evaluation.results.get(spec.name)
-                if result is None:
-                    continue
-                a = self.assessment(spec, result)
-                if a.testable(self.limits(spec).min_paired) and a.comparison is not None:
-                    raw[spec.name] = a.comparison.p_value
-            self._adjusted = adjust(raw, self.family)
-        return self._adjusted
-
-    def family_size(self, session: pytest.Session) -> int:
-        """How many paired tests share the family-wise α (for the minimum detectable drop)."""
-        if self.family == "none" or self.update_baseline:
-            return 1
-        if self.is_worker:
-            return max(1, len(self._selected_benchmarks(session)))
-        return max(1, len(self._family(session)))
-
-    def unused_thresholds(self) -> list[str]:
-        """Threshold entries and baseline files that name no benchmark collected in this run."""
-        if not self.spec_paths or self.baseline_name is None:
-            return []  # an xdist controller collects nothing: the workers know the specs
-        from .baseline import BASELINE_SUFFIX, unused_entries
-
-        try:
-            entries = unused_entries(self.threshold_file(), list(self.spec_paths))
-        except Exception:
-            entries = []
-        out = [f"{self.threshold_path}: benchmarks.{name}" for name in entries]
-        folder = self.threshold_path.with_suffix("")
-        if folder.is_dir():
-            for f in sorted(folder.glob("*" + BASELINE_SUFFIX)):
-                if f.name[: -len(BASELINE_SUFFIX)] not in self.spec_paths:
-                    out.append(str(f))
-        return out
-
-    def accept_baseline(self, result: BenchmarkResult) -> tuple[Path, bool]:
-        """Write this benchmark's baseline file atomically; (path, whether its content changed)."""
+    def accept_baseline(self, result: BenchmarkResult) -> Acceptance:
+        """Write this benchmark's baseline file atomically (a partial one says so; a re-run of the
+        accepted model adds to its re-run history). A run that scored nothing writes nothing."""
         path = self.baseline_file(result.name)
+        if result.n == 0:
+            return Acceptance(file=str(path), error="nothing to accept: no item was scored")
+        item_scores = result.item_scores()
+        limit = self.settings.limit  # partial only when it cut the data short
         record = Baseline(
             benchmark=result.name,
             metric=result.metric,
@@ -314,10 +276,39 @@ class JallmSession:
             n=result.n,
             binary=result.binary,
             produced_by=result.produced_by,
-            items=result.item_scores() or {},
-            predictions={it.id: it.prediction for it in result.items} if result.item_scores() is not None else {},
+            items=item_scores or {},
+            predictions={it.id: it.prediction for it in result.items} if item_scores is not None else {},
+            partial=limit if limit is not None and result.n + len(result.backend_errors) >= limit else None,
         )
-        return path, atomic_write_baseline(path, record)
+        try:
+            old = read_baseline(path, result.name)
+        except BaselineError:
+            old = None
+        try:
+            changed = atomic_write_baseline(path, with_rerun(old, record))
+        except OSError as e:  # disk full, read-only: the write is atomic, the old file is intact
+            return Acceptance(file=str(path), error=str(e))
+        return Acceptance(file=str(path), changed=changed)
+
+    def unused_thresholds(self) -> list[str]:
+        """Threshold entries and baseline files that name no benchmark collected in this run
+        (under xdist, by any worker: the controller itself collects nothing)."""
+        collected = set(self.spec_paths) | self.worker_collected
+        if not collected or self.baseline_name is None:
+            return []
+        from .baseline import BASELINE_SUFFIX, unused_entries
+
+        try:
+            entries = unused_entries(self.threshold_file(), sorted(collected))
+        except Exception:
+            entries = []  # a broken thresholds file fails every benchmark already
+        out = [f"{self.threshold_path}: benchmarks.{name}" for name in entries]
+        folder = self.threshold_path.with_suffix("")
+        if folder.is_dir():
+            for f in sorted(folder.glob("*" + BASELINE_SUFFIX)):
+                if f.name[: -len(BASELINE_SUFFIX)] not in collected:
+                    out.append(str(f))
+        return out
 
 
 def _ini_bool(config: pytest.Config, name: str) -> bool:

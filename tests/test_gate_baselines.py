@@ -8,20 +8,17 @@ from pathlib import Path
 
 import pytest
 
+from gate_cases import PRODUCED, judge, result_of
 from jallm_toy import BENCHMARKS, base_args, write_script, write_suite
 from pytest_jallm.baseline import (
     Baseline,
     BaselineError,
-    Limits,
     ThresholdError,
     load_threshold_file,
     read_baseline,
     render_baseline,
 )
-from pytest_jallm.gate import evaluate_gate
 
-LIMITS = Limits(min_score=None, max_ooc_rate=None, max_drop=2.0, alpha=0.05)
-PRODUCED = {"prompt_hash": "p", "data_fingerprint": "d"}
 N = 20
 
 
@@ -49,9 +46,17 @@ def _load(path: Path):
 WORSE = {f"q{i}": (0.0 if i % 2 else 1.0) for i in range(N)}
 
 
+class _Out:
+    """The judgement in the terms these tests assert on."""
+
+    def __init__(self, judgement):
+        self.verdict, self.passed = judgement.verdict, judgement.passed
+        self.failures, self.warnings = judgement.decision.failures, judgement.decision.warnings
+        self.compared = judgement.record.p_value is not None
+
+
 def _gate(baseline, metric="exact_match", **kw):
-    return evaluate_gate(score=50.0, ooc_rate=0, item_scores=WORSE, binary=True, produced_by=PRODUCED, limits=LIMITS,
-                         baseline=baseline, metric=metric, **kw)
+    return _Out(judge(result_of(WORSE, metric=metric), baseline, **kw))
 
 
 def test_an_intact_baseline_catches_the_regression(tmp_path: Path) -> None:
@@ -64,7 +69,7 @@ def test_wrong_verdict_1_a_baseline_keeping_2_of_20_items_is_unpaired_not_pass(t
         return {**h, "n": 2}, items[:2]
 
     out = _gate(_load(_baseline_file(tmp_path, keep_two)))
-    assert out.verdict == "unpaired" and out.comparison is None
+    assert out.verdict == "unpaired" and not out.compared
     assert "only 2 of 20 current items (10.0%) pair with the baseline's 2 items (min_paired 90%)" in out.warnings[0]
     # Left at n: 20 it contradicts itself, which is an error.
     out = _gate(_load(_baseline_file(tmp_path, lambda h, items: (h, items[:2]))))
@@ -119,7 +124,7 @@ def test_wrong_verdict_6_n_must_count_the_items(tmp_path: Path) -> None:
 
 def test_wrong_verdict_7_a_changed_metric_makes_the_baseline_stale(tmp_path: Path) -> None:
     out = _gate(_load(_baseline_file(tmp_path)), metric="char_f1")
-    assert out.verdict == "stale" and out.comparison is None
+    assert out.verdict == "stale" and not out.compared
     assert "metric changed (exact_match -> char_f1)" in out.warnings[0]
 
 
@@ -343,7 +348,7 @@ def test_hostile_predictions_round_trip_and_an_unchanged_baseline_is_not_rewritt
     from pytest_jallm.baseline import MAX_PREDICTION_CHARS, atomic_write_baseline
 
     preds = {"a": "line\u2028sep\nnew \"quoted\"", "b": "\udcff lone surrogate", "c": "長" * 5000}
-    b = Baseline(benchmark="b", metric="exact_match", score=100 / 3, ooc_rate=None, n=3, binary=True,
+    b = Baseline(benchmark="b", metric="exact_match", score=100 / 3, ooc_rate=None, n=3, binary=True, produced_by=PRODUCED,
                  items={"a": 1.0, "b": 0.0, "c": 0.0}, predictions=preds)
     path = tmp_path / "b.baseline.jsonl"
     assert atomic_write_baseline(path, b) is True

@@ -175,7 +175,7 @@ def test_precedence_item_and_prompt_then_prompt_then_item_id_then_baseline(tmp_p
     (d / "d.baseline.jsonl").write_text(
         json.dumps({"format": "pytest-jallm/baseline", "version": 1, "benchmark": "bench", "metric": "exact_match",
                     "binary": True, "n": 2, "score": 50.0, "ooc_rate": None}) + "\n"
-        + json.dumps({"produced_by": {}}) + "\n"
+        + json.dumps({"produced_by": {"backend": "hf", "prompt_hash": "p", "data_fingerprint": "d"}}) + "\n"
         + json.dumps({"id": "3", "score": 1.0, "pred": "baseline 3"}) + "\n"
         + json.dumps({"id": "4", "score": 0.0, "pred": "baseline 4"}) + "\n", encoding="utf-8")
     (d / "README.md").write_text("not a recording: only *.jsonl and *.json files are read\n", encoding="utf-8")

@@ -154,7 +154,7 @@ def test_results_json_validates_against_its_schema(run_dir: Path) -> None:
     with pytest.raises(ResultsError, match="key 'benchmarks.0.score'"):
         validate_document({**doc, "benchmarks": [{**mc, "score": "high"}]})
     with pytest.raises(ResultsError, match="schema_version"):
-        validate_document({**doc, "schema_version": 3})
+        validate_document({**doc, "schema_version": SCHEMA_VERSION + 1})
 
 
 def test_version_1_files_are_still_read() -> None:
@@ -163,7 +163,7 @@ def test_version_1_files_are_still_read() -> None:
           "averages": {"AVG": 50.0, "categories": {"MC": 50.0}, "included": ["MC"], "missing": []},
           "benchmarks": [_row("a", "MC", 50).to_dict() | {"extra": {}}]}
     doc = validate_document(v1)
-    assert doc["schema_version"] == 2 and doc["meta"]["model"] == "m"
+    assert doc["schema_version"] == SCHEMA_VERSION and doc["meta"]["model"] == "m"
 
 
 @pytest.mark.slow  # run_dir: two whole pytest runs in subprocesses

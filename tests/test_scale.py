@@ -40,6 +40,11 @@ def _load(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def _as_holm(doc: dict) -> dict:
+    """A results document with its Bonferroni labels read as Holm (where both give the same p)."""
+    return json.loads(json.dumps(doc).replace('"method": "bonferroni"', '"method": "holm"').replace("Bonferroni", "Holm"))
+
+
 def _table(result: pytest.RunResult) -> list[str]:
     """The pytest-jallm section of the terminal summary."""
     lines = result.stdout.lines
@@ -79,11 +84,17 @@ def test_xdist_gives_the_same_results_as_one_process(regressed, monkeypatch: pyt
     assert all(len(w) == 1 for w in worker_of.values()), worker_of
 
     a, b = _load(pytester.path / "single.json"), _load(pytester.path / "dist.json")
-    assert comparable(a) == comparable(b)
+    # One process applies Holm; a worker sees only its own benchmarks and applies Bonferroni over
+    # all three, and says so. Here the two give the same p-values, so all else is equal to the digit.
+    assert {x["gate"]["family"]["method"] for x in a["benchmarks"]} == {"holm"}
+    assert {x["gate"]["family"]["method"] for x in b["benchmarks"]} == {"bonferroni"}
+    mc = next(x for x in b["benchmarks"] if x["name"] == "toy_mc")
+    assert "(Bonferroni-adjusted over 3 paired tests: p=0.023)" in mc["message"]
+    assert comparable(_as_holm(a)) == comparable(_as_holm(b))
     verdicts = {x["name"]: x["verdict"] for x in a["benchmarks"]}
     assert verdicts == {"toy_mc": "regressed", "toy_nli": "pass", "toy_he": "pass"}
-    # The controller's table is the same as one process's, to the digit.
-    assert _table(single) and _table(single) == _table(dist)
+    # The controller's table is the same as one process's, to the digit, but for that label.
+    assert _table(single) and _table(single) == [line.replace("Bonferroni", "Holm") for line in _table(dist)]
     # Each worker got its own pair of the GPUs the controller could see.
     seen = sorted(json.loads(p.read_text()) for p in pytester.path.glob("gpus-gw*.json"))
     assert seen == ["4,5", "6,7"]
@@ -230,3 +241,24 @@ def test_failure_summary_keeps_teardown_sections_with_the_index(pytester: pytest
         assert f"teardown of case {case}" in out
     assert out.count("Captured stdout teardown") == 30  # each failure and (with -rA) each pass
     assert "the index is not installed" not in out
+
+
+@pytest.mark.slow
+def test_unused_threshold_entries_are_reported_under_xdist_and_strict_fails_the_run(pytester: pytest.Pytester) -> None:
+    # The xdist controller collects nothing: the workers tell it what they collected.
+    write_suite(pytester.path)
+    script = write_script(pytester.path)
+    pytester.runpytest(*base_args(script, "--jallm-update-baseline")).assert_outcomes(passed=3)
+    thresholds = pytester.path / "thresholds"
+    (thresholds / "model.yaml").write_text("benchmarks:\n  toy_mc: {min_score: 50}\n  toy_mcc: {min_score: 50}\n")
+    (thresholds / "model" / "toy_gone.baseline.jsonl").write_text("")
+    unused = ["*2 threshold entr(y/ies) or baseline file(s) match no collected benchmark (typo? removed benchmark?): "
+              "*model.yaml: benchmarks.toy_mcc, *toy_gone.baseline.jsonl*"]
+    lax = pytester.runpytest_subprocess(*base_args(script, "-n", "2"))
+    lax.assert_outcomes(passed=3)
+    assert lax.ret == pytest.ExitCode.OK
+    lax.stdout.fnmatch_lines(unused)
+    strict = pytester.runpytest_subprocess(*base_args(script, "-n", "2", "--jallm-strict"))
+    strict.assert_outcomes(passed=3)  # every benchmark passes; the run fails for the typo
+    assert strict.ret == pytest.ExitCode.TESTS_FAILED
+    strict.stdout.fnmatch_lines([unused[0] + " — failed by --jallm-strict"])

@@ -6,6 +6,7 @@ import html
 import math
 from typing import Any, Mapping, Sequence
 
+from ..gate import Verdict
 from .markdown import MD_HEADERS, gate_status
 from .record import BenchmarkRecord, averages
 from .terminal import average_lines, average_note, in_table_order, table_rows
@@ -77,7 +78,7 @@ def render_html(rows: Sequence[BenchmarkRecord], title: str = "pytest-jallm resu
                 parts.append(figure(radar, "category scores (0–100)"))
             deltas = {r.name: r.delta for r in ordered if r.delta is not None and math.isfinite(r.delta)}
             if deltas:
-                bad = {r.name for r in ordered if r.verdict in ("regressed", "FAIL")}
+                bad = {r.name for r in ordered if r.verdict in (Verdict.REGRESSED, Verdict.FAIL)}
                 parts.append(figure(_charts.delta_bars(deltas, bad), "Δ score vs baseline (points)"))
             else:
                 parts.append("<p class='note'>No baseline to compare with: no delta chart.</p>")
@@ -86,10 +87,10 @@ def render_html(rows: Sequence[BenchmarkRecord], title: str = "pytest-jallm resu
         parts.append("<h2>Failures</h2>")
         for r in failed:
             parts.append(f"<h3>{html.escape(r.name)} — {html.escape(r.verdict)}</h3><pre>{html.escape(r.message or '')}</pre>")
-            flips = r.extra.get("flips") or []
+            flips = r.gate.flips if r.gate is not None else []
             if flips:
                 parts.append(f"<p>All {len(flips)} items that flipped from right to wrong:</p>")
                 parts.append(html_table(["id", "input", "gold", "baseline answer", "answer now"],
-                                        [[f["id"], f["input"], f["gold"], f["baseline"], f["now"]] for f in flips],
+                                        [[f.id, f.input, f.gold, f.baseline, f.now] for f in flips],
                                         table_class="flips"))
     return html_page(title, "".join(parts))

@@ -7,11 +7,12 @@ from typing import Any, Mapping, Sequence
 
 from tabulate import tabulate
 
+from ..gate import Verdict
 from .record import BenchmarkRecord, averages
-from .terminal import average_lines, average_note, medical_block, table_rows
+from .terminal import average_lines, average_note, family_phrase, medical_block, table_rows
 
-VERDICT_MARK = {"pass": "✅", "improved": "⬆️", "accepted": "📌", "no baseline": "➖", "stale": "⚠️", "unpaired": "⚠️",
-                "regressed": "❌", "FAIL": "❌", "invalid baseline": "❌", "not written": "❌"}
+VERDICT_MARK = {Verdict.PASS: "✅", Verdict.IMPROVED: "⬆️", Verdict.ACCEPTED: "📌", Verdict.NO_BASELINE: "➖",
+                Verdict.STALE: "⚠️", Verdict.UNPAIRED: "⚠️", **{v: "❌" for v in Verdict if v.failing}}
 MD_HEADERS = ["benchmark", "cat", "metric", "n", "score", "OoC %", "baseline", "Δ", "p", "p adj", "flips −/+", "MDD", "verdict"]
 MAX_MESSAGE = 1500  # characters of a failure message in the Markdown summary
 
@@ -76,8 +77,9 @@ def render_markdown(rows: Sequence[BenchmarkRecord], title: str = "pytest-jallm 
     flipped = sum(r.flipped_worse or 0 for r in rows)
     gained = sum(r.flipped_better or 0 for r in rows)
     if any(r.flipped_worse is not None for r in rows):
-        lines += ["", f"Items flipped vs baseline: {flipped} worse, {gained} better "
-                      "(p: exact McNemar test on the paired items; p adj: Holm-corrected over the run's paired tests; Δ in points)."]
+        lines += ["", f"Items flipped vs baseline: {flipped} worse, {gained} better (p: one-sided paired test on the "
+                      f"paired items, exact McNemar on 0/1 scores, exact sign-flip on continuous ones; {family_phrase(rows)}; "
+                      "Δ in points)."]
     medical = medical_block(rows, "github")
     if medical:
         lines += ["", "### Medical", "", medical]

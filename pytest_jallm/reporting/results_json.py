@@ -11,6 +11,12 @@ Schema history
    detectable drop at 80% power, points) and `underpowered`; `extra.gate` (what `merge` needs
    to re-apply the family correction over shards) and `extra.flips` (every item that got worse,
    with input, gold and both answers).
+3: benchmark rows gain `gate` (`GateDetails`, typed: every input of the gate's decision, so that
+   `merge` decides again with the same function; the family correction as applied; the baseline
+   as found, partial or not; the harmless churn the MDD is computed from; every flipped item;
+   the written baseline). `extra.gate`, `extra.flips` and `extra.baseline_written` are gone.
+   Version 2 files are upgraded on reading (what they recorded only as text, a failure not from
+   the paired test, is carried as text: `gate.carried_failures`).
 
 `results_json_schema()` gives the JSON Schema of the current version; the pydantic models
 below are the single definition, used both to validate on reading and to export it.
@@ -28,13 +34,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .. import __version__
 from ..atomic import atomic_write_text
+from ..gate import refamily
 from ..scale import ShardPlan, check_coverage
 from ..strict_yaml import validation_problem
 from .record import Averages, BenchmarkRecord, averages
+from .upgrade import upgrade_v1, upgrade_v2
 
 SCHEMA = "pytest-jallm/results"
-SCHEMA_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+SCHEMA_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 
 
 class ResultsError(ValueError):
@@ -81,7 +89,7 @@ class ResultsDocument(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, protected_namespaces=())
 
     schema_: Literal["pytest-jallm/results"] = Field(alias="schema")
-    schema_version: Literal[2]
+    schema_version: Literal[3]
     created: str
     pytest_jallm: str
     model: str | None
@@ -226,13 +234,6 @@ def write_results(
     atomic_write_text(Path(path), json.dumps(doc, ensure_ascii=False, indent=2) + "\n")
 
 
-def _upgrade_v1(doc: dict[str, Any]) -> dict[str, Any]:
-    rows = [BenchmarkRecord.from_dict(b) for b in doc.get("benchmarks", [])]
-    meta = run_meta(rows, model=doc.get("model"))
-    meta.update({k: v for k, v in (doc.get("meta") or {}).items() if k not in ("given",)})
-    return {**doc, "schema_version": 2, "meta": meta, "shard": None}
-
-
 def validate_document(doc: Any, where: str = "results") -> dict[str, Any]:
     """Check a parsed document against its schema version; return it in the current version."""
     if not isinstance(doc, dict):
@@ -244,8 +245,13 @@ def validate_document(doc: Any, where: str = "results") -> dict[str, Any]:
         raise ResultsError(
             f"{where}: key 'schema_version': this pytest-jallm reads versions {list(READABLE_VERSIONS)}, got {version!r}"
         )
-    if version == 1:
-        doc = _upgrade_v1(doc)
+    try:
+        if version == 1:
+            doc = upgrade_v1(doc, run_meta)
+        if doc.get("schema_version") == 2:
+            doc = upgrade_v2(doc)
+    except (ValidationError, TypeError, KeyError, AttributeError) as e:
+        raise ResultsError(f"{where}: a version {version} file that cannot be upgraded: {e}") from None
     try:
         ResultsDocument.model_validate(doc)
     except ValidationError as e:
@@ -316,44 +322,3 @@ def merge_documents(docs: Sequence[tuple[str, Mapping[str, Any]]]) -> dict[str, 
     first_meta = docs[0][1]["meta"]
     meta = run_meta(merged, model=model, fewshot_setting=first_meta.get("fewshot_setting"), given=first_meta.get("given"))
     return results_document(merged, model=model, meta=meta)
-
-
-def refamily(rows: list[BenchmarkRecord]) -> list[BenchmarkRecord]:
-    """Re-apply the family-wise correction over all merged rows, as one unsharded run would have.
-
-    Each shard corrected only over its own benchmarks; the whole run is one family. A verdict
-    changes only where the paired test decided it (other failures stand)."""
-    from ..gate import p_phrase
-    from ..stats import adjust, min_detectable_drop
-
-    gates = {r.name: r.extra.get("gate") or {} for r in rows}
-    testable = {r.name: r.p_value for r in rows if gates[r.name].get("testable") and r.p_value is not None}
-    methods = {gates[name].get("family") for name in testable}
-    if not testable or len(methods) != 1 or methods == {"none"}:
-        return rows
-    method = methods.pop()
-    adjusted = adjust(testable, method)  # an xdist worker's Bonferroni bound becomes the Holm the run asked for
-    out = []
-    for r in rows:
-        g = gates[r.name]
-        if r.name not in adjusted:
-            out.append(r)
-            continue
-        new = adjusted[r.name]
-        old_phrase = p_phrase(r.p_value, r.p_adjusted, g.get("family", method))
-        regressed = (g.get("drop_points") or 0) > g.get("max_drop", 0) and new < g.get("alpha", 0)
-        changes: dict[str, Any] = {"p_adjusted": new}
-        if r.message:
-            changes["message"] = r.message.replace(old_phrase, p_phrase(r.p_value, new, method))
-        n, flips = g.get("paired") or 0, (r.flipped_worse or 0) + (r.flipped_better or 0)
-        if r.mdd is not None and n:
-            mdd = min_detectable_drop(n, flips / n, g.get("alpha", 0.05) / len(adjusted))
-            changes["mdd"] = None if mdd is None else round(mdd, 2)
-            changes["underpowered"] = mdd is not None and g.get("max_drop", 0) < mdd
-        if regressed and r.verdict != "regressed":
-            changes.update(verdict="regressed", outcome="failed", message=(r.message or "") +
-                           f"\n  - regression after the merged family correction: {p_phrase(r.p_value, new, method)} < alpha")
-        elif not regressed and r.verdict == "regressed" and not g.get("other_failures"):
-            changes.update(verdict="pass", outcome="passed")
-        out.append(BenchmarkRecord(**{**r.to_dict(), **changes}))
-    return out

@@ -107,9 +107,19 @@ def medical_block(rows: Sequence[BenchmarkRecord], tablefmt: str) -> str:
 STATS_HEADERS = ["benchmark", "paired", "flips −/+", "p", "p adj", "MDD@80%", "max_drop"]
 
 
-def _family(rows: Sequence[BenchmarkRecord]) -> str:
-    fams = {(r.extra.get("gate") or {}).get("family") for r in rows} - {None}
-    return fams.pop() if len(fams) == 1 else "mixed"
+def family_phrase(rows: Sequence[BenchmarkRecord]) -> str:
+    """How the p adj column was corrected, as applied (an xdist worker applies Bonferroni for Holm)."""
+    applied = sorted({(r.gate.family.method, r.gate.family.size) for r in rows
+                      if r.gate is not None and r.p_adjusted is not None and r.gate.family.method != "none"})
+    if not applied:
+        return "p adj: not corrected (--jallm-family none)"
+    names = {"holm": "Holm", "bonferroni": "Bonferroni"}
+    return "p adj: " + "; ".join(f"{names[m]}-adjusted over {k} paired tests" for m, k in applied)
+
+
+def churn_phrase(rows: Sequence[BenchmarkRecord]) -> str:
+    sources = sorted({r.gate.churn.source for r in rows if r.mdd is not None and r.gate and r.gate.churn})
+    return " and ".join(sources) or "the harmless churn"
 
 
 def paired_test_table(rows: Sequence[BenchmarkRecord]) -> str:
@@ -118,41 +128,49 @@ def paired_test_table(rows: Sequence[BenchmarkRecord]) -> str:
     for r in in_table_order(rows):
         if r.p_value is None and r.mdd is None:
             continue
-        gate = r.extra.get("gate") or {}
-        max_drop = gate.get("max_drop")
-        body.append([r.name, "-" if gate.get("paired") is None else str(gate["paired"]), flips_cell(r), p_cell(r.p_value),
+        gate = r.gate
+        paired = gate.paired if gate is not None else None
+        max_drop = gate.limits.max_drop if gate is not None else None
+        body.append([r.name, "-" if paired is None else str(paired.n_paired), flips_cell(r), p_cell(r.p_value),
                      p_cell(r.p_adjusted), "-" if r.mdd is None else f"{r.mdd:.1f}",
                      ("-" if max_drop is None else f"{max_drop:g}") + (" UNDERPOWERED" if r.underpowered else "")])
     if not body:
         return ""
-    fam = _family(rows)
-    note = (f"p adj: {fam}-adjusted over the run's paired tests (compared with alpha). MDD@80%: the smallest drop "
-            "(points) detected 4 times in 5, from n and the flip rate; UNDERPOWERED: max_drop is below it.")
+    note = (f"{family_phrase(rows)} (compared with alpha). MDD@80%: the smallest true drop (points) the gate flags 4 "
+            f"times in 5 at max_drop and the corrected alpha, from n and the harmless churn ({churn_phrase(rows)}); "
+            "UNDERPOWERED: the corrected test alone cannot see a drop of max_drop 4 times in 5.")
     return tabulate(body, headers=STATS_HEADERS, tablefmt="simple", disable_numparse=True) + "\n" + note
 
 
 def gate_notes(rows: Sequence[BenchmarkRecord], *, unused: Sequence[str] = (), strict: bool = False) -> list[tuple[str, bool]]:
     """Lines for the end of the run: (text, is_warning). Nothing gated silently, nothing configured for nothing."""
-    from ..gate import UNGATED_VERDICTS
-
     out: list[tuple[str, bool]] = []
-    ungated = sorted((r for r in rows if r.verdict in UNGATED_VERDICTS), key=lambda r: r.name)
+    ungated = sorted((r for r in rows if r.verdict.ungated), key=lambda r: r.name)
     if ungated:
         names = ", ".join(f"{r.name} ({r.verdict})" for r in ungated)
         tail = "failed by --jallm-strict" if strict else "pass --jallm-strict to fail them"
         out.append((f"pytest-jallm: WARNING: {len(ungated)} benchmark(s) not gated by any baseline: {names} — "
                     f"accept baselines with --jallm-update-baseline; {tail}", True))
+    partial = sorted((r for r in rows if r.gate and r.gate.baseline and r.gate.baseline.partial_limit and r.baseline is not None),
+                     key=lambda r: r.name)
+    if partial:
+        names = ", ".join(f"{r.name} (first {r.gate.baseline.partial_limit} items)" for r in partial)  # type: ignore[union-attr]
+        out.append((f"pytest-jallm: WARNING: {len(partial)} benchmark(s) compared with a partial baseline (accepted from a "
+                    f"--jallm-limit run): {names} — accept full baselines", True))
     weak = sorted(r.name for r in rows if r.underpowered)
     if weak:
-        out.append((f"pytest-jallm: underpowered: max_drop is below the minimum detectable drop for {', '.join(weak)}", True))
+        out.append((f"pytest-jallm: underpowered: the family-corrected paired test cannot see a drop of max_drop 4 times "
+                    f"in 5 for {', '.join(weak)}", True))
     if unused:
+        tail = " — failed by --jallm-strict" if strict else ""
         out.append((f"pytest-jallm: WARNING: {len(unused)} threshold entr(y/ies) or baseline file(s) match no collected "
-                    f"benchmark (typo? removed benchmark?): {', '.join(unused)}", True))
-    written = [r.extra["baseline_written"] for r in sorted(rows, key=lambda r: r.name) if r.extra.get("baseline_written")]
+                    f"benchmark (typo? removed benchmark?): {', '.join(unused)}{tail}", True))
+    written = [r.gate.accepted for r in sorted(rows, key=lambda r: r.name)
+               if r.gate and r.gate.accepted and r.gate.accepted.error is None]
     if written:
-        changed = [w for w in written if w.endswith("(changed)")]
-        out.append((f"pytest-jallm: baselines written: {len(changed)} changed, {len(written) - len(changed)} unchanged", False))
-        out += [(f"  {w}", False) for w in written]
+        changed = sum(1 for a in written if a.changed)
+        out.append((f"pytest-jallm: baselines written: {changed} changed, {len(written) - changed} unchanged", False))
+        out += [(f"  {a.file} ({'changed' if a.changed else 'unchanged'})", False) for a in written]
     return out
 
 

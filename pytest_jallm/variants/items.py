@@ -10,7 +10,8 @@ from typing import Any, Mapping, Sequence
 
 import pytest
 
-from ..items import BenchmarkFailure, _JallmItem, shorten
+from ..display import shorten
+from ..items import BenchmarkFailure, _JallmItem
 from ..prompt_format import CANONICAL
 from ..spec import BenchmarkSpec
 from .search import FormatScore, VariantLimits, VariantResult, VariantSearch, check

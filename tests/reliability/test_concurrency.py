@@ -71,7 +71,7 @@ def _write_many(folder: str, worker: int, rounds: int) -> None:
 
     for r in range(rounds):
         record = Baseline(benchmark=f"b{r % 3}", score=100.0, ooc_rate=0.0, n=1, metric="exact_match", binary=True,
-                          items={"x": 1.0}, predictions={"x": f"w{worker} r{r}"})
+                          items={"x": 1.0}, predictions={"x": f"w{worker} r{r}"}, produced_by={"model": "m"})
         atomic_write_baseline(Path(folder) / f"b{r % 3}.baseline.jsonl", record)
 
 

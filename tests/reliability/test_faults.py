@@ -234,7 +234,7 @@ def test_baseline_write_failure_leaves_the_old_file_and_no_temp_file(
     """Simulated ENOSPC at each step of the atomic write (runs without root)."""
     path = tmp_path / "toy_a.baseline.jsonl"
     record = Baseline(benchmark="toy_a", score=50.0, ooc_rate=0.0, n=2, metric="exact_match", binary=True,
-                      items={"a": 1.0, "b": 0.0})
+                      items={"a": 1.0, "b": 0.0}, produced_by={"model": "m"})
     atomic_write_baseline(path, record)
     before = path.read_bytes()
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from pytest_jallm.answers import extract_answer, normalize, out_of_choice
-from pytest_jallm.items import MAX_SHOWN, shorten
+from pytest_jallm.display import MAX_SHOWN, shorten
 from pytest_jallm.metrics import METRIC_NAMES, get_metric
 from pytest_jallm.reporting.markdown import render_markdown
 from pytest_jallm.reporting.record import BenchmarkRecord

@@ -1,0 +1,53 @@
+"""Building the record: a benchmark's result and the gate's decision become its `BenchmarkRecord`.
+
+The benchmark test and `merge` (after deciding again) fill the verdict, p-values, MDD and message
+through `record_fields`, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .decision import Decision, decide, failure_text
+from .record import BenchmarkRecord, GateDetails, RunStats
+
+if TYPE_CHECKING:
+    from ..evaluation import BenchmarkResult
+
+
+def record_fields(details: GateDetails, decision: Decision) -> dict[str, Any]:
+    """The record's fields that the gate decides (all but the outcome and message of the test)."""
+    shown = details.paired if details.testable else None  # a p-value of too few pairs describes other items
+    mdd = decision.mdd
+    return {
+        "verdict": decision.verdict,
+        "baseline": decision.baseline_score,
+        "p_value": shown.p_value if shown else None,
+        "p_adjusted": details.family.p_adjusted if shown else None,
+        "flipped_worse": shown.losses if shown else None,
+        "flipped_better": shown.gains if shown else None,
+        "mdd": None if mdd is None else round(mdd, 2),
+        "underpowered": decision.underpowered,
+        "gate": details.model_copy(update={"warnings": decision.warnings + decision.notes}),
+    }
+
+
+def build_record(result: BenchmarkResult, details: GateDetails, decision: Decision) -> BenchmarkRecord:
+    """The record of one benchmark's run and the gate's verdict on it (what every report renders)."""
+    return BenchmarkRecord(
+        name=result.name, category=result.category, metric=result.metric, n=result.n, score=round(result.score, 4),
+        ooc_rate=None if result.ooc_rate is None else round(result.ooc_rate, 4), in_average=result.in_average,
+        extra={"scores": result.scores, "produced_by": result.produced_by},
+        run=RunStats.model_validate(result.run) if result.run else None,
+        **record_fields(details, decision),
+    )
+
+
+def apply_decision(record: BenchmarkRecord, details: GateDetails) -> BenchmarkRecord:
+    """`record` decided again from `details`: verdict, p-values, MDD, and the test's outcome and message."""
+    decision = decide(details)
+    return record.model_copy(update={
+        **record_fields(details, decision),
+        "outcome": "passed" if decision.passed else "failed",
+        "message": failure_text(record.header, decision.failures) if decision.failures else None,
+    })

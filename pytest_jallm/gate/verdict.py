@@ -1,0 +1,43 @@
+"""The verdicts a benchmark test can end with: one enum instead of strings spelt in six modules."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class Verdict(str, Enum):
+    """What the gate concluded about one benchmark. str-valued: results JSON, JUnit properties and
+    the tables show the value, spelt as users have always seen it (``FAIL`` stays upper case: it is
+    the verdict of an absolute threshold, and scripts grep for it)."""
+
+    PASS = "pass"
+    IMPROVED = "improved"  # a significant improvement beyond max_drop (family-corrected)
+    ACCEPTED = "accepted"  # --jallm-update-baseline wrote the baseline
+    FAIL = "FAIL"  # min_score or max_ooc_rate
+    REGRESSED = "regressed"  # significant paired drop beyond max_drop, or a corpus-level drop
+    INVALID_BASELINE = "invalid baseline"  # the baseline file contradicts itself or names another benchmark
+    NOT_WRITTEN = "not written"  # --jallm-update-baseline could not write the file
+    NO_ITEMS = "no items"  # nothing was scored (every request failed in the backend)
+    NO_BASELINE = "no baseline"
+    STALE = "stale"
+    UNPAIRED = "unpaired"
+
+    def __str__(self) -> str:  # f"{verdict}" and str(verdict) give the value on every Python version
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+    @property
+    def ungated(self) -> bool:
+        """Nothing compared this run with an accepted baseline: listed at the end, failed by --jallm-strict."""
+        return self in UNGATED
+
+    @property
+    def failing(self) -> bool:
+        """The verdict of a benchmark test that fails."""
+        return self in FAILING
+
+
+UNGATED = frozenset({Verdict.NO_BASELINE, Verdict.STALE, Verdict.UNPAIRED})
+FAILING = frozenset({Verdict.FAIL, Verdict.REGRESSED, Verdict.INVALID_BASELINE, Verdict.NOT_WRITTEN, Verdict.NO_ITEMS})
