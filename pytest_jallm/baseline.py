@@ -72,6 +72,7 @@ class _Strict(BaseModel):
 class BenchmarkEntry(_Strict):
     min_score: Optional[float] = Field(None, ge=0, le=100)
     max_ooc_rate: Optional[float] = Field(None, ge=0, le=100)
+    max_oof_rate: Optional[float] = Field(None, ge=0, le=100)  # % of outputs no answer could be extracted from
     max_drop: Optional[float] = Field(None, ge=0, le=100)
     alpha: Optional[float] = Field(None, gt=0, lt=1)
     max_spread: Optional[float] = Field(None, ge=0, le=100)  # prompt-format variants: max - min score
@@ -84,6 +85,7 @@ class Defaults(_Strict):
     alpha: float = Field(DEFAULT_ALPHA, gt=0, lt=1)
     min_score: Optional[float] = Field(None, ge=0, le=100)
     max_ooc_rate: Optional[float] = Field(None, ge=0, le=100)
+    max_oof_rate: Optional[float] = Field(None, ge=0, le=100)  # % of outputs no answer could be extracted from
     max_spread: Optional[float] = Field(None, ge=0, le=100)  # prompt-format variants: max - min score
     min_variant_score: Optional[float] = Field(None, ge=0, le=100)  # every drawn format must score this
     min_paired: float = Field(DEFAULT_MIN_PAIRED, ge=0, le=100)
@@ -105,11 +107,12 @@ class Limits:
     max_spread: float | None = None
     min_variant_score: float | None = None
     min_paired: float = DEFAULT_MIN_PAIRED
+    max_oof_rate: float | None = None
 
     @property
     def absolute(self) -> bool:
         """Whether a threshold gates the benchmark even without a baseline."""
-        return self.min_score is not None or self.max_ooc_rate is not None
+        return self.min_score is not None or self.max_ooc_rate is not None or self.max_oof_rate is not None
 
 
 def load_threshold_file(path: Path) -> ThresholdFileModel:
@@ -154,6 +157,7 @@ def limits_for(model: ThresholdFileModel, name: str, spec_thresholds: Any = None
     return Limits(
         min_score=pick("min_score", None),
         max_ooc_rate=pick("max_ooc_rate", None),
+        max_oof_rate=pick("max_oof_rate", None),
         max_drop=pick("max_drop", DEFAULT_MAX_DROP),
         alpha=pick("alpha", DEFAULT_ALPHA),
         max_spread=pick("max_spread", None),

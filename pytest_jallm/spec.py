@@ -268,6 +268,7 @@ class Thresholds(_Strict):
 
     min_score: Optional[float] = Field(None, ge=0, le=100)
     max_ooc_rate: Optional[float] = Field(None, ge=0, le=100)
+    max_oof_rate: Optional[float] = Field(None, ge=0, le=100)
     max_drop: Optional[float] = Field(None, ge=0, le=100)
 
 

@@ -349,3 +349,16 @@ def test_every_catalog_spec_has_a_reasoning_mode_as_docs_say(path: Path) -> None
         assert run.extraction().preset == preset
         assert run.instruction.startswith(spec.instruction) and run.instruction.endswith(("ください。", "tags."))
     assert effective_spec(spec, RunSettings(model="m")) == spec  # the default run is llm-jp-eval 1.3.0's
+
+
+def test_out_of_format_rate_is_reported_and_gated_like_the_out_of_choice_rate(reasoning_suite: pytest.Pytester) -> None:
+    (reasoning_suite.path / "thresholds").mkdir()
+    (reasoning_suite.path / "thresholds" / "script.yaml").write_text("benchmarks:\n  think_mc: {max_oof_rate: 25}\n",
+                                                                     encoding="utf-8")
+    result = reasoning_suite.runpytest("benchmarks", "--model", "script.json", "--jallm-backend", SCRIPTED,
+                                       "--jallm-no-cache", "--jallm-mode", "reasoning", "--jallm-results-json", "r.json")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*out-of-format rate 50.00% (no answer could be extracted) exceeds max_oof_rate 25.00%*"])
+    result.stdout.fnmatch_lines(["*OoC %*OoF %*", "think_mc*25.00*50.00*50.00*"])
+    row = json.loads((reasoning_suite.path / "r.json").read_text(encoding="utf-8"))["benchmarks"][0]
+    assert row["oof_rate"] == 50.0 and row["gate"]["limits"]["max_oof_rate"] == 25.0

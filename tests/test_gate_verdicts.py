@@ -240,5 +240,5 @@ def test_the_limits_in_force_are_recorded(toy: pytest.Pytester) -> None:
     (toy.path / "thresholds" / "model.yaml").write_text("defaults: {max_drop: 3}\nbenchmarks:\n  toy_mc: {min_score: 50}\n")
     toy.runpytest(*base_args(write_script(toy.path), "--jallm-results-json", "r.json"))
     rows = {b["name"]: b for b in json.loads((toy.path / "r.json").read_text(encoding="utf-8"))["benchmarks"]}
-    assert rows["toy_mc"]["gate"]["limits"] == {"min_score": 50.0, "max_ooc_rate": None, "max_drop": 3.0, "alpha": 0.05,
+    assert rows["toy_mc"]["gate"]["limits"] == {"min_score": 50.0, "max_ooc_rate": None, "max_oof_rate": None, "max_drop": 3.0, "alpha": 0.05,
                                                 "min_paired": 90.0}

@@ -70,6 +70,9 @@ def decide(d: GateDetails) -> Decision:
             out.failures.append(msg)
     if lim.max_ooc_rate is not None and d.ooc_rate is not None and d.ooc_rate > lim.max_ooc_rate:
         out.failures.append(f"out-of-choice rate {d.ooc_rate:.2f}% exceeds max_ooc_rate {lim.max_ooc_rate:.2f}%")
+    if lim.max_oof_rate is not None and d.oof_rate is not None and d.oof_rate > lim.max_oof_rate:
+        out.failures.append(f"out-of-format rate {d.oof_rate:.2f}% (no answer could be extracted) exceeds max_oof_rate "
+                            f"{lim.max_oof_rate:.2f}%")
     if d.accepted is not None:
         return _accepted(d, out)
 
@@ -91,7 +94,7 @@ def decide(d: GateDetails) -> Decision:
         if lim.absolute:
             out.verdict = Verdict.FAIL if out.failures else Verdict.PASS
             return out
-        return ungated(Verdict.NO_BASELINE, "no baseline and no min_score/max_ooc_rate: nothing gates this benchmark")
+        return ungated(Verdict.NO_BASELINE, "no baseline and no min_score/max_ooc_rate/max_oof_rate: nothing gates this benchmark")
     if b.stale:
         return ungated(Verdict.STALE, "baseline is stale, not compared: " + "; ".join(b.stale)
                        + " — accept a new one with --jallm-update-baseline")

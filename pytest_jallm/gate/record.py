@@ -54,18 +54,19 @@ class GateLimits(_Details):
 
     min_score: float | None = None
     max_ooc_rate: float | None = None
+    max_oof_rate: float | None = None
     max_drop: float
     alpha: float
     min_paired: float = DEFAULT_MIN_PAIRED
 
     @classmethod
     def of(cls, limits: Limits) -> GateLimits:
-        return cls(min_score=limits.min_score, max_ooc_rate=limits.max_ooc_rate, max_drop=limits.max_drop,
-                   alpha=limits.alpha, min_paired=limits.min_paired)
+        return cls(min_score=limits.min_score, max_ooc_rate=limits.max_ooc_rate, max_oof_rate=limits.max_oof_rate,
+                   max_drop=limits.max_drop, alpha=limits.alpha, min_paired=limits.min_paired)
 
     @property
     def absolute(self) -> bool:
-        return self.min_score is not None or self.max_ooc_rate is not None
+        return self.min_score is not None or self.max_ooc_rate is not None or self.max_oof_rate is not None
 
 
 class BaselineFacts(_Details):
@@ -134,6 +135,7 @@ class GateDetails(_Details):
 
     score: float = Field(description="unrounded, 0-100")
     ooc_rate: float | None = None
+    oof_rate: float | None = Field(None, description="percent of outputs no answer could be extracted from")
     n: int = Field(description="items scored")
     backend_errors: int = Field(0, description="items left out because their request failed in the backend")
     limits: GateLimits
@@ -181,6 +183,7 @@ class BenchmarkRecord(BaseModel):
     n: int
     score: float
     ooc_rate: float | None = None
+    oof_rate: float | None = Field(None, description="out of format: percent of outputs no answer could be extracted from")
     baseline: float | None = None
     verdict: Verdict = Verdict.PASS
     in_average: bool = True

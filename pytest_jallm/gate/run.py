@@ -98,7 +98,7 @@ class Gate:
 
     def _assess(self, result: BenchmarkResult, baseline: Baseline | BaselineError | None, limits: Limits) -> GateDetails:
         o = self.options
-        details = GateDetails(score=result.score, ooc_rate=result.ooc_rate, n=result.n,
+        details = GateDetails(score=result.score, ooc_rate=result.ooc_rate, oof_rate=result.oof_rate, n=result.n,
                               backend_errors=len(result.backend_errors), limits=GateLimits.of(limits), smoke=o.smoke,
                               enforce_min_score=o.enforce_min_score, strict=o.strict, diff_items=o.diff_items,
                               family=FamilyCorrection(requested=self._requested))

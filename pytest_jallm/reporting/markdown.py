@@ -13,7 +13,7 @@ from .terminal import average_lines, average_note, family_phrase, medical_block,
 
 VERDICT_MARK = {Verdict.PASS: "✅", Verdict.IMPROVED: "⬆️", Verdict.ACCEPTED: "📌", Verdict.NO_BASELINE: "➖",
                 Verdict.STALE: "⚠️", Verdict.UNPAIRED: "⚠️", **{v: "❌" for v in Verdict if v.failing}}
-MD_HEADERS = ["benchmark", "cat", "metric", "n", "score", "OoC %", "baseline", "Δ", "p", "p adj", "flips −/+", "MDD", "verdict"]
+MD_HEADERS = ["benchmark", "cat", "metric", "n", "score", "OoC %", "OoF %", "baseline", "Δ", "p", "p adj", "flips −/+", "MDD", "verdict"]
 MAX_MESSAGE = 1500  # characters of a failure message in the Markdown summary
 
 

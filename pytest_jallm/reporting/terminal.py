@@ -46,12 +46,12 @@ def in_table_order(rows: Sequence[BenchmarkRecord]) -> list[BenchmarkRecord]:
 
 def table_rows(rows: Sequence[BenchmarkRecord], *, stats: bool = False, verdict=lambda r: r.verdict) -> list[list[str]]:
     """One row per benchmark (HEADERS; with `stats`, the p-values, flips and MDD too: MD_HEADERS)."""
-    return [[r.name, r.category, r.metric, str(r.n), cell(r.score), cell(r.ooc_rate), cell(r.baseline), cell(r.delta, signed=True),
+    return [[r.name, r.category, r.metric, str(r.n), cell(r.score), cell(r.ooc_rate), cell(r.oof_rate), cell(r.baseline), cell(r.delta, signed=True),
              *([p_cell(r.p_value), p_cell(r.p_adjusted), flips_cell(r), mdd_cell(r)] if stats else []), verdict(r)]
             for r in in_table_order(rows)]
 
 
-HEADERS = ["benchmark", "cat", "metric", "n", "score", "OoC %", "baseline", "Δ", "verdict"]
+HEADERS = ["benchmark", "cat", "metric", "n", "score", "OoC %", "OoF %", "baseline", "Δ", "verdict"]
 
 
 def average_lines(av: Averages) -> tuple[list[str], list[str]]:
