@@ -114,12 +114,12 @@ def test_markdown_summary_has_status_table_flips_p_values_and_failures(run_dir: 
     assert "backend `scripted" in md and "0-shot" in md and "#params (B) `1.8`" in md and "type `pretrained`" in md
     header = next(line for line in md.splitlines() if line.startswith("| benchmark"))
     assert [c.strip() for c in header.strip("|").split("|")] == [
-        "benchmark", "cat", "metric", "n", "score", "OoC %", "baseline", "Δ", "p", "p adj", "flips −/+", "MDD", "verdict"]
+        "benchmark", "cat", "metric", "n", "score", "OoC %", "OoF %", "baseline", "Δ", "p", "p adj", "flips −/+", "MDD", "verdict"]
     mc = next(line for line in md.splitlines() if line.startswith("| toy_mc"))
     cells = [c.strip() for c in mc.strip("|").split("|")]
     # p adj: Holm over the session's three paired tests (the other two have p = 1).
-    assert cells[4:11] == ["30.00", "0.00", "100.00", "-70.00", "0.0078", "0.023", "7/0"]
-    assert cells[-1] == "❌ regressed" and "underpowered" in cells[11]  # 10 items cannot see a 2-point drop
+    assert cells[4:12] == ["30.00", "0.00", "0.00", "100.00", "-70.00", "0.0078", "0.023", "7/0"]
+    assert cells[-1] == "❌ regressed" and "underpowered" in cells[12]  # 10 items cannot see a 2-point drop
     assert "Items flipped vs baseline: 7 worse, 0 better" in md
     assert "### Failures" in md and "<summary><b>toy_mc</b> — regressed</summary>" in md
     assert "7 flipped worse: toy_mc-0" in md
