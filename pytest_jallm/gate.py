@@ -62,11 +62,20 @@ def stale_reasons(baseline: Baseline, produced_by: Mapping[str, Any], metric: st
     reasons = []
     if metric is not None and baseline.metric != metric:
         reasons.append(f"metric changed ({baseline.metric} -> {metric})")
-    for key, label in (("prompt_hash", "prompt template"), ("data_fingerprint", "data"), ("scoring", "answer scoring")):
+    for key, label in (("prompt_hash", "prompt template"), ("data_fingerprint", "data"), ("scoring", "answer scoring"),
+                       ("judge", "LLM judge")):
         old, new = baseline.produced_by.get(key), produced_by.get(key)
         if old is not None and new is not None and old != new:
-            reasons.append(f"{label} changed ({key} {old} -> {new})")
+            reasons.append(f"{label} changed ({key} {_changed(old, new)})")
     return reasons
+
+
+def _changed(old: Any, new: Any) -> str:
+    """``old -> new``; for two mappings (the judge's provenance) only the entries that differ."""
+    if isinstance(old, Mapping) and isinstance(new, Mapping):
+        keys = [k for k in dict.fromkeys([*old, *new]) if old.get(k) != new.get(k)]
+        return "; ".join(f"{k} {old.get(k)} -> {new.get(k)}" for k in keys)
+    return f"{old} -> {new}"
 
 
 def assess(
@@ -221,6 +230,7 @@ def gate_record(result: BenchmarkResult, gate: GateOutcome, *, verdict: str, lim
                      "alpha": limits.alpha, "other_failures": gate.other_failures,
                      "paired": cmp.n_paired if cmp else None, "notes": gate.notes + gate.warnings},
             **({"flips": flips} if flips else {}),
+            **({"judged": result.judged} if result.judged else {}),
             **({"baseline_written": written} if written else {}),
         },
         run=result.run or None,

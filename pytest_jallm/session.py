@@ -95,7 +95,15 @@ class JallmSession:
             if self.med_template not in HARNESS_TEMPLATES:
                 raise pytest.UsageError(f"--jallm-med-template {self.med_template!r}: expected one of "
                                         f"{', '.join(HARNESS_TEMPLATES)} (japanese-lm-med-harness's template.py)")
-        self.evaluation = Evaluation(self.settings, self._make_backend, progress=self._progress)
+        from .chatjudge.flow import JudgedRunner
+        from .chatjudge.judge import judge_settings
+
+        try:
+            self.judge = judge_settings(config.getoption)  # None: judged benchmarks are skipped
+        except BackendOptionError as e:
+            raise pytest.UsageError(str(e)) from None
+        self.evaluation = Evaluation(self.settings, self._make_backend, progress=self._progress,
+                                     judged=JudgedRunner(self.judge, progress=self._progress))
 
     # --- backend -------------------------------------------------------------
 

@@ -1,0 +1,346 @@
+"""An LLM-judged chat benchmark, stage by stage: turn 1, turn 2, then the judge.
+
+1. Turn 1 of every question in one batched call of the model's backend (the prepared requests:
+   the question as the user message, through the model's chat template).
+2. Turn 2 in a second batched call: user q1, assistant a1, user q2 (a question whose first turn
+   failed in the backend is not asked again).
+3. Every turn's judge prompt (chatjudge.fastchat) in one batched call of the judge's backend,
+   temperature 0; the rating read from each judgment.
+
+All three go through the generation cache (the judge's calls keyed by the judge's identity), and
+each request names its item and turn (`ItemRef`). The scored unit is the question × turn
+(`<question id>-turn<n>`), its score the rating / 10, so the benchmark's score is the mean rating
+× 10 (0-100, like every other score) and FastChat's 1-10 figures are in the result's `judged`
+summary. A judgment without a rating is left out of the score, as FastChat leaves out its -1,
+and counted and listed in that summary (never scored 0).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from .. import __version__
+from ..backends.base import (
+    Backend,
+    BackendError,
+    BackendIdentity,
+    GenerationRequest,
+    ItemRef,
+    RequestErrors,
+    SamplingSettings,
+)
+from ..cache import cached_generate
+from ..data import DataError, load_source
+from ..evaluation import BenchmarkResult, Evaluation, ItemOutcome, PreparedBenchmark
+from ..metrics import get_metric, strip_think
+from ..spec import JUDGE_METRIC, JudgeSpec
+from . import fastchat, item_id
+from .judge import JudgeSettings
+
+MAX_LISTED_UNSCORABLE = 50  # causes kept in the summary; the count is always complete
+
+
+class JudgeNotConfigured(BackendError):
+    """A judged benchmark ran without --jallm-judge-model."""
+
+
+@dataclass(frozen=True)
+class JudgeMaterial:
+    """What the judge reads besides the answers: its prompts and the reference answers."""
+
+    prompts: Mapping[tuple[int, bool], fastchat.JudgePrompt]  # (turn, with reference) -> prompt
+    references: Mapping[str, tuple[str, str]]  # question id -> reference answer of turn 1, turn 2
+    reference_file: str
+    reference_hash: str
+
+    @property
+    def prompts_version(self) -> str:
+        return fastchat.prompts_version(self.prompts.values())
+
+
+def load_material(spec_path: Path, judge: JudgeSpec, ev: Evaluation, where: str) -> JudgeMaterial:
+    spec_dir, settings = spec_path.parent, ev.settings
+
+    def rows(source, key):
+        try:
+            return load_source(source, spec_dir, settings.data_dir, f"{where}: {key}", settings.data_config)[:2]
+        except DataError as e:
+            raise DataError(f"{where}: {key}: {e}") from None
+
+    loaded = {}
+    for key, source in (("judge.prompts", judge.prompts), ("judge.multi_turn_prompts", judge.multi_turn_prompts)):
+        if source is not None:
+            found, origin = rows(source, key)
+            try:
+                loaded[key] = (fastchat.judge_prompts_from_rows(found, origin), origin)
+            except fastchat.JudgePromptError as e:
+                raise DataError(f"{where}: {key}: {e}") from None
+    prompts = {}
+    for turn in range(1, judge.turns + 1):
+        key = "judge.multi_turn_prompts" if turn == 2 and "judge.multi_turn_prompts" in loaded else "judge.prompts"
+        by_name, origin = loaded[key]
+        for with_reference in (False, True):
+            try:
+                prompts[(turn, with_reference)] = fastchat.select_prompt(by_name, turn, with_reference, origin)
+            except fastchat.JudgePromptError as e:
+                raise DataError(f"{where}: {key}: {e}") from None
+    found, origin = rows(judge.reference_answers, "judge.reference_answers")
+    references = {str(r["question_id"]): (r["turn_1"], r["turn_2"]) for r in found}
+    blob = json.dumps(sorted(references.items()), ensure_ascii=False).encode("utf-8")
+    return JudgeMaterial(prompts, references, Path(origin.split(" (+")[0]).name, hashlib.sha256(blob).hexdigest()[:16])
+
+
+def readable(messages: Sequence[Mapping[str, str]]) -> str:
+    """A conversation as text, for reports (backends send the messages)."""
+    return "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in messages)
+
+
+@dataclass
+class _Call:
+    texts: list[str | None]
+    origins: list[str]
+    failed: dict[int, str]
+    seconds: float
+
+    def count(self, word: str) -> int:
+        return self.origins.count(word)
+
+
+class JudgedRunner:
+    """Runs the session's judged benchmarks; holds the judge's backend (loaded once, when needed)."""
+
+    def __init__(self, judge: JudgeSettings | None, *, make_judge: Callable[[], Backend] | None = None,
+                 progress: Callable[[int], Any] | None = None):
+        self.judge = judge
+        self._make_judge = make_judge or (judge.create if judge is not None else None)
+        self._progress = progress
+        self._backend: Backend | None = None
+        self._identity: BackendIdentity | None = None
+        self.load_seconds = 0.0
+
+    # -- the judge --------------------------------------------------------------------------
+
+    def backend(self) -> Backend:
+        if self._backend is None:
+            if self._make_judge is None:
+                raise JudgeNotConfigured("no judge: pass --jallm-judge-model (and --jallm-judge-backend, "
+                                         "--jallm-judge-base-url …) to run LLM-judged benchmarks")
+            started = time.perf_counter()
+            self._backend = self._make_judge()
+            self.load_seconds += time.perf_counter() - started
+        return self._backend
+
+    def identity(self, peek: bool) -> BackendIdentity:
+        """The judge's identity; with ``peek``, without loading a judge whose backend can tell."""
+        if self._backend is not None:
+            return self._backend.identity()
+        if self._identity is None:
+            peeked = self.judge.peek_identity() if (peek and self.judge is not None) else None
+            self._identity = peeked if peeked is not None else self.backend().identity()
+        return self._identity
+
+    def close(self) -> None:
+        if self._backend is not None:
+            self._backend.close()
+            self._backend = None
+
+    # -- one benchmark -------------------------------------------------------------------------
+
+    def _call(self, get_backend: Callable[[], Backend], requests: list[GenerationRequest], sampling: SamplingSettings,
+              ev: Evaluation, identity: BackendIdentity | None) -> _Call:
+        bar = self._progress(len(requests)) if (self._progress and requests) else None
+        origins: list[str] = []
+        failed: dict[int, str] = {}
+        started = time.perf_counter()
+        try:
+            texts, _ = cached_generate(get_backend, requests, sampling, ev.cache(), identity=identity, origins=origins,
+                                       on_progress=bar.update if bar is not None else None)
+        except RequestErrors as e:  # some requests failed on their own: the others are kept
+            texts, failed = e.texts, e.failures
+        finally:
+            if bar is not None:
+                bar.close()
+        return _Call(list(texts), origins, failed, time.perf_counter() - started)
+
+    def _model_call(self, ev: Evaluation, requests: list[GenerationRequest]) -> _Call:
+        load_before = ev.timings["load"]
+        identity = ev.identity() if ev.cache() is not None else None
+        call = self._call(lambda: ev.backend, requests, ev.settings.sampling, ev, identity)
+        call.seconds -= ev.timings["load"] - load_before
+        ev.timings["generate"] += call.seconds
+        ev.prompts_requested += len(requests)
+        ev.prompts_generated += call.count("generated")
+        ev.prompts_from_cache += call.count("cache")
+        ev.prompts_repeated += call.count("repeated")
+        return call
+
+    def run(self, ev: Evaluation, prep: PreparedBenchmark) -> BenchmarkResult:
+        spec = prep.spec
+        judge_spec = spec.judge
+        assert judge_spec is not None
+        where = f"{spec.name} ({prep.spec_path.name})"
+        if self._make_judge is None:
+            self.backend()  # raises JudgeNotConfigured before the model answers anything
+        material = load_material(prep.spec_path, judge_spec, ev, where)
+        questions = prep.examples
+        for ex in questions:
+            if judge_spec.turns == 2 and int(ex.context.get("turns", 2)) < 2:
+                raise DataError(f"{where}: question {ex.id} has one turn; judge.turns is 2")
+            if ex.fields["category"] in judge_spec.reference_categories and ex.id not in material.references:
+                raise DataError(f"{where}: question {ex.id} ({ex.fields['category']}) is judged against a reference "
+                                f"answer, but {material.reference_file} has none for it")
+
+        # Turn 1, then turn 2 of the questions whose first answer came back.
+        first = self._model_call(ev, list(prep.requests))
+        answers: dict[tuple[str, int], str] = {}
+        prompts: dict[tuple[str, int], str] = {}
+        failed: dict[str, str] = {}
+        second_requests: list[GenerationRequest] = []
+        second_of: list[str] = []
+        for ex, req, text, i in zip(questions, prep.requests, first.texts, range(len(questions)), strict=True):
+            if i in first.failed:
+                failed[item_id(ex.id, 1)] = first.failed[i]
+                if judge_spec.turns == 2:
+                    failed[item_id(ex.id, 2)] = "not asked: turn 1 failed in the backend"
+                continue
+            answers[(ex.id, 1)] = text or ""
+            prompts[(ex.id, 1)] = req.prompt
+            if judge_spec.turns == 2:
+                messages = (*req.messages, {"role": "assistant", "content": text or ""},
+                            {"role": "user", "content": ex.fields["turn_2"]})
+                second_requests.append(GenerationRequest(
+                    prompt=readable(messages), max_new_tokens=spec.max_new_tokens, stop=tuple(spec.stop),
+                    messages=messages, item=ItemRef(spec.name, ex.id, 2)))
+                second_of.append(ex.id)
+        second = self._model_call(ev, second_requests)
+        for j, (qid, req, text) in enumerate(zip(second_of, second_requests, second.texts, strict=True)):
+            if j in second.failed:
+                failed[item_id(qid, 2)] = second.failed[j]
+            else:
+                answers[(qid, 2)] = text or ""
+                prompts[(qid, 2)] = req.prompt
+        asked = len(questions) * judge_spec.turns
+        if failed and 100 * len(failed) / asked > ev.settings.max_backend_error_pct:
+            first_id = next(iter(failed))
+            raise BackendError(
+                f"{spec.name}: {len(failed)} of {asked} answers failed in the backend (allowed: "
+                f"{ev.settings.max_backend_error_pct:g}%, --jallm-max-backend-errors); first: {first_id}: {failed[first_id]}")
+
+        # The judge: one prompt per answered turn, in one call.
+        started = time.perf_counter()
+        load_before = self.load_seconds
+        by_id = {ex.id: ex for ex in questions}
+        judged = [(ex.id, turn) for ex in questions for turn in range(1, judge_spec.turns + 1) if (ex.id, turn) in answers]
+        judge_requests = [self._judge_request(spec.name, judge_spec, material, by_id[qid], turn, answers, ev)
+                          for qid, turn in judged]
+        judge_sampling = SamplingSettings(temperature=0.0, top_p=1.0, repetition_penalty=1.0, seed=ev.settings.sampling.seed)
+        judge_identity = self.identity(peek=ev.cache() is not None)
+        verdicts = self._call(self.backend, judge_requests, judge_sampling, ev, judge_identity)
+        judge_identity = self.identity(peek=False) if self._backend is not None else judge_identity
+        ev.timings["load"] += self.load_seconds - load_before
+
+        # Ratings, items, the result.
+        unscorable: dict[str, str] = {}
+        scored: list[tuple[str, int, str]] = []
+        for j, (qid, turn) in enumerate(judged):
+            judgment = verdicts.texts[j]
+            if j in verdicts.failed or judgment is None:
+                unscorable[item_id(qid, turn)] = f"the judge request failed: {verdicts.failed.get(j, 'no text')}"
+            elif fastchat.unscorable_reason(judgment) is not None:
+                unscorable[item_id(qid, turn)] = f"{fastchat.unscorable_reason(judgment)}: {_tail(judgment)}"
+            else:
+                scored.append((qid, turn, judgment))
+        rated = get_metric(JUDGE_METRIC)([j for _, _, j in scored], ["" for _ in scored], [{} for _ in scored])
+        per_item = rated.per_item or []
+        score = 100 * rated.score if per_item else 0.0
+        items = [
+            ItemOutcome(id=item_id(qid, turn), prompt=prompts[(qid, turn)], gold=self._reference(judge_spec, material,
+                        by_id[qid], turn), output=answers[(qid, turn)], prediction=judgment, score=float(item_score),
+                        ooc=False, input=by_id[qid].fields[f"turn_{turn}"])
+            for (qid, turn, judgment), item_score in zip(scored, per_item, strict=True)
+        ]
+        ratings = [(by_id[qid].fields["category"], turn, 10 * float(s)) for (qid, turn, _), s in zip(scored, per_item)]
+        score_seconds = time.perf_counter() - started - (self.load_seconds - load_before)
+        ev.timings["score"] += score_seconds
+        result = BenchmarkResult(
+            name=spec.name, category=spec.category, in_average=spec.counts_in_average, metric=JUDGE_METRIC,
+            score=score, scores={JUDGE_METRIC: score},
+            ooc_rate=None, n=len(items), binary=False, items=items,
+            produced_by=self._produced_by(prep, ev, judge_spec, material, judge_identity, judge_sampling),
+            backend_errors={**failed, **unscorable},
+        )
+        result.judged = {
+            "scale": "1-10", **fastchat.show_result(ratings), "asked": asked, "judged": len(judged),
+            "scored": len(scored), "unscorable_count": len(unscorable),
+            "unscorable": dict(list(unscorable.items())[:MAX_LISTED_UNSCORABLE]),
+            "backend_errors": len(failed), "judge": f"{judge_identity.backend} {judge_identity.model}",
+        }
+        result.run = {
+            "prompts": len(prep.requests) + len(second_requests), "generated": first.count("generated") + second.count("generated"),
+            "cache_hits": first.count("cache") + second.count("cache"), "repeated": first.count("repeated") + second.count("repeated"),
+            "seconds": _seconds(prep.seconds, first.seconds + second.seconds, score_seconds),
+            "generation_shared_by": [spec.name],
+            "judge": {"prompts": len(judge_requests), "generated": verdicts.count("generated"),
+                      "cache_hits": verdicts.count("cache"), "repeated": verdicts.count("repeated")},
+        }
+        return result
+
+    def _judge_request(self, benchmark: str, judge_spec: JudgeSpec, material: JudgeMaterial, ex: Any, turn: int,
+                       answers: Mapping[tuple[str, int], str], ev: Evaluation) -> GenerationRequest:
+        with_reference = ex.fields["category"] in judge_spec.reference_categories
+        prompt = material.prompts[(turn, with_reference)]
+        shown = [answers[(ex.id, t)] for t in range(1, turn + 1)]
+        if ev.settings.strip_think:  # the judge rates the answer, not the reasoning before it
+            shown = [strip_think(a) for a in shown]
+        user = fastchat.render_judge_prompt(prompt, [ex.fields["turn_1"], ex.fields["turn_2"]], shown,
+                                            material.references.get(ex.id) if with_reference else None, turn)
+        messages = ({"role": "system", "content": prompt.system_prompt}, {"role": "user", "content": user})
+        return GenerationRequest(prompt=readable(messages), max_new_tokens=judge_spec.max_new_tokens,
+                                 messages=messages, item=ItemRef(benchmark, ex.id, turn))
+
+    @staticmethod
+    def _reference(judge_spec: JudgeSpec, material: JudgeMaterial, ex: Any, turn: int) -> str:
+        if ex.fields["category"] not in judge_spec.reference_categories:
+            return ""
+        return material.references[ex.id][turn - 1]
+
+    @staticmethod
+    def _produced_by(prep: PreparedBenchmark, ev: Evaluation, judge_spec: JudgeSpec, material: JudgeMaterial,
+                     identity: BackendIdentity, sampling: SamplingSettings) -> dict[str, Any]:
+        settings = ev.settings
+        return {
+            **ev.identity().as_dict(),
+            "sampling": settings.sampling.as_dict(),
+            "prompt_hash": prep.prompt_hash,
+            "data_fingerprint": prep.data_fingerprint,
+            "num_fewshot": 0,
+            "chat": True,
+            "limit": settings.limit,
+            "scoring": {"strip_think": settings.strip_think},
+            # What makes one judge's ratings comparable with another's: a baseline judged otherwise is stale.
+            "judge": {
+                "model": identity.model, "model_revision": identity.model_revision,
+                "prompts": material.prompts_version, "reference_answers": material.reference_hash,
+                "reference_file": material.reference_file, "reference_categories": list(judge_spec.reference_categories),
+                "turns": judge_spec.turns, "max_new_tokens": judge_spec.max_new_tokens,
+                "temperature": sampling.temperature,
+            },
+            "judge_identity": identity.as_dict(),  # provenance only: a server's version does not stale a baseline
+            "pytest_jallm": __version__,
+        }
+
+
+def _tail(text: str, n: int = 120) -> str:
+    text = " ".join(text.split())
+    return repr(text if len(text) <= n else "…" + text[-n:])
+
+
+def _seconds(prepare: float, generate: float, score: float) -> dict[str, float]:
+    out = {"prepare": round(prepare, 6), "generate": round(generate, 6), "score": round(score, 6)}
+    out["total"] = round(sum(out.values()), 6)
+    return out
