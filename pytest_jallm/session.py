@@ -103,7 +103,8 @@ class JallmSession:
         except BackendOptionError as e:
             raise pytest.UsageError(str(e)) from None
         self.evaluation = Evaluation(self.settings, self._make_backend, progress=self._progress,
-                                     judged=JudgedRunner(self.judge, progress=self._progress))
+                                     judged=JudgedRunner(self.judge, progress=self._progress,
+                                                         judge_progress=lambda n: self._bar("pytest-jallm judging", n, unit="prompt")))
 
     # --- backend -------------------------------------------------------------
 

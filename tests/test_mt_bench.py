@@ -28,6 +28,7 @@ from pytest_jallm.data import LOADERS, DataError
 from pytest_jallm.evaluation import Evaluation, RunSettings
 from pytest_jallm.spec import SpecError, load_spec, parse_spec
 from real_slices import SLICES, for_slices
+from servers import tiny_ja_chat_model, tiny_ja_model  # noqa: F401,F811 - fixtures are used by name
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC_PATH = ROOT / "benchmarks" / "japanese_mt_bench.yaml"
@@ -411,3 +412,31 @@ def test_a_reference_category_question_without_a_reference_is_a_data_error(tmp_p
         update={"url": None, "mirror": None, "path": str(refs)})})
     ev = _run(spec.model_copy(update={"judge": judge}), Recorded("m", _scripted_answers(spec)), Recorded("j", {}, "[[1]]"))
     assert "question 2 (coding) is judged against a reference answer, but ref.jsonl has none" in str(ev.errors[spec.name])
+
+
+@pytest.mark.slow
+def test_a_local_hf_model_answers_and_a_local_hf_judge_rates(tiny_ja_chat_model: Path) -> None:  # noqa: F811
+    """The real hf backend on both sides (a tiny random chat model on the CPU): the turns go through
+    the model's chat template, the judge's system and user messages through the judge's. A random
+    model writes no [[rating]]: whatever it writes is either scored or counted as unscorable."""
+    from pytest_jallm.backends import backend_factory
+    from pytest_jallm.chatjudge.judge import judge_settings
+
+    spec = _spec(SLICES, turns=2, max_new_tokens=8).model_copy(update={"max_new_tokens": 8})
+    given = {"jallm_judge_model": str(tiny_ja_chat_model), "jallm_judge_backend": "hf", "jallm_judge_device": "cpu",
+             "jallm_judge_dtype": "float32", "jallm_judge_batch_size": 8, "jallm_judge_add_special_tokens": True}
+    judge = judge_settings(lambda dest: given.get(dest))
+    settings = RunSettings(model=str(tiny_ja_chat_model), data_dir=SLICES, limit=2)
+    ev = Evaluation(settings, lambda: backend_factory("hf")(str(tiny_ja_chat_model), device="cpu", dtype="float32",
+                                                            batch_size=8, add_special_tokens=True, revision=None,
+                                                            trust_remote_code=False),
+                    judged=JudgedRunner(judge))
+    try:
+        ev.run([(spec, SPEC_PATH)])
+    finally:
+        ev.close()
+    if spec.name in ev.errors:
+        raise ev.errors[spec.name]
+    result = ev.results[spec.name]
+    assert result.judged["judged"] == 4 and result.judged["scored"] + result.judged["unscorable_count"] == 4
+    assert result.produced_by["judge_identity"]["backend"] == "hf" and ev.prompts_requested == 4

@@ -115,10 +115,11 @@ class JudgedRunner:
     """Runs the session's judged benchmarks; holds the judge's backend (loaded once, when needed)."""
 
     def __init__(self, judge: JudgeSettings | None, *, make_judge: Callable[[], Backend] | None = None,
-                 progress: Callable[[int], Any] | None = None):
+                 progress: Callable[[int], Any] | None = None, judge_progress: Callable[[int], Any] | None = None):
         self.judge = judge
         self._make_judge = make_judge or (judge.create if judge is not None else None)
-        self._progress = progress
+        self._progress = progress  # progress bars of the model's calls, then of the judge's
+        self._judge_progress = judge_progress or progress
         self._backend: Backend | None = None
         self._identity: BackendIdentity | None = None
         self.load_seconds = 0.0
@@ -152,8 +153,8 @@ class JudgedRunner:
     # -- one benchmark -------------------------------------------------------------------------
 
     def _call(self, get_backend: Callable[[], Backend], requests: list[GenerationRequest], sampling: SamplingSettings,
-              ev: Evaluation, identity: BackendIdentity | None) -> _Call:
-        bar = self._progress(len(requests)) if (self._progress and requests) else None
+              ev: Evaluation, identity: BackendIdentity | None, progress: Callable[[int], Any] | None) -> _Call:
+        bar = progress(len(requests)) if (progress and requests) else None
         origins: list[str] = []
         failed: dict[int, str] = {}
         started = time.perf_counter()
@@ -170,7 +171,7 @@ class JudgedRunner:
     def _model_call(self, ev: Evaluation, requests: list[GenerationRequest]) -> _Call:
         load_before = ev.timings["load"]
         identity = ev.identity() if ev.cache() is not None else None
-        call = self._call(lambda: ev.backend, requests, ev.settings.sampling, ev, identity)
+        call = self._call(lambda: ev.backend, requests, ev.settings.sampling, ev, identity, self._progress)
         call.seconds -= ev.timings["load"] - load_before
         ev.timings["generate"] += call.seconds
         ev.prompts_requested += len(requests)
@@ -240,7 +241,7 @@ class JudgedRunner:
                           for qid, turn in judged]
         judge_sampling = SamplingSettings(temperature=0.0, top_p=1.0, repetition_penalty=1.0, seed=ev.settings.sampling.seed)
         judge_identity = self.identity(peek=ev.cache() is not None)
-        verdicts = self._call(self.backend, judge_requests, judge_sampling, ev, judge_identity)
+        verdicts = self._call(self.backend, judge_requests, judge_sampling, ev, judge_identity, self._judge_progress)
         judge_identity = self.identity(peek=False) if self._backend is not None else judge_identity
         ev.timings["load"] += self.load_seconds - load_before
 

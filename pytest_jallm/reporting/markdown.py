@@ -8,7 +8,7 @@ from typing import Any, Mapping, Sequence
 from tabulate import tabulate
 
 from .record import BenchmarkRecord, averages
-from .terminal import average_lines, average_note, medical_block, table_rows
+from .terminal import average_lines, average_note, judged_block, medical_block, table_rows
 
 VERDICT_MARK = {"pass": "✅", "improved": "⬆️", "accepted": "📌", "no baseline": "➖", "stale": "⚠️", "unpaired": "⚠️",
                 "regressed": "❌", "FAIL": "❌", "invalid baseline": "❌", "not written": "❌"}
@@ -81,6 +81,9 @@ def render_markdown(rows: Sequence[BenchmarkRecord], title: str = "pytest-jallm 
     medical = medical_block(rows, "github")
     if medical:
         lines += ["", "### Medical", "", medical]
+    judged = judged_block(rows, "github")
+    if judged:
+        lines += ["", "### MT-Bench", "", judged]
     failed = sorted((r for r in rows if r.outcome != "passed"), key=lambda r: r.name)
     if failed:
         lines += ["", "### Failures", ""]
