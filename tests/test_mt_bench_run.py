@@ -183,3 +183,19 @@ def test_the_mt_bench_block_renders_from_the_record_alone() -> None:
     assert "<h2>MT-Bench</h2>" in page and "MT-Bench categories (1–10)" in page
     plain = BenchmarkRecord(name="jnli", category="NLI", metric="exact_match", n=3, score=50.0)
     assert "MT-Bench" not in render_terminal([plain]) + render_markdown([plain]) + render_html([plain])
+
+
+def test_no_prompt_variants_for_a_judged_benchmark_and_its_requests_are_listed(pytester: pytest.Pytester) -> None:
+    _unpinned_spec(pytester)
+    collected = pytester.runpytest(*_args(pytester, None), "--jallm-variants", "3", "--collect-only", "-q")
+    collected.stdout.fnmatch_lines(["*::japanese_mt_bench", "1 test collected*"])
+    assert "[variants]" not in collected.stdout.str()
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "pytest_jallm", "prompts", "benchmarks/japanese_mt_bench.yaml",
+                          "--data-dir", str(SLICES), "--limit", "2"], cwd=pytester.path, capture_output=True, text=True,
+                         timeout=120, env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0, out.stderr
+    records = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [(r["id"], [m["role"] for m in r["messages"]]) for r in records] == [("1", ["user"]), ("2", ["user"])]
