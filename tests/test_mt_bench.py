@@ -440,3 +440,35 @@ def test_a_local_hf_model_answers_and_a_local_hf_judge_rates(tiny_ja_chat_model:
     result = ev.results[spec.name]
     assert result.judged["judged"] == 4 and result.judged["scored"] + result.judged["unscorable_count"] == 4
     assert result.produced_by["judge_identity"]["backend"] == "hf" and ev.prompts_requested == 4
+
+
+@needs_shared
+def test_data_fetch_takes_the_judges_files_too_and_a_run_reads_them_offline(tmp_path: Path) -> None:
+    """The spec's four pinned files, downloaded through a URL map from a loopback copy of the
+    upstream tree, land at their mirror paths; the judge's prompts and references load from there."""
+    from file_server import serve_directory
+    from pytest_jallm.datafetch import fetch, verify
+    from pytest_jallm.fetch import DataConfig
+
+    prefix = "https://raw.githubusercontent.com/Stability-AI/FastChat/e37eb28ee490480f6f4989274ed47c55f7dfce82/fastchat/llm_judge/data/"
+    with serve_directory(SHARED / "japanese-mt-bench") as server:
+        config = DataConfig(cache_dir=tmp_path / "cache", url_map=((prefix, server.base_url + "/"),))
+        files, failures = fetch([SPEC_PATH], tmp_path / "data", config, log=lambda _: None)
+    assert not failures and files == 4 and (tmp_path / "data" / "MANIFEST.sha256").is_file()
+    for source, _ in load_spec(SPEC_PATH).judge.sources():
+        assert (tmp_path / "data" / source.mirrors()[0]).is_file()
+    assert sorted(server.requests) == sorted(f"/{p}" for p in ("judge_ja_prompts.jsonl", "judge_prompts.jsonl",
+                                              "japanese_mt_bench/question_full.jsonl", "japanese_mt_bench/reference_answer/gpt-4.jsonl"))
+    assert verify(tmp_path / "data", [SPEC_PATH]) == []
+    spec = load_spec(SPEC_PATH)
+    result, _, _ = _replay_from(tmp_path / "data", spec.model_copy(update={"judge": spec.judge.model_copy(update={"turns": 1})}))
+    assert result.n == 80 and result.judged["categories"].keys() == set(fastchat.CATEGORY_ORDER)
+
+
+def _replay_from(data: Path, spec):
+    model_side, judge = Recorded("m", {}, default="答え"), Recorded("j", {}, default="評価：[[4]]")
+    ev = Evaluation(RunSettings(model="m", data_dir=data), lambda: model_side, judged=JudgedRunner(None, make_judge=lambda: judge))
+    ev.run([(spec, SPEC_PATH)])
+    if spec.name in ev.errors:
+        raise ev.errors[spec.name]
+    return ev.results[spec.name], model_side, judge
