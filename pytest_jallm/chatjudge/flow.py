@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -98,6 +98,16 @@ def load_material(spec_path: Path, judge: JudgeSpec, ev: Evaluation, where: str)
 def readable(messages: Sequence[Mapping[str, str]]) -> str:
     """A conversation as text, for reports (backends send the messages)."""
     return "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in messages)
+
+
+@dataclass
+class _Turns:
+    """The model's answers by (question id, turn), the prompts that asked for them, what failed."""
+
+    answers: dict[tuple[str, int], str] = field(default_factory=dict)
+    prompts: dict[tuple[str, int], str] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)  # item id -> cause
+    calls: list[_Call] = field(default_factory=list)
 
 
 @dataclass
@@ -181,115 +191,112 @@ class JudgedRunner:
         return call
 
     def run(self, ev: Evaluation, prep: PreparedBenchmark) -> BenchmarkResult:
-        spec = prep.spec
-        judge_spec = spec.judge
+        spec, judge_spec = prep.spec, prep.spec.judge
         assert judge_spec is not None
-        where = f"{spec.name} ({prep.spec_path.name})"
         if self._make_judge is None:
             self.backend()  # raises JudgeNotConfigured before the model answers anything
-        material = load_material(prep.spec_path, judge_spec, ev, where)
-        questions = prep.examples
-        for ex in questions:
+        material = load_material(prep.spec_path, judge_spec, ev, f"{spec.name} ({prep.spec_path.name})")
+        self._check_questions(prep, judge_spec, material)
+        turns = self._answer(ev, prep, judge_spec.turns)
+        started, load_before = time.perf_counter(), self.load_seconds
+        judged = [(ex.id, t) for ex in prep.examples for t in range(1, judge_spec.turns + 1) if (ex.id, t) in turns.answers]
+        judge_sampling = SamplingSettings(temperature=0.0, top_p=1.0, repetition_penalty=1.0, seed=ev.settings.sampling.seed)
+        by_id = {ex.id: ex for ex in prep.examples}
+        judge_requests = [self._judge_request(spec.name, judge_spec, material, by_id[qid], turn, turns.answers, ev)
+                          for qid, turn in judged]
+        verdicts = self._call(self.backend, judge_requests, judge_sampling, ev, self.identity(peek=ev.cache() is not None),
+                              self._judge_progress)
+        judge_identity = self.identity(peek=self._backend is None)
+        ev.timings["load"] += self.load_seconds - load_before
+
+        unscorable: dict[str, str] = {}
+        scored: list[tuple[str, int, str]] = []
+        for j, (qid, turn) in enumerate(judged):
+            judgment = verdicts.texts[j]
+            reason = (f"the judge request failed: {verdicts.failed.get(j, 'no text')}" if judgment is None
+                      else fastchat.unscorable_reason(judgment))
+            if reason is None:
+                scored.append((qid, turn, judgment))  # type: ignore[arg-type]
+            else:
+                unscorable[item_id(qid, turn)] = reason if judgment is None else f"{reason}: {_tail(judgment)}"
+        rated = get_metric(JUDGE_METRIC)([j for _, _, j in scored], ["" for _ in scored], [{} for _ in scored])
+        per_item = rated.per_item or []
+        score = 100 * rated.score if per_item else 0.0
+        items = [ItemOutcome(id=item_id(qid, turn), prompt=turns.prompts[(qid, turn)],
+                             gold=_reference(judge_spec, material, by_id[qid], turn), output=turns.answers[(qid, turn)],
+                             prediction=judgment, score=float(item_score), ooc=False, input=by_id[qid].fields[f"turn_{turn}"])
+                 for (qid, turn, judgment), item_score in zip(scored, per_item, strict=True)]
+        score_seconds = time.perf_counter() - started - (self.load_seconds - load_before)
+        ev.timings["score"] += score_seconds
+        result = BenchmarkResult(
+            name=spec.name, category=spec.category, in_average=spec.counts_in_average, metric=JUDGE_METRIC, score=score,
+            scores={JUDGE_METRIC: score}, ooc_rate=None, n=len(items), binary=False, items=items,
+            produced_by=_produced_by(prep, ev, judge_spec, material, judge_identity, judge_sampling),
+            backend_errors={**turns.failed, **unscorable})
+        ratings = [(by_id[qid].fields["category"], turn, 10 * s) for (qid, turn, _), s in zip(scored, per_item, strict=True)]
+        result.judged = {
+            "scale": "1-10", **fastchat.show_result(ratings), "asked": len(prep.examples) * judge_spec.turns,
+            "judged": len(judged), "scored": len(scored), "unscorable_count": len(unscorable),
+            "unscorable": dict(list(unscorable.items())[:MAX_LISTED_UNSCORABLE]), "backend_errors": len(turns.failed),
+            "judge": f"{judge_identity.backend} {judge_identity.model}",
+        }
+        model_calls = turns.calls
+        result.run = {
+            "prompts": sum(len(c.texts) for c in model_calls), "generated": sum(c.count("generated") for c in model_calls),
+            "cache_hits": sum(c.count("cache") for c in model_calls), "repeated": sum(c.count("repeated") for c in model_calls),
+            "seconds": _seconds(prep.seconds, sum(c.seconds for c in model_calls), score_seconds),
+            "generation_shared_by": [spec.name],
+            "judge": {"prompts": len(judge_requests), "generated": verdicts.count("generated"),
+                      "cache_hits": verdicts.count("cache"), "repeated": verdicts.count("repeated")},
+        }
+        return result
+
+    @staticmethod
+    def _check_questions(prep: PreparedBenchmark, judge_spec: JudgeSpec, material: JudgeMaterial) -> None:
+        where = f"{prep.spec.name} ({prep.spec_path.name})"
+        for ex in prep.examples:
             if judge_spec.turns == 2 and int(ex.context.get("turns", 2)) < 2:
                 raise DataError(f"{where}: question {ex.id} has one turn; judge.turns is 2")
             if ex.fields["category"] in judge_spec.reference_categories and ex.id not in material.references:
                 raise DataError(f"{where}: question {ex.id} ({ex.fields['category']}) is judged against a reference "
                                 f"answer, but {material.reference_file} has none for it")
 
-        # Turn 1, then turn 2 of the questions whose first answer came back.
+    def _answer(self, ev: Evaluation, prep: PreparedBenchmark, n_turns: int) -> _Turns:
+        """Turn 1 of every question in one call, then turn 2 of those whose first answer came back."""
+        spec = prep.spec
+        out = _Turns()
         first = self._model_call(ev, list(prep.requests))
-        answers: dict[tuple[str, int], str] = {}
-        prompts: dict[tuple[str, int], str] = {}
-        failed: dict[str, str] = {}
+        out.calls.append(first)
         second_requests: list[GenerationRequest] = []
-        second_of: list[str] = []
-        for ex, req, text, i in zip(questions, prep.requests, first.texts, range(len(questions)), strict=True):
+        for i, (ex, req, text) in enumerate(zip(prep.examples, prep.requests, first.texts, strict=True)):
             if i in first.failed:
-                failed[item_id(ex.id, 1)] = first.failed[i]
-                if judge_spec.turns == 2:
-                    failed[item_id(ex.id, 2)] = "not asked: turn 1 failed in the backend"
+                out.failed[item_id(ex.id, 1)] = first.failed[i]
+                if n_turns == 2:
+                    out.failed[item_id(ex.id, 2)] = "not asked: turn 1 failed in the backend"
                 continue
-            answers[(ex.id, 1)] = text or ""
-            prompts[(ex.id, 1)] = req.prompt
-            if judge_spec.turns == 2:
-                messages = (*req.messages, {"role": "assistant", "content": text or ""},
+            out.answers[(ex.id, 1)], out.prompts[(ex.id, 1)] = text or "", req.prompt
+            if n_turns == 2:
+                messages = (*(req.messages or ()), {"role": "assistant", "content": text or ""},
                             {"role": "user", "content": ex.fields["turn_2"]})
                 second_requests.append(GenerationRequest(
                     prompt=readable(messages), max_new_tokens=spec.max_new_tokens, stop=tuple(spec.stop),
                     messages=messages, item=ItemRef(spec.name, ex.id, 2)))
-                second_of.append(ex.id)
-        second = self._model_call(ev, second_requests)
-        for j, (qid, req, text) in enumerate(zip(second_of, second_requests, second.texts, strict=True)):
-            if j in second.failed:
-                failed[item_id(qid, 2)] = second.failed[j]
-            else:
-                answers[(qid, 2)] = text or ""
-                prompts[(qid, 2)] = req.prompt
-        asked = len(questions) * judge_spec.turns
-        if failed and 100 * len(failed) / asked > ev.settings.max_backend_error_pct:
-            first_id = next(iter(failed))
+        if n_turns == 2:
+            second = self._model_call(ev, second_requests)
+            out.calls.append(second)
+            for j, (req, text) in enumerate(zip(second_requests, second.texts, strict=True)):
+                qid = req.item.item_id  # type: ignore[union-attr]
+                if j in second.failed:
+                    out.failed[item_id(qid, 2)] = second.failed[j]
+                else:
+                    out.answers[(qid, 2)], out.prompts[(qid, 2)] = text or "", req.prompt
+        asked = len(prep.examples) * n_turns
+        if out.failed and 100 * len(out.failed) / asked > ev.settings.max_backend_error_pct:
+            first_id = next(iter(out.failed))
             raise BackendError(
-                f"{spec.name}: {len(failed)} of {asked} answers failed in the backend (allowed: "
-                f"{ev.settings.max_backend_error_pct:g}%, --jallm-max-backend-errors); first: {first_id}: {failed[first_id]}")
-
-        # The judge: one prompt per answered turn, in one call.
-        started = time.perf_counter()
-        load_before = self.load_seconds
-        by_id = {ex.id: ex for ex in questions}
-        judged = [(ex.id, turn) for ex in questions for turn in range(1, judge_spec.turns + 1) if (ex.id, turn) in answers]
-        judge_requests = [self._judge_request(spec.name, judge_spec, material, by_id[qid], turn, answers, ev)
-                          for qid, turn in judged]
-        judge_sampling = SamplingSettings(temperature=0.0, top_p=1.0, repetition_penalty=1.0, seed=ev.settings.sampling.seed)
-        judge_identity = self.identity(peek=ev.cache() is not None)
-        verdicts = self._call(self.backend, judge_requests, judge_sampling, ev, judge_identity, self._judge_progress)
-        judge_identity = self.identity(peek=False) if self._backend is not None else judge_identity
-        ev.timings["load"] += self.load_seconds - load_before
-
-        # Ratings, items, the result.
-        unscorable: dict[str, str] = {}
-        scored: list[tuple[str, int, str]] = []
-        for j, (qid, turn) in enumerate(judged):
-            judgment = verdicts.texts[j]
-            if j in verdicts.failed or judgment is None:
-                unscorable[item_id(qid, turn)] = f"the judge request failed: {verdicts.failed.get(j, 'no text')}"
-            elif fastchat.unscorable_reason(judgment) is not None:
-                unscorable[item_id(qid, turn)] = f"{fastchat.unscorable_reason(judgment)}: {_tail(judgment)}"
-            else:
-                scored.append((qid, turn, judgment))
-        rated = get_metric(JUDGE_METRIC)([j for _, _, j in scored], ["" for _ in scored], [{} for _ in scored])
-        per_item = rated.per_item or []
-        score = 100 * rated.score if per_item else 0.0
-        items = [
-            ItemOutcome(id=item_id(qid, turn), prompt=prompts[(qid, turn)], gold=self._reference(judge_spec, material,
-                        by_id[qid], turn), output=answers[(qid, turn)], prediction=judgment, score=float(item_score),
-                        ooc=False, input=by_id[qid].fields[f"turn_{turn}"])
-            for (qid, turn, judgment), item_score in zip(scored, per_item, strict=True)
-        ]
-        ratings = [(by_id[qid].fields["category"], turn, 10 * float(s)) for (qid, turn, _), s in zip(scored, per_item)]
-        score_seconds = time.perf_counter() - started - (self.load_seconds - load_before)
-        ev.timings["score"] += score_seconds
-        result = BenchmarkResult(
-            name=spec.name, category=spec.category, in_average=spec.counts_in_average, metric=JUDGE_METRIC,
-            score=score, scores={JUDGE_METRIC: score},
-            ooc_rate=None, n=len(items), binary=False, items=items,
-            produced_by=self._produced_by(prep, ev, judge_spec, material, judge_identity, judge_sampling),
-            backend_errors={**failed, **unscorable},
-        )
-        result.judged = {
-            "scale": "1-10", **fastchat.show_result(ratings), "asked": asked, "judged": len(judged),
-            "scored": len(scored), "unscorable_count": len(unscorable),
-            "unscorable": dict(list(unscorable.items())[:MAX_LISTED_UNSCORABLE]),
-            "backend_errors": len(failed), "judge": f"{judge_identity.backend} {judge_identity.model}",
-        }
-        result.run = {
-            "prompts": len(prep.requests) + len(second_requests), "generated": first.count("generated") + second.count("generated"),
-            "cache_hits": first.count("cache") + second.count("cache"), "repeated": first.count("repeated") + second.count("repeated"),
-            "seconds": _seconds(prep.seconds, first.seconds + second.seconds, score_seconds),
-            "generation_shared_by": [spec.name],
-            "judge": {"prompts": len(judge_requests), "generated": verdicts.count("generated"),
-                      "cache_hits": verdicts.count("cache"), "repeated": verdicts.count("repeated")},
-        }
-        return result
+                f"{spec.name}: {len(out.failed)} of {asked} answers failed in the backend (allowed: "
+                f"{ev.settings.max_backend_error_pct:g}%, --jallm-max-backend-errors); first: {first_id}: {out.failed[first_id]}")
+        return out
 
     def _judge_request(self, benchmark: str, judge_spec: JudgeSpec, material: JudgeMaterial, ex: Any, turn: int,
                        answers: Mapping[tuple[str, int], str], ev: Evaluation) -> GenerationRequest:
@@ -304,36 +311,38 @@ class JudgedRunner:
         return GenerationRequest(prompt=readable(messages), max_new_tokens=judge_spec.max_new_tokens,
                                  messages=messages, item=ItemRef(benchmark, ex.id, turn))
 
-    @staticmethod
-    def _reference(judge_spec: JudgeSpec, material: JudgeMaterial, ex: Any, turn: int) -> str:
-        if ex.fields["category"] not in judge_spec.reference_categories:
-            return ""
-        return material.references[ex.id][turn - 1]
 
-    @staticmethod
-    def _produced_by(prep: PreparedBenchmark, ev: Evaluation, judge_spec: JudgeSpec, material: JudgeMaterial,
-                     identity: BackendIdentity, sampling: SamplingSettings) -> dict[str, Any]:
-        settings = ev.settings
-        return {
-            **ev.identity().as_dict(),
-            "sampling": settings.sampling.as_dict(),
-            "prompt_hash": prep.prompt_hash,
-            "data_fingerprint": prep.data_fingerprint,
-            "num_fewshot": 0,
-            "chat": True,
-            "limit": settings.limit,
-            "scoring": {"strip_think": settings.strip_think},
-            # What makes one judge's ratings comparable with another's: a baseline judged otherwise is stale.
-            "judge": {
-                "model": identity.model, "model_revision": identity.model_revision,
-                "prompts": material.prompts_version, "reference_answers": material.reference_hash,
-                "reference_file": material.reference_file, "reference_categories": list(judge_spec.reference_categories),
-                "turns": judge_spec.turns, "max_new_tokens": judge_spec.max_new_tokens,
-                "temperature": sampling.temperature,
-            },
-            "judge_identity": identity.as_dict(),  # provenance only: a server's version does not stale a baseline
-            "pytest_jallm": __version__,
-        }
+
+def _reference(judge_spec: JudgeSpec, material: JudgeMaterial, ex: Any, turn: int) -> str:
+    """The reference answer the judge saw for this turn ("" when the category is judged without one)."""
+    if ex.fields["category"] not in judge_spec.reference_categories:
+        return ""
+    return material.references[ex.id][turn - 1]
+
+
+def _produced_by(prep: PreparedBenchmark, ev: Evaluation, judge_spec: JudgeSpec, material: JudgeMaterial,
+                 identity: BackendIdentity, sampling: SamplingSettings) -> dict[str, Any]:
+    settings = ev.settings
+    return {
+        **ev.identity().as_dict(),
+        "sampling": settings.sampling.as_dict(),
+        "prompt_hash": prep.prompt_hash,
+        "data_fingerprint": prep.data_fingerprint,
+        "num_fewshot": 0,
+        "chat": True,
+        "limit": settings.limit,
+        "scoring": {"strip_think": settings.strip_think},
+        # What makes one judge's ratings comparable with another's: a baseline judged otherwise is stale.
+        "judge": {
+            "model": identity.model, "model_revision": identity.model_revision,
+            "prompts": material.prompts_version, "reference_answers": material.reference_hash,
+            "reference_file": material.reference_file, "reference_categories": list(judge_spec.reference_categories),
+            "turns": judge_spec.turns, "max_new_tokens": judge_spec.max_new_tokens,
+            "temperature": sampling.temperature,
+        },
+        "judge_identity": identity.as_dict(),  # provenance only: a server's version does not stale a baseline
+        "pytest_jallm": __version__,
+    }
 
 
 def _tail(text: str, n: int = 120) -> str:
