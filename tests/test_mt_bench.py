@@ -472,3 +472,25 @@ def _replay_from(data: Path, spec):
     if spec.name in ev.errors:
         raise ev.errors[spec.name]
     return ev.results[spec.name], model_side, judge
+
+
+def test_a_judge_request_that_fails_is_a_missing_judgment_counted_and_listed() -> None:
+    spec = _spec(SLICES, turns=1)
+    judge = Recorded("judge", {(q, 1): "[[9]]" for q, _ in _scripted_answers(spec) if q != "62"})
+    result = _run(spec, Recorded("m", _scripted_answers(spec)), judge).results[spec.name]
+    assert result.n == 15 and result.judged["unscorable"] == {"62-turn1": "the judge request failed: nothing recorded for 62 turn 1"}
+    assert result.score == pytest.approx(90.0)
+
+
+def test_a_baseline_judged_otherwise_is_stale_naming_what_changed() -> None:
+    from pytest_jallm.baseline import Baseline
+    from pytest_jallm.gate import stale_reasons
+
+    judge = {"model": "gpt-4o", "model_revision": "unspecified", "prompts": "aaaa", "reference_answers": "bbbb"}
+    base = Baseline(benchmark="japanese_mt_bench", metric="judge_rating", score=60.0, ooc_rate=None, n=2, binary=False,
+                    produced_by={"prompt_hash": "p", "judge": judge}, items={"1-turn1": 0.6})
+    assert stale_reasons(base, {"prompt_hash": "p", "judge": dict(judge)}, "judge_rating") == []
+    assert stale_reasons(base, {"prompt_hash": "p", "judge": {**judge, "prompts": "cccc"}}, "judge_rating") == [
+        "LLM judge changed (judge prompts aaaa -> cccc)"]
+    assert stale_reasons(base, {"prompt_hash": "p", "judge": {**judge, "model": "gpt-4", "reference_answers": "dddd"}}) == [
+        "LLM judge changed (judge model gpt-4o -> gpt-4; reference_answers bbbb -> dddd)"]
