@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from . import wac as _wac  # noqa: F401  (registers the "wac" loader, which lives apart: it reads KNP)
+from .chatjudge import loaders as _chatjudge_loaders  # noqa: F401  (FastChat's question and answer files)
 from .errors import DataError
 from .fetch import DataConfig, SourceFiles, activate, inside, is_url
 from .loaders import LOADERS
@@ -470,13 +471,16 @@ def rows_to_examples(spec: BenchmarkSpec, rows: Sequence[Mapping[str, Any]], ori
         if ex_id in seen:
             raise DataError(f"{origin}: row {i}: duplicate id {ex_id!r} (first seen at row {seen[ex_id]})")
         seen[ex_id] = i
-        raw_answer = _cell(row, f.answer, origin, i, "answer")
-        if isinstance(raw_answer, (list, tuple)):
-            gold = "\n".join(spec.answer_map.get(_as_text(a), _as_text(a)) for a in raw_answer)
+        if f.answer is None:  # an LLM-judged benchmark (the spec requires a judge then): no gold answer
+            gold = ""
         else:
-            gold = spec.answer_map.get(_as_text(raw_answer), _as_text(raw_answer))
-        if not gold.strip():  # an empty gold would count an empty output as correct
-            raise DataError(f"{origin}: row {i}: column '{f.answer}' (mapped as 'answer') is empty")
+            raw_answer = _cell(row, f.answer, origin, i, "answer")
+            if isinstance(raw_answer, (list, tuple)):
+                gold = "\n".join(spec.answer_map.get(_as_text(a), _as_text(a)) for a in raw_answer)
+            else:
+                gold = spec.answer_map.get(_as_text(raw_answer), _as_text(raw_answer))
+            if not gold.strip():  # an empty gold would count an empty output as correct
+                raise DataError(f"{origin}: row {i}: column '{f.answer}' (mapped as 'answer') is empty")
         if f.choices is None:
             choices: tuple[str, ...] = ()
         elif isinstance(f.choices, str):

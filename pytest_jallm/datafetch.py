@@ -24,10 +24,13 @@ from .specfile import load_spec
 MANIFEST = "MANIFEST.sha256"
 
 
-def _sources(spec: BenchmarkSpec) -> list[tuple[Source, str]]:
+def spec_sources(spec: BenchmarkSpec) -> list[tuple[Source, str]]:
+    """Every source a spec reads (test data, few-shots, an LLM judge's prompts and references)."""
     out = [(spec.source, f"{spec.name}: source")]
     if spec.fewshot.source is not None:
         out.append((spec.fewshot.source, f"{spec.name}: fewshot.source"))
+    if spec.judge is not None:
+        out += [(source, f"{spec.name}: {key}") for source, key in spec.judge.sources()]
     return out
 
 
@@ -92,7 +95,7 @@ def fetch(spec_paths: Sequence[Path], to: Path, config: DataConfig,
     done: set[str] = set()
     for path in spec_paths:
         spec = load_spec(path)
-        for source, where in _sources(spec):
+        for source, where in spec_sources(spec):
             key = f"hf:{source.hf}:{source.hf_config}" if source.hf else source.model_dump_json()
             if key in done:
                 continue
@@ -120,7 +123,7 @@ def verify(root: Path, spec_paths: Sequence[Path] = ()) -> list[str]:
     pinned: dict[str, tuple[str, str]] = {}
     for path in spec_paths:
         spec = load_spec(path)
-        for source, where in _sources(spec):
+        for source, where in spec_sources(spec):
             try:
                 pins = source.pins(path.parent)
             except DataError as e:

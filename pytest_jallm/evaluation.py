@@ -133,6 +133,8 @@ class BenchmarkResult:
     run: dict[str, Any] = field(default_factory=dict)
     # Items whose request failed in the backend (id -> cause): not scored, not counted in n.
     backend_errors: dict[str, str] = field(default_factory=dict)
+    # An LLM-judged benchmark's own figures (chatjudge: FastChat's 1-10 averages, unscorable judgments).
+    judged: dict[str, Any] | None = None
     _by_id: dict[str, ItemOutcome] | None = field(default=None, init=False, repr=False, compare=False)
 
     def item(self, item_id: str) -> ItemOutcome:
@@ -216,6 +218,8 @@ def render_requests(
 
 def prepare(spec: BenchmarkSpec, spec_path: Path, settings: RunSettings) -> PreparedBenchmark:
     spec = effective_spec(spec, settings)
+    if spec.judge is not None:  # a judged chat benchmark is a conversation: always through the chat template
+        settings = replace(settings, chat=True)
     spec_dir = spec_path.parent
     # The fingerprint covers the full data even on a --jallm-limit smoke run, so a limited run
     # still pairs with (is not "stale" against) a baseline of the whole benchmark.
@@ -389,8 +393,11 @@ class Evaluation:
         make_backend: Callable[[], Backend],
         *,
         progress: ProgressFactory | None = None,
+        judged: Any = None,
     ):
         self.settings = settings
+        # Runs the benchmarks with a `judge` section (chatjudge.flow.JudgedRunner): turn 1, turn 2, the judge.
+        self.judged = judged
         self._make_backend = make_backend
         self._backend: Backend | None = None
         self._progress = progress
@@ -458,6 +465,10 @@ class Evaluation:
                 todo.append(self.prepared(spec, path))
             except Exception as e:  # data errors belong to that benchmark only
                 self.errors[spec.name] = e
+        staged = [p for p in todo if p.spec.judge is not None]
+        todo = [p for p in todo if p.spec.judge is None]
+        for p in staged:
+            self._run_judged(p)
         if not todo:
             return
         try:
@@ -571,6 +582,15 @@ class Evaluation:
         kept = replace(prep, examples=[prep.examples[i] for i in keep], requests=[prep.requests[i] for i in keep])
         return kept, [outputs[i] for i in keep], {prep.examples[i].id: cause for i, cause in failed.items()}  # type: ignore[misc]
 
+    def _run_judged(self, prep: PreparedBenchmark) -> None:
+        """A benchmark answered over several calls and scored by an LLM judge (chatjudge.flow)."""
+        try:
+            if self.judged is None:
+                raise BackendError(f"{prep.spec.name} is scored by an LLM judge, and this evaluation has none")
+            self.results[prep.spec.name] = self.judged.run(self, prep)
+        except Exception as e:
+            self.errors[prep.spec.name] = e
+
     def _output_saver(self, requests: Sequence[GenerationRequest]) -> Callable[[int, str], None] | None:
         """``on_text`` for cached_generate: appends each output to --jallm-save-outputs' file."""
         if self.settings.save_outputs is None:
@@ -583,6 +603,8 @@ class Evaluation:
         return lambda i, text: writer.write(requests[i], text)
 
     def close(self) -> None:
+        if self.judged is not None:
+            self.judged.close()
         if self._outputs is not None:
             self._outputs.close()
         if self._backend is not None:

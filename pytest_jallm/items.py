@@ -47,6 +47,10 @@ class BenchmarkFile(pytest.File):
         jallm.spec_paths[spec.name] = self.path
         marks = [getattr(pytest.mark, spec.category.lower()), pytest.mark.jallm, pytest.mark.xdist_group(spec.name)]
         marks += [getattr(pytest.mark, m) for m in license_markers(spec.license)]
+        if spec.judge is not None and jallm.judge_settings is None:
+            marks.append(pytest.mark.skip(reason=f"{spec.name} is scored by an LLM judge: pass --jallm-judge-model "
+                                                 "(and --jallm-judge-backend, --jallm-judge-base-url …), or deselect "
+                                                 f"it with -m 'not {spec.category.lower()}'"))
         bench = BenchmarkItem.from_parent(self, name=spec.name, spec=spec)
         for m in marks:
             bench.add_marker(m)
@@ -60,12 +64,18 @@ class BenchmarkFile(pytest.File):
                 prep = jallm.evaluation.prepared(spec, self.path)
             except DataError as e:
                 raise self.CollectError(str(e)) from None
-            for ex in prep.examples:
+            ids = [ex.id for ex in prep.examples]
+            if spec.judge is not None:  # scored per question and turn
+                from .chatjudge import item_id
+
+                ids = [item_id(i, turn) for i in ids for turn in range(1, spec.judge.turns + 1)]
+            for example_id in ids:
                 # The id is given whole so that pytest >= 9 parses "[...]" as parameters, as it does for
                 # the ids --lf stored: built from the name alone it would never match (and --lf would
                 # re-run only the benchmark tests).
-                name = f"{spec.name}[{ex.id}]"
-                item = ExampleItem.from_parent(self, name=name, nodeid=f"{self.nodeid}::{name}", spec=spec, example_id=ex.id)
+                name = f"{spec.name}[{example_id}]"
+                item = ExampleItem.from_parent(self, name=name, nodeid=f"{self.nodeid}::{name}", spec=spec,
+                                               example_id=example_id)
                 for m in marks:
                     item.add_marker(m)
                 yield item

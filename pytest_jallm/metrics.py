@@ -622,6 +622,20 @@ def _harness_exact(preds: list[str], golds: list[str], contexts: list[Mapping[st
     return MetricResult(_mean(scores), scores)
 
 
+# LLM judge (FastChat's single-answer grading) -----------------------------------------------------
+
+
+def _judge_rating(preds: list[str], golds: list[str], contexts: list[Mapping[str, Any]]) -> MetricResult:
+    """The judge's 1-10 rating read from its judgment (``preds``: the judgments) as FastChat reads
+    it, /10. The judged flow (chatjudge.flow) leaves out, counts and lists the judgments without a
+    rating in 1-10 before it gets here; given one anyway, this scores it 0 (a metric never raises
+    on model output)."""
+    from .chatjudge.fastchat import valid_rating
+
+    scores = [(valid_rating(j) or 0.0) / 10 for j in preds]
+    return MetricResult(_mean(scores), scores)
+
+
 # COMET -----------------------------------------------------------------------------------------
 
 _comet_model: Any = None
@@ -680,6 +694,7 @@ _BUILTIN_METRICS = [
     Metric("gestalt_match", True, True, _harness_gestalt_match),
     Metric("harness_exact_match", True, True, _harness_exact),
     Metric("comet_wmt22", False, False, _comet),
+    Metric("judge_rating", True, False, _judge_rating),
 ]
 
 

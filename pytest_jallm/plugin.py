@@ -88,6 +88,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="extra engine argument passed through to the backend (repeatable)")
     for option in backend_cli_options():  # hf, vllm, openai and installed backends declare their own
         g.addoption(option.flag, **option.addoption_kwargs())
+    from .chatjudge.judge import add_judge_options
+
+    add_judge_options(g)  # the LLM judge of judged benchmarks: --jallm-judge-model, --jallm-judge-base-url …
     g.addoption("--jallm-max-backend-errors", type=float, default=0.0, metavar="PERCENT",
                 help="share of a benchmark's requests that may fail in the backend on their own (a malformed "
                      "response, a request the server rejects); they are left out of the score. Above it the "

@@ -114,7 +114,16 @@ class JallmSession:
             if self.med_template not in harness_template_names():
                 raise pytest.UsageError(f"--jallm-med-template {self.med_template!r}: expected one of "
                                         f"{', '.join(harness_template_names())} (japanese-lm-med-harness's template.py)")
-        self.evaluation = Evaluation(self.settings, self._make_backend, progress=self._progress)
+        from .chatjudge.flow import JudgedRunner
+        from .chatjudge.judge import judge_settings
+
+        try:
+            self.judge_settings = judge_settings(config.getoption)  # None: judged benchmarks are skipped
+        except BackendOptionError as e:
+            raise pytest.UsageError(str(e)) from None
+        self.evaluation = Evaluation(self.settings, self._make_backend, progress=self._progress,
+                                     judged=JudgedRunner(self.judge_settings, progress=self._progress,
+                                                         judge_progress=lambda n: self._bar("pytest-jallm judging", n, unit="prompt")))
 
     # --- backend -------------------------------------------------------------
 

@@ -63,6 +63,7 @@ def license_markers(license: str) -> list[str]:
     return marks
 
 DATA_FORMATS = ("json", "jsonl", "csv", "tsv", "parquet")
+JUDGE_METRIC = "judge_rating"  # the one metric of a benchmark with a `judge` section (metrics.py)
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
 
 
@@ -173,7 +174,9 @@ class Fields(_Strict):
 
     model_config = ConfigDict(extra="allow", frozen=True)
     id: Optional[str] = Field(None, description="column with a unique item id (default: row number)")
-    answer: str = Field(..., description="column with the gold answer")
+    answer: Optional[str] = Field(
+        None, description="column with the gold answer (required, except for an LLM-judged benchmark: see 'judge')"
+    )
     choices: Optional[Union[str, list[str]]] = Field(
         None, description="a list-valued column, or the list of choice columns"
     )
@@ -272,6 +275,34 @@ class Thresholds(_Strict):
     max_drop: Optional[float] = Field(None, ge=0, le=100)
 
 
+class JudgeSpec(_Strict):
+    """An LLM judge scores the answers, as FastChat's single-answer grading does (Japanese MT-Bench).
+
+    The model answers each question's turns in one conversation; the judge rates every turn 1-10
+    with the FastChat prompt for that turn (pytest_jallm/chatjudge/fastchat.py). Which judge model
+    runs is a run option (`--jallm-judge-backend`, `--jallm-judge-model`), not part of the spec.
+    """
+
+    prompts: Source = Field(..., description="FastChat judge prompt file (JSON Lines): single-v1 and "
+                                             "single-math-v1 for turn 1, and the turn-2 ones unless multi_turn_prompts")
+    multi_turn_prompts: Optional[Source] = Field(
+        None, description="another prompt file holding single-v1-multi-turn and single-math-v1-multi-turn (turn 2)")
+    reference_answers: Source = Field(..., description="FastChat answer file (JSON Lines) of the reference answers")
+    reference_categories: list[str] = Field(
+        default_factory=lambda: ["math", "reasoning", "coding"],
+        description="categories judged against the reference answer (FastChat's NEED_REF_CATS)")
+    turns: int = Field(2, ge=1, le=2, description="turns answered and judged (FastChat's --max-turns)")
+    max_new_tokens: int = Field(2048, ge=1, le=8192, description="the judge's output length (FastChat: 2048)")
+
+    def sources(self) -> list[tuple[Source, str]]:
+        """Every file the judge reads, with its key in the spec (for messages and `data fetch`)."""
+        out = [(self.prompts, "judge.prompts")]
+        if self.multi_turn_prompts is not None:
+            out.append((self.multi_turn_prompts, "judge.multi_turn_prompts"))
+        out.append((self.reference_answers, "judge.reference_answers"))
+        return out
+
+
 class BenchmarkSpec(_Strict):
     name: str
     category: str
@@ -304,6 +335,7 @@ class BenchmarkSpec(_Strict):
     in_average: Optional[bool] = None
     item_pass_score: float = Field(1.0, ge=0, le=1)
     thresholds: Thresholds = Field(default_factory=Thresholds)
+    judge: Optional[JudgeSpec] = Field(None, description="an LLM judge scores the answers (multi-turn chat)")
 
     @field_validator("name")
     @classmethod
@@ -347,6 +379,19 @@ class BenchmarkSpec(_Strict):
         if self.answer_pattern and self.answer_extraction.preset != "first_paragraph":
             raise ValueError(f"answer_pattern is the custom preset; answer_extraction {self.answer_extraction.preset!r} "
                              "says otherwise: give one of them")
+        return self
+
+    @model_validator(mode="after")
+    def _judged_or_gold(self) -> "BenchmarkSpec":
+        if self.judge is None:
+            if self.fields.answer is None:
+                raise ValueError("fields.answer: map the column with the gold answer (only a benchmark with a "
+                                 "'judge' section, scored by an LLM judge, has none)")
+            if JUDGE_METRIC in self.metrics:
+                raise ValueError(f"metric {JUDGE_METRIC!r} reads an LLM judge's ratings: it needs a 'judge' section")
+        elif self.metrics != [JUDGE_METRIC]:
+            raise ValueError(f"metrics: a benchmark with a 'judge' section is scored by the judge's ratings: "
+                             f"metrics: [{JUDGE_METRIC}]")
         return self
 
     def extraction(self):

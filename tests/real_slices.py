@@ -37,4 +37,11 @@ def for_slices(spec: BenchmarkSpec) -> BenchmarkSpec:
     update: dict = {"source": _on_slices(spec.source, partial)}
     if spec.fewshot.source is not None:
         update["fewshot"] = spec.fewshot.model_copy(update={"source": _on_slices(spec.fewshot.source, partial)})
+    if spec.judge is not None:  # an LLM judge's prompt and reference files
+        judge = spec.judge
+        update["judge"] = judge.model_copy(update={
+            "prompts": _on_slices(judge.prompts, partial),
+            "reference_answers": _on_slices(judge.reference_answers, partial),
+            "multi_turn_prompts": None if judge.multi_turn_prompts is None else _on_slices(judge.multi_turn_prompts, partial),
+        })
     return spec.model_copy(update=update)

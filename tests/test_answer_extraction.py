@@ -340,8 +340,8 @@ def test_every_catalog_spec_has_a_reasoning_mode_as_docs_say(path: Path) -> None
     spec = load_spec(path)
     run = effective_spec(spec, RunSettings(model="m", mode="reasoning"))
     assert run.max_new_tokens >= 4096 and run.stop == []  # room to think, no stop inside the thinking
-    keeps_own = spec.answer_pattern is not None or spec.prompt_template in (
-        "medpalm_five_choice_cot", "medpalm_five_choice_cot_ja")
+    keeps_own = (spec.answer_pattern is not None or spec.judge is not None or spec.answer_extraction.preset == "raw"
+                 or spec.prompt_template in ("medpalm_five_choice_cot", "medpalm_five_choice_cot_ja"))
     if keeps_own:
         assert "reasoning" not in spec.modes and run.extraction() == spec.extraction()
     else:

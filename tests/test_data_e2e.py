@@ -50,6 +50,8 @@ UPSTREAM = {
         "mawps",
     "https://raw.githubusercontent.com/google-research/url-nlp/452a21ad3dae5668c06ceeac21ff073e1e40f9be/": "mgsm",
     "https://raw.githubusercontent.com/ku-nlp/WikipediaAnnotatedCorpus/v1.1.2/": "wikipedia-annotated-corpus",
+    "https://raw.githubusercontent.com/Stability-AI/FastChat/e37eb28ee490480f6f4989274ed47c55f7dfce82/fastchat/llm_judge/data/":
+        "japanese-mt-bench",  # run without a judge, the benchmark is skipped; `data fetch` takes its judge's files
 }
 # Representative: SQuAD JSON (the loader that called open() on a URL), 22 pinned XML files,
 # header-less TSV, a KNP corpus read through an id list (files no spec lists, pinned through

@@ -266,13 +266,12 @@ SHARED = ROOT.parent / "shared" / "data"
 
 
 def _catalog_sources():
+    from pytest_jallm.datafetch import spec_sources
     from pytest_jallm.specfile import load_spec
 
     for path in sorted((ROOT / "benchmarks").glob("*.yaml")):
-        spec = load_spec(path)
-        for src in (spec.source, spec.fewshot.source):
-            if src is not None:
-                yield path, src
+        for src, _ in spec_sources(load_spec(path)):  # test data, few-shots, an LLM judge's files
+            yield path, src
 
 
 def test_every_catalog_source_has_a_local_path_under_the_data_dir() -> None:

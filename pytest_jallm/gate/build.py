@@ -38,7 +38,8 @@ def build_record(result: BenchmarkResult, details: GateDetails, decision: Decisi
         name=result.name, category=result.category, metric=result.metric, n=result.n, score=round(result.score, 4),
         ooc_rate=None if result.ooc_rate is None else round(result.ooc_rate, 4), in_average=result.in_average,
         oof_rate=None if result.oof_rate is None else round(result.oof_rate, 4),
-        extra={"scores": result.scores, "produced_by": result.produced_by},
+        extra={"scores": result.scores, "produced_by": result.produced_by,
+               **({"judged": result.judged} if result.judged else {})},
         run=RunStats.model_validate(result.run) if result.run else None,
         **record_fields(details, decision),
     )

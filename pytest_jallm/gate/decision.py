@@ -19,7 +19,8 @@ MAX_LISTED = 20  # item ids named in a regression's one-line summary
 
 # Provenance that makes a baseline stale when it changed: (produced_by key, what it is). A key
 # missing from the run or from an older baseline is not compared, except those in REQUIRED.
-STALE_KEYS = (("prompt_hash", "prompt template"), ("data_fingerprint", "data"), ("scoring", "answer scoring"))
+STALE_KEYS = (("prompt_hash", "prompt template"), ("data_fingerprint", "data"), ("scoring", "answer scoring"),
+              ("judge", "LLM judge"))
 REQUIRED = ("prompt_hash", "data_fingerprint")  # a baseline that does not record them cannot be matched
 
 
@@ -33,8 +34,16 @@ def stale_reasons(baseline: Baseline, produced_by: Mapping[str, Any], metric: st
         if old is None and new is not None and key in REQUIRED:
             reasons.append(f"the baseline records no {key}, so nothing shows that its {label} matches this run's")
         elif old is not None and new is not None and old != new:
-            reasons.append(f"{label} changed ({key} {old} -> {new})")
+            reasons.append(f"{label} changed ({key} {_changed(old, new)})")
     return reasons
+
+
+def _changed(old: Any, new: Any) -> str:
+    """``old -> new``; for two mappings (the judge's provenance) only the entries that differ."""
+    if isinstance(old, Mapping) and isinstance(new, Mapping):
+        keys = [k for k in dict.fromkeys([*old, *new]) if old.get(k) != new.get(k)]
+        return "; ".join(f"{k} {old.get(k)} -> {new.get(k)}" for k in keys)
+    return f"{old} -> {new}"
 
 
 @dataclass

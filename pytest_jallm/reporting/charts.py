@@ -39,8 +39,10 @@ def _png(fig) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def radar(series: Mapping[str, Mapping[str, float]], axes: Sequence[str] | None = None, title: str | None = None) -> str | None:
-    """One polygon per series (label -> {category: score 0-100}) over the category axes.
+def radar(series: Mapping[str, Mapping[str, float]], axes: Sequence[str] | None = None, title: str | None = None,
+          max_value: float = 100.0) -> str | None:
+    """One polygon per series (label -> {category: score 0-max_value}) over the category axes
+    (MT-Bench's radar: 0-10).
 
     Needs three axes for a polygon; returns None with fewer.
     """
@@ -60,8 +62,8 @@ def radar(series: Mapping[str, Mapping[str, float]], axes: Sequence[str] | None 
     ax.set_theta_direction(-1)
     ax.set_xticks(angles)
     ax.set_xticklabels(axes)
-    ax.set_ylim(0, 100)
-    ax.set_yticks([20, 40, 60, 80])
+    ax.set_ylim(0, max_value)
+    ax.set_yticks([max_value * k / 5 for k in range(1, 5)])
     ax.tick_params(axis="y", labelsize=7)
     if title:
         ax.set_title(title, pad=18)

@@ -69,6 +69,18 @@ def render_html(rows: Sequence[BenchmarkRecord], title: str = "pytest-jallm resu
         parts.append("<h2>Medical</h2>")
         parts.append(html_table(medtable.HEADERS, medtable.table_body(med), table_class="medical"))
         parts += [f"<p class='note'>{html.escape(n)}</p>" for n in medtable.notes(med)]
+    from . import mtbench
+
+    judged = mtbench.judged_columns(rows)
+    if judged:
+        parts.append("<h2>MT-Bench</h2>")
+        headers, body = mtbench.table(judged)
+        parts.append(html_table(headers, body, table_class="mtbench"))
+        parts += [f"<p class='note'>{html.escape(n)}</p>" for n in mtbench.notes(judged)]
+        radar = _charts.radar(mtbench.radar_series(judged), mtbench.radar_axes(judged), max_value=10) \
+            if charts and _charts.available() else None
+        if radar:
+            parts.append(figure(radar, "MT-Bench categories (1–10)"))
     if charts:
         if not _charts.available():
             parts.append(f"<p class='note'>{html.escape(_charts.MISSING)}</p>")

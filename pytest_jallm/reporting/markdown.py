@@ -9,7 +9,7 @@ from tabulate import tabulate
 
 from ..gate import Verdict
 from .record import BenchmarkRecord, averages
-from .terminal import average_lines, average_note, family_phrase, medical_block, table_rows
+from .terminal import average_lines, average_note, family_phrase, judged_block, medical_block, table_rows
 
 VERDICT_MARK = {Verdict.PASS: "✅", Verdict.IMPROVED: "⬆️", Verdict.ACCEPTED: "📌", Verdict.NO_BASELINE: "➖",
                 Verdict.STALE: "⚠️", Verdict.UNPAIRED: "⚠️", **{v: "❌" for v in Verdict if v.failing}}
@@ -83,6 +83,9 @@ def render_markdown(rows: Sequence[BenchmarkRecord], title: str = "pytest-jallm 
     medical = medical_block(rows, "github")
     if medical:
         lines += ["", "### Medical", "", medical]
+    judged = judged_block(rows, "github")
+    if judged:
+        lines += ["", "### MT-Bench", "", judged]
     failed = sorted((r for r in rows if r.outcome != "passed"), key=lambda r: r.name)
     if failed:
         lines += ["", "### Failures", ""]

@@ -86,6 +86,9 @@ def render_terminal(rows: Sequence[BenchmarkRecord]) -> str:
     medical = medical_block(rows, "simple")
     if medical:
         parts.append(medical)
+    judged = judged_block(rows, "simple")
+    if judged:
+        parts.append(judged)
     stats = paired_test_table(rows)
     if stats:
         parts.append(stats)
@@ -101,6 +104,17 @@ def medical_block(rows: Sequence[BenchmarkRecord], tablefmt: str) -> str:
         return ""
     table = tabulate(medtable.table_body(med), headers=medtable.HEADERS, tablefmt=tablefmt, disable_numparse=True)
     return table + "\n\n" + "\n".join(medtable.notes(med))
+
+
+def judged_block(rows: Sequence[BenchmarkRecord], tablefmt: str) -> str:
+    """The MT-Bench block (LLM-judged benchmarks on FastChat's 1-10 scale), or ""."""
+    from . import mtbench
+
+    columns = mtbench.judged_columns(rows)
+    if not columns:
+        return ""
+    headers, body = mtbench.table(columns)
+    return tabulate(body, headers=headers, tablefmt=tablefmt, disable_numparse=True) + "\n\n" + "\n".join(mtbench.notes(columns))
 
 
 

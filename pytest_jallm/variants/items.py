@@ -90,6 +90,8 @@ def collect_item(parent: pytest.Collector, spec: BenchmarkSpec, marks: Sequence[
 
     if not template_of(spec).variants:
         return None  # e.g. a harness template is one fixed text: there are no format features to vary
+    if spec.judge is not None:
+        return None  # a judged chat benchmark's prompt is the user's question as it is: no format to vary
     name = f"{spec.name}[variants]"  # the id given whole, as for per-item tests (--lf under pytest >= 9)
     item = VariantsItem.from_parent(parent, name=name, nodeid=f"{parent.nodeid}::{name}", spec=spec)
     for m in (*marks, pytest.mark.jallm_variants):
