@@ -2,7 +2,7 @@
 
 The temp file is unnamed while it is written (Linux ``O_TMPFILE``), so a process killed mid-write
 leaves nothing in a folder people commit (``thresholds/<model>/``) or in the data cache; it gets
-a name (``.<target>.<random>.tmp`` or ``.part``) only for the instant between ``linkat`` and the
+a name (``.<target>.jallm-<random>.tmp`` or ``.part``) only for the instant between ``linkat`` and the
 rename. Where ``O_TMPFILE`` is not supported the temp file is named from the start. Either way
 the writer holds an ``flock`` on it, so the next write into that directory can tell a killed
 writer's leftover (no lock) from a live one's and removes it.
@@ -27,7 +27,7 @@ from typing import BinaryIO, Iterator
 
 USE_O_TMPFILE = hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd")
 _LETTERS = "abcdefghijklmnopqrstuvwxyz0123456789_"  # mkstemp's alphabet
-_OURS = re.compile(r"^\..+\.[a-z0-9_]{8}\.(?:tmp|part)$")  # .<target>.<8 of them>.tmp
+_OURS = re.compile(r"^\..+\.jallm-[a-z0-9_]{8}\.(?:tmp|part)$")  # .<target>.jallm-<8 of them>.tmp: no other tool's
 
 
 def file_mode(path: Path) -> int:
@@ -46,12 +46,17 @@ def file_mode(path: Path) -> int:
     return 0o644
 
 
+def is_temp_name(name: str) -> bool:
+    """Whether a file name is one of our temp files."""
+    return _OURS.match(name) is not None
+
+
 def remove_stale_temps(directory: Path) -> list[str]:
     """Remove the temp files our writers left in ``directory`` when they were killed (no
     writer holds their lock any more); returns their names."""
     removed = []
     try:
-        entries = [e for e in os.scandir(directory) if _OURS.match(e.name) and e.is_file(follow_symlinks=False)]
+        entries = [e for e in os.scandir(directory) if is_temp_name(e.name) and e.is_file(follow_symlinks=False)]
     except OSError:
         return removed
     for entry in entries:
@@ -85,7 +90,7 @@ def _open_temp(path: Path, suffix: str) -> tuple[int, str | None]:
         else:
             fcntl.flock(fd, fcntl.LOCK_EX)
             return fd, None
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.jallm-", suffix=suffix, dir=path.parent)
     fcntl.flock(fd, fcntl.LOCK_EX)
     return fd, name
 
@@ -96,7 +101,7 @@ def _named(fd: int, path: Path, suffix: str) -> str:
     directory = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
     try:
         for _ in range(100):
-            name = f".{path.name}.{''.join(secrets.choice(_LETTERS) for _ in range(8))}{suffix}"
+            name = f".{path.name}.jallm-{''.join(secrets.choice(_LETTERS) for _ in range(8))}{suffix}"
             try:
                 os.link(f"/proc/self/fd/{fd}", name, dst_dir_fd=directory, follow_symlinks=True)
                 return str(path.parent / name)

@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-from .atomic import atomic_copy, atomic_write_text
+from .atomic import atomic_copy, atomic_write_text, is_temp_name
 from .errors import DataError
 from .fetch import DataConfig, check_no_escape, inside, sha256_of
 from .spec import BenchmarkSpec, Source, load_spec, read_pins_file
@@ -72,7 +72,7 @@ def _save_hf(source: Source, dest: Path, where: str) -> Path:
 
 def _files_under(root: Path) -> Iterable[Path]:
     for path in sorted(root.rglob("*")):
-        if path.is_file() and path.name != MANIFEST and not path.name.endswith(".part"):
+        if path.is_file() and path.name != MANIFEST and not path.name.endswith(".part") and not is_temp_name(path.name):
             check_no_escape(root, path, f"{root}")
             yield path
 

@@ -84,6 +84,24 @@ def test_killed_baseline_write_leaves_no_temp_file_in_the_thresholds_folder(tmp_
     assert read_baseline(path).score == 50.0
 
 
+def test_tidying_spares_live_writers_and_other_tools(tmp_path: Path) -> None:
+    import fcntl
+    import os
+
+    from pytest_jallm.atomic import remove_stale_temps
+
+    stale, live, foreign = ".a.json.jallm-abcd_123.tmp", ".b.json.jallm-abcd_123.part", ".c.json.abcd_123.tmp"
+    for name in (stale, live, foreign):
+        (tmp_path / name).write_text("x")
+    fd = os.open(tmp_path / live, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # as a writer in another process holds it
+        assert remove_stale_temps(tmp_path) == [stale]
+    finally:
+        os.close(fd)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live, foreign])
+
+
 KILLED_DOWNLOAD = """
     import sys
     from pathlib import Path
