@@ -16,6 +16,7 @@ from pytest_jallm.datafetch import fetch
 from pytest_jallm.fetch import DataConfig
 from pytest_jallm.spec import Source
 
+pytestmark = pytest.mark.filterwarnings("ignore::pytest_jallm.fetch.UnpinnedDataWarning")
 UPSTREAM = "https://upstream.invalid/org/repo/"
 ROWS = [{"id": f"q{i}", "question": f"問{i}", "label": str(i % 2)} for i in range(4)]
 BODY = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in ROWS).encode("utf-8")

@@ -25,6 +25,7 @@ from pytest_jallm.fetch import DataConfig
 from .toy import env, kill_group, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.filterwarnings("ignore::pytest_jallm.fetch.UnpinnedDataWarning")
 UPSTREAM = "https://upstream.invalid/org/repo/"
 BODY = "".join(json.dumps({"id": f"q{i}", "question": "問", "label": "0"}) + "\n" for i in range(200)).encode()
 SPEC = """\
@@ -116,7 +117,6 @@ KILLED_DOWNLOAD = """
 """
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("temp", ["tmpfile", "named"])
 def test_killed_download_leaves_no_part_file(tmp_path: Path, temp: str) -> None:
     cache = tmp_path / "cache"
