@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import socket
+import ssl
 import threading
 import time
 import urllib.error
@@ -166,9 +167,10 @@ class SameOriginCredentials(urllib.request.HTTPRedirectHandler):
         return new
 
 
-def build_opener(*handlers: urllib.request.BaseHandler) -> urllib.request.OpenerDirector:
-    """An opener whose http(s) connections obey a request's ``deadline`` (see :func:`open_url`)."""
-    return urllib.request.build_opener(_HTTPHandler, _HTTPSHandler, *handlers)
+def build_opener(*handlers: Any, context: ssl.SSLContext | None = None) -> urllib.request.OpenerDirector:
+    """An opener whose http(s) connections obey a request's ``deadline`` (see :func:`open_url`);
+    ``context`` is the TLS context (default: the system's)."""
+    return urllib.request.build_opener(_HTTPHandler, _HTTPSHandler(context=context), *handlers)
 
 
 def open_url(opener: urllib.request.OpenerDirector, request: urllib.request.Request, deadline: Deadline) -> Any:

@@ -2,20 +2,39 @@
 for deadline, stall and size tests (127.0.0.1 only; every loop bounded; stops by itself).
 
     with DripServer(steps) as server:  # steps: [(delay_s, bytes), ...], sent in order
-        server.base_url      # http://127.0.0.1:PORT
+        server.base_url      # http://127.0.0.1:PORT (https:// with ``tls``, a server-side SSLContext)
         server.sent          # bytes written, over all connections
         server.completed     # connections that got every step (the client did not hang up)
         server.requests      # the request lines received
 
 A step's delay is slept (interruptibly) before its bytes are written; a client that hangs up
-ends that connection's script.
+ends that connection's script. With ``tls`` and ``stall_handshake`` the server never answers
+the TLS handshake (it waits up to 10 s, then hangs up).
+
+``self_signed(dir)`` makes a certificate for 127.0.0.1 with the ``openssl`` command (None
+without it).
 """
 
 from __future__ import annotations
 
+import shutil
 import socket
+import ssl
+import subprocess
 import threading
+from pathlib import Path
 from typing import Iterable, Sequence
+
+
+def self_signed(directory: Path) -> tuple[Path, Path] | None:
+    """(certificate, key) for 127.0.0.1, or None when there is no `openssl` command."""
+    if shutil.which("openssl") is None:
+        return None
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    done = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                           str(cert), "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                          capture_output=True, timeout=60)
+    return (cert, key) if done.returncode == 0 else None
 
 
 def http_head(status: int = 200, length: int | None = None, **headers: str) -> bytes:
@@ -33,8 +52,10 @@ def dripped(data: bytes, interval: float) -> list[tuple[float, bytes]]:
 
 
 class DripServer:
-    def __init__(self, steps: Sequence[tuple[float, bytes]] | Iterable[tuple[float, bytes]], max_connections: int = 8):
+    def __init__(self, steps: Sequence[tuple[float, bytes]] | Iterable[tuple[float, bytes]], max_connections: int = 8,
+                 tls: ssl.SSLContext | None = None, stall_handshake: bool = False):
         self.steps = list(steps)
+        self.tls, self.stall_handshake = tls, stall_handshake
         self.max_connections = max_connections
         self.sent = 0
         self.completed = 0
@@ -45,7 +66,7 @@ class DripServer:
         self._sock.bind(("127.0.0.1", 0))
         self._sock.listen(8)
         self._sock.settimeout(0.1)
-        self.base_url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+        self.base_url = f"{'https' if tls else 'http'}://127.0.0.1:{self._sock.getsockname()[1]}"
         self._threads: list[threading.Thread] = []
 
     def _accept_loop(self) -> None:
@@ -61,6 +82,17 @@ class DripServer:
             self._threads.append(t)
 
     def _serve(self, conn: socket.socket) -> None:
+        if self.tls is not None:
+            conn.settimeout(5)
+            if self.stall_handshake:
+                self._stop.wait(10)
+                conn.close()
+                return
+            try:
+                conn = self.tls.wrap_socket(conn, server_side=True)
+            except OSError:
+                conn.close()
+                return
         with conn:
             conn.settimeout(5)
             head = b""

@@ -9,11 +9,12 @@ what was left on disk), never on elapsed time."""
 from __future__ import annotations
 
 import json
+import ssl
 from pathlib import Path
 
 import pytest
 
-from drip_server import DripServer, dripped, http_head
+from drip_server import DripServer, dripped, http_head, self_signed
 from pytest_jallm.backends.base import BackendError, GenerationRequest, SamplingSettings
 from pytest_jallm.backends.openai import OpenAIBackend
 from pytest_jallm.data import DataError, load_rows
@@ -44,6 +45,27 @@ def test_openai_timeout_bounds_the_whole_request(phase: str) -> None:
     assert server.sent < len(response)
     message = str(err.value)
     assert "--jallm-timeout" in message and "1 s" in message, message
+
+
+@pytest.mark.parametrize("phase", ["handshake", "body"])
+def test_openai_timeout_bounds_a_tls_request(phase: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same over https: a server that never answers the TLS handshake, or trickles the body."""
+    pair = self_signed(tmp_path)
+    if pair is None:
+        pytest.skip("no `openssl` command to make a test certificate")
+    cert, key = pair
+    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_tls.load_cert_chain(cert, key)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # the client trusts it through the default context
+    response = _completion()
+    split = response.index(b"\r\n\r\n") + 4
+    steps = [(0.0, response[:split])] + dripped(response[split:], 0.05)
+    with DripServer(steps, tls=server_tls, stall_handshake=phase == "handshake") as server:
+        backend = OpenAIBackend("m", base_url=server.base_url, timeout_s=1, max_retries=0)
+        with pytest.raises(BackendError) as err:
+            backend.generate([GenerationRequest(prompt="q", max_new_tokens=2)], SamplingSettings())
+    assert server.completed == 0 and server.sent < len(response)
+    assert "timed out: no complete response within 1 s (--jallm-timeout)" in str(err.value), str(err.value)
 
 
 def _source() -> Source:
