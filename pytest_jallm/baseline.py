@@ -36,7 +36,7 @@ from typing import Any, Iterator, Optional, Sequence
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .atomic import atomic_write_text
+from .atomic import atomic_write_text, remove_stale_temps
 from .strict_yaml import DuplicateKeyError, FileKeyError, error_location, load_strict, validation_problem
 
 DEFAULT_MAX_DROP = 2.0
@@ -206,7 +206,9 @@ def _number(value: Any) -> bool:
 
 
 def read_baseline(path: Path) -> Baseline | None:
-    """The baseline stored at `path`, validated; None when there is none. BaselineError when it is broken."""
+    """The baseline stored at `path`, validated; None when there is none. BaselineError when it is broken.
+    A temp file a killed writer left beside it is removed (the folder is committed)."""
+    remove_stale_temps(path.parent)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:

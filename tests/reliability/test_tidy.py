@@ -79,10 +79,13 @@ def test_killed_baseline_write_leaves_no_temp_file_in_the_thresholds_folder(tmp_
     left = sorted(p.name for p in folder.iterdir())
     if temp == "tmpfile" and kill_at == "fsync":
         assert left == ["toy_a.baseline.jsonl"], "an unnamed temp file left a name behind"
-    # The next write into the folder removes what a killed writer of ours left.
+    # The next run removes what a killed writer of ours left: when it reads the baselines ...
+    assert read_baseline(path).score == 50.0
+    assert sorted(p.name for p in folder.iterdir()) == ["toy_a.baseline.jsonl"]
+    # ... or when it writes one.
+    (folder / ".toy_a.baseline.jsonl.jallm-abcd1234.tmp").write_text("x")
     atomic_write_baseline(folder / "toy_b.baseline.jsonl", _record(50.0))
     assert sorted(p.name for p in folder.iterdir()) == ["toy_a.baseline.jsonl", "toy_b.baseline.jsonl"]
-    assert read_baseline(path).score == 50.0
 
 
 def test_tidying_spares_live_writers_and_other_tools(tmp_path: Path) -> None:
