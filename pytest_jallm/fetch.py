@@ -33,6 +33,7 @@ import os
 import posixpath
 import re
 import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -357,6 +358,20 @@ def _why_not(e: Exception, deadline: netio.Deadline, config: DataConfig, what: s
     return None
 
 
+_OLD_PART = re.compile(r"^\..+\.[a-z0-9_]{8}\.part$")  # an earlier pytest-jallm's download temp file
+
+
+def _remove_old_parts(folder: Path, idle_s: float) -> None:
+    """Remove ``.part`` files an earlier pytest-jallm left in this URL's cache folder (ours only: the
+    folder is the cache's) when untouched for longer than any live download may stall."""
+    now = time.time()
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(folder):
+            if _OLD_PART.match(entry.name) and now - entry.stat(follow_symlinks=False).st_mtime > idle_s:
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+
+
 def download(url: str, dest: Path, pin: str | None, config: DataConfig, where: str) -> None:
     """Fetch ``url`` (through the URL map) into ``dest``: an unnamed temporary file, checked, then
     renamed; within the deadline, the stall timeout and the size cap of ``config``."""
@@ -372,6 +387,7 @@ def download(url: str, dest: Path, pin: str | None, config: DataConfig, where: s
                      f"(`data fetch {FILE_URL_OPTIONS[1]}`)")
     if scheme not in ("http", "https", "file"):
         raise failed(f"refused {what}: only http(s) URLs are downloaded (and file:// with {FILE_URL_OPTIONS[0]})")
+    _remove_old_parts(dest.parent, 2 * config.stall_timeout_s)
     request_url, headers = _basic_auth(actual_url)
     opener = netio.build_opener(netio.SameOriginCredentials)
     deadline = netio.Deadline(config.download_timeout_s, config.stall_timeout_s)

@@ -150,6 +150,29 @@ def test_killed_download_leaves_no_part_file(tmp_path: Path, temp: str) -> None:
     assert [p.name for p in cache.rglob("*") if p.is_file()] == ["test.jsonl"]
 
 
+def test_a_part_file_an_earlier_version_left_is_removed_by_the_next_download(tmp_path: Path) -> None:
+    import os
+    import time
+
+    from pytest_jallm.data import load_rows
+    from pytest_jallm.spec import Source
+
+    (tmp_path / "served" / "data").mkdir(parents=True)
+    (tmp_path / "served" / "data" / "test.jsonl").write_bytes(BODY)
+    source = Source(url=UPSTREAM + "data/test.jsonl", format="jsonl", mirror="repo/data/test.jsonl")
+    with serve_directory(tmp_path / "served") as files:
+        config = DataConfig(cache_dir=tmp_path / "cache", url_map=((UPSTREAM, files.base_url + "/"),))
+        load_rows(source, tmp_path, None, "t: source", config)
+        (cached,) = [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]
+        old, fresh = cached.parent / ".test.jsonl.ab12cd_3.part", cached.parent / ".test.jsonl.ef45gh_6.part"
+        old.write_bytes(BODY[:100])  # killed an hour ago (mkstemp's name, no lock)
+        os.utime(old, (time.time() - 3600, time.time() - 3600))
+        fresh.write_bytes(BODY[:100])  # may still be written by an earlier version running now
+        cached.unlink()
+        load_rows(source, tmp_path, None, "t: source", config)
+    assert sorted(p.name for p in cached.parent.iterdir()) == [fresh.name, "test.jsonl"]
+
+
 def _fetch_spec(tmp_path: Path) -> Path:
     spec = tmp_path / "specs" / "toy_url.yaml"
     spec.parent.mkdir(exist_ok=True)
