@@ -123,7 +123,7 @@ def _prompts(args: argparse.Namespace) -> int:
     from .specfile import load_spec, with_harness_template
 
     try:
-        data_config = DataConfig.from_options(None, args.data_cache, args.url_map)
+        data_config = DataConfig.from_options(None, args.data_cache, args.url_map, **_download_limits(args))
     except ValueError as e:
         print(f"pytest-jallm prompts: {e}", file=sys.stderr)
         return 2
@@ -201,7 +201,7 @@ def _data(args: argparse.Namespace) -> int:
         if not specs:
             print("pytest-jallm data fetch: no specs given (and no benchmarks/ folder here)", file=sys.stderr)
             return 2
-        config = DataConfig.from_options(None, args.cache, args.url_map)
+        config = DataConfig.from_options(None, args.cache, args.url_map, **_download_limits(args))
         count, failures = datafetch.fetch(specs, Path(args.to), config)
     except (OSError, SpecError, DataError, ValueError) as e:
         print(f"pytest-jallm data {args.action}: {e}", file=sys.stderr)
@@ -214,6 +214,23 @@ def _data(args: argparse.Namespace) -> int:
             print(f"  {f}", file=sys.stderr)
         return 1
     return 0
+
+
+def _add_download_options(parser: argparse.ArgumentParser) -> None:
+    from .fetch import DEFAULT_DOWNLOAD_TIMEOUT_S, DEFAULT_MAX_DOWNLOAD_MB, DEFAULT_STALL_TIMEOUT_S
+
+    parser.add_argument("--download-timeout", type=float, default=None, metavar="S",
+                        help=f"as --jallm-download-timeout: seconds one file may take (default {DEFAULT_DOWNLOAD_TIMEOUT_S:g})")
+    parser.add_argument("--stall-timeout", type=float, default=None, metavar="S",
+                        help=f"as --jallm-download-stall-timeout (default {DEFAULT_STALL_TIMEOUT_S:g})")
+    parser.add_argument("--max-mb", type=float, default=None, metavar="MB",
+                        help=f"as --jallm-download-max-mb: the largest file downloaded (default {DEFAULT_MAX_DOWNLOAD_MB:g})")
+    parser.add_argument("--allow-file-urls", action="store_true", help="as --jallm-allow-file-urls")
+
+
+def _download_limits(args: argparse.Namespace) -> dict:
+    return {"download_timeout_s": args.download_timeout, "stall_timeout_s": args.stall_timeout,
+            "max_download_mb": args.max_mb, "allow_file_urls": args.allow_file_urls}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -253,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     prompts.add_argument("--shuffle-choices", type=int, default=None, metavar="SEED", help="as --jallm-shuffle-choices")
     prompts.add_argument("--med-template", default=None, metavar="NAME", help="as --jallm-med-template")
     prompts.add_argument("-o", "--output", help="write here instead of standard output")
+    _add_download_options(prompts)
     prompts.set_defaults(func=_prompts, parser=prompts)
     data = sub.add_parser("data", help="pre-fetch benchmark data for offline runners (fetch), or check a copy (verify)")
     data_sub = data.add_subparsers(dest="action", required=True)
@@ -264,6 +282,7 @@ def main(argv: list[str] | None = None) -> int:
                                                       "else ~/.cache/pytest-jallm/data)")
     fetch.add_argument("--url-map", action="append", default=[], metavar="PREFIX=REPLACEMENT",
                        help="as --jallm-url-map (repeatable; env JALLM_URL_MAP)")
+    _add_download_options(fetch)
     fetch.set_defaults(func=_data)
     verify = data_sub.add_parser("verify", help="check DIR against its MANIFEST.sha256 and the specs' pins "
                                                 "(exit 1 and the bad files' names)")

@@ -42,7 +42,7 @@ from typing import Any, Iterator, Optional, Sequence
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .atomic import atomic_write_text
+from .atomic import atomic_write_text, remove_stale_temps
 from .strict_yaml import DuplicateKeyError, FileKeyError, error_location, load_strict, validation_problem
 
 DEFAULT_MAX_DROP = 2.0
@@ -265,7 +265,9 @@ def _number(value: Any) -> bool:
 
 def read_baseline(path: Path, benchmark: str | None = None) -> Baseline | None:
     """The baseline stored at `path`, validated; None when there is none. BaselineError when it is
-    broken, or when its header names another benchmark than `benchmark`."""
+    broken, or when its header names another benchmark than `benchmark`. A temp file a killed writer
+    left beside it is removed (the folder is committed)."""
+    remove_stale_temps(path.parent)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:

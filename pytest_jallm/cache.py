@@ -51,7 +51,16 @@ from enum import Enum
 from pathlib import Path, PurePath
 from typing import Any, Callable, Mapping, Sequence
 
-from .backends.base import Backend, BackendError, BackendIdentity, GenerationRequest, RequestErrors, SamplingSettings
+from .backends.base import (
+    Backend,
+    BackendError,
+    BackendIdentity,
+    GenerationRequest,
+    RequestErrors,
+    SamplingSettings,
+    bound_output,
+    cut_warning,
+)
 
 __all__ = ["CacheError", "CacheWriteWarning", "GenerationCache", "cached_generate"]
 
@@ -569,6 +578,10 @@ def cached_generate(
     When the backend reports requests that failed on their own (:class:`RequestErrors`), every
     other text is still delivered and cached, and ``RequestErrors`` is raised with request indexes
     of this call (every slot sharing a failed generation) and the texts (None where failed).
+
+    Whatever the backend, a text longer than its request's ``max_new_tokens`` allows is cut (and
+    marked) here, before it is scored or cached (:func:`~pytest_jallm.backends.base.bound_output`),
+    with one :class:`OutputCutWarning` counting them.
     """
     requests = list(requests)
     if not requests:
@@ -606,14 +619,19 @@ def cached_generate(
         lock = threading.Lock()
         model = identity.model
 
+        cut: list[int] = []
+
         def on_result(j: int, text: str) -> None:
             k = misses[j]
+            text, was_cut = bound_output(text, requests[slots[k][0]].max_new_tokens)
             with lock:
                 if done[j]:
                     return
                 done[j] = True
                 for i in slots[k]:
                     texts[i] = text
+                if was_cut:
+                    cut.append(j)
             if cache is not None:
                 cache.put(k, text, model=model, meta=meta)
             if on_text is not None:
@@ -624,16 +642,21 @@ def cached_generate(
 
         failed: dict[int, str] = {}
         try:
-            out: Sequence[str | None] = get_backend().generate([requests[slots[k][0]] for k in misses], sampling, on_result)
-        except RequestErrors as e:  # some requests failed on their own: keep every other text
-            out, failed = e.texts, e.failures
-        if out is None or len(out) != len(misses):
-            raise BackendError(
-                f"backend returned {0 if out is None else len(out)} completions for {len(misses)} requests"
-            )
-        for j, text in enumerate(out):
-            if not done[j] and j not in failed:  # a backend that skipped the callback for some
-                on_result(j, text)  # type: ignore[arg-type]
+            try:
+                out: Sequence[str | None] = get_backend().generate([requests[slots[k][0]] for k in misses], sampling,
+                                                                   on_result)
+            except RequestErrors as e:  # some requests failed on their own: keep every other text
+                out, failed = e.texts, e.failures
+            if out is None or len(out) != len(misses):
+                raise BackendError(
+                    f"backend returned {0 if out is None else len(out)} completions for {len(misses)} requests"
+                )
+            for j, text in enumerate(out):
+                if not done[j] and j not in failed:  # a backend that skipped the callback for some
+                    on_result(j, text)  # type: ignore[arg-type]
+        finally:
+            if cut:
+                warnings.warn(cut_warning(len(cut), len(misses)), stacklevel=2)
         if failed:
             raise RequestErrors(
                 {i: cause for j, cause in failed.items() for i in slots[misses[j]]}, texts, len(misses) - len(failed)
@@ -655,6 +678,7 @@ def _lookup(
     texts: list[str | None] = [None] * len(requests)
     hits = cache.get_many(list(slots)) if cache is not None else {}
     for k, text in hits.items():
+        text = bound_output(text, requests[slots[k][0]].max_new_tokens)[0]  # rows stored whole before the bound
         for i in slots[k]:
             texts[i] = text
     return texts, slots, [k for k in slots if k not in hits]

@@ -24,7 +24,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from . import wac as _wac  # noqa: F401  (registers the "wac" loader, which lives apart: it reads KNP)
 from .chatjudge import loaders as _chatjudge_loaders  # noqa: F401  (FastChat's question and answer files)
 from .errors import DataError
-from .fetch import DataConfig, SourceFiles, activate, inside, is_url
+from .fetch import DataConfig, SourceFiles, activate, check_no_escape, inside, is_url
 from .loaders import LOADERS
 from .spec import BenchmarkSpec, Source
 
@@ -66,6 +66,8 @@ def resolve_files(source: Source, spec_dir: Path, data_dir: Path | None, where: 
         for pattern in source.mirrors():
             full = inside(data_dir, pattern, where)
             hits = sorted(glob.glob(str(full)))
+            for hit in hits:
+                check_no_escape(data_dir, hit, where)
             if not hits:
                 raise DataError(
                     f"{where}: mirror '{pattern}' not found under data dir {data_dir} "

@@ -15,9 +15,9 @@ import shutil
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-from .atomic import atomic_copy, atomic_write_text
+from .atomic import atomic_copy, atomic_write_text, is_temp_name
 from .errors import DataError
-from .fetch import DataConfig, inside, sha256_of
+from .fetch import DataConfig, check_no_escape, inside, sha256_of
 from .spec import BenchmarkSpec, Source, read_pins_file
 from .specfile import load_spec
 
@@ -76,7 +76,8 @@ def _save_hf(source: Source, dest: Path, where: str) -> Path:
 
 def _files_under(root: Path) -> Iterable[Path]:
     for path in sorted(root.rglob("*")):
-        if path.is_file() and path.name != MANIFEST and not path.name.endswith(".part"):
+        if path.is_file() and path.name != MANIFEST and not path.name.endswith(".part") and not is_temp_name(path.name):
+            check_no_escape(root, path, f"{root}")
             yield path
 
 
@@ -102,9 +103,9 @@ def fetch(spec_paths: Sequence[Path], to: Path, config: DataConfig,
             done.add(key)
             try:
                 files = fetch_source(source, path.parent, to, config, where)
-            except DataError as e:
+            except DataError as e:  # its message starts with `where` already
                 failures.append(f"{path}: {e}")
-                log(f"FAILED {where}: {e}")
+                log(f"FAILED {e}")
                 continue
             if files:
                 log(f"ok {where}: {len(files)} file(s)" if len(files) > 1 else f"ok {where}: {files[0]}")
@@ -113,8 +114,8 @@ def fetch(spec_paths: Sequence[Path], to: Path, config: DataConfig,
 
 
 def verify(root: Path, spec_paths: Sequence[Path] = ()) -> list[str]:
-    """Problems with a data directory: files that differ from its manifest; with specs, also
-    their mirrors that are missing and files that differ from a spec's pin."""
+    """Problems with a data directory: files that differ from its manifest or that it does not
+    list; with specs, also their mirrors that are missing and files that differ from a spec's pin."""
     problems: list[str] = []
     manifest = root / MANIFEST
     listed: dict[str, str] = read_pins_file(manifest) if manifest.is_file() else {}
@@ -144,4 +145,10 @@ def verify(root: Path, spec_paths: Sequence[Path] = ()) -> list[str]:
         file = root / name
         if file.is_file() and sha256_of(file) != digest:
             problems.append(f"{file}: sha256 mismatch: {where} pins {digest}, the file has {sha256_of(file)}")
+    if manifest.is_file():
+        try:
+            problems += [f"{file}: present but not listed in {MANIFEST}" for file in _files_under(root)
+                         if file.relative_to(root).as_posix() not in listed]
+        except DataError as e:  # a symlink leading out of the directory
+            problems.append(str(e))
     return list(dict.fromkeys(problems))

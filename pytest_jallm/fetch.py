@@ -2,30 +2,38 @@
 
 * Downloads use the standard library (urllib), show a progress bar, and land in the data
   cache (``--jallm-data-cache`` / ``JALLM_DATA_CACHE``, default ``~/.cache/pytest-jallm/data``)
-  through a temporary file and a rename, so an interrupted download leaves nothing behind.
-  A cached file is used again without any network call.
+  through an unnamed temporary file and a rename (:mod:`pytest_jallm.atomic`), so an
+  interrupted download leaves nothing behind. A cached file is used again without any network
+  call. Each download has an overall deadline, a stall timeout and a size cap
+  (:class:`DataConfig`, :mod:`pytest_jallm.netio`); only http(s) URLs are fetched, ``file://``
+  ones with ``--jallm-allow-file-urls``.
 * ``--jallm-url-map PREFIX=REPLACEMENT`` (``JALLM_URL_MAP``, several separated by spaces)
   rewrites a URL before it is requested (an internal mirror or proxy). The cache key and the
-  pin stay those of the original URL: a mirror must serve the very same bytes.
+  pin stay those of the original URL: a mirror must serve the very same bytes. A mirror's
+  ``user:password@`` is sent as Basic auth (to that origin only, not on redirects elsewhere);
+  its credentials (password, tokens in the path or query) are redacted in every message.
 * A spec pins files by sha256 (``source.sha256: {mirror path: hex}``). The hash is checked
   after a download and on every read of a local copy (cache or data directory); a mismatch
   names the file and both hashes.
 * A ``mirror`` path is the file's place under ``--jallm-data-dir``; it may not leave that
   directory. A URL a loader reads besides the listed ones (IgakuQA's translation files, the
   documents a corpus' id list names) keeps its place relative to the nearest listed
-  url/mirror pair, so one pre-fetched tree serves all of them.
+  url/mirror pair, so one pre-fetched tree serves all of them. No path may lead out of the
+  data directory through a symlink either, for reads and for `data fetch`'s writes.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import contextvars
 import hashlib
+import http.client
 import os
 import posixpath
 import re
 import sys
-import tempfile
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -34,12 +42,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
-from .atomic import file_mode
+from . import netio
+from .atomic import atomic_file
 from .errors import DataError
+from .redact import redact, url_secrets
 
 URL_RE = re.compile(r"^[a-z][a-z0-9+.-]*://", re.I)
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 CHUNK = 1 << 20
+DEFAULT_DOWNLOAD_TIMEOUT_S = 600.0  # one file, start to end
+DEFAULT_STALL_TIMEOUT_S = 60.0  # the longest wait for the next bytes
+DEFAULT_MAX_DOWNLOAD_MB = 1024.0  # the catalog's largest file is a few tens of MB
+# (option, `data fetch` option) naming each limit in its error
+TIMEOUT_OPTIONS = ("--jallm-download-timeout", "--download-timeout")
+STALL_OPTIONS = ("--jallm-download-stall-timeout", "--stall-timeout")
+SIZE_OPTIONS = ("--jallm-download-max-mb", "--max-mb")
+FILE_URL_OPTIONS = ("--jallm-allow-file-urls", "--allow-file-urls")
 
 
 class UnpinnedDataWarning(UserWarning):
@@ -66,7 +84,7 @@ def parse_url_map(values: Sequence[str] | None, env: str | None = None) -> tuple
         prefix, sep, replacement = rule.partition("=")
         if not sep or not prefix or not replacement:
             raise ValueError(
-                f"--jallm-url-map / JALLM_URL_MAP: {rule!r} is not PREFIX=REPLACEMENT "
+                f"--jallm-url-map / JALLM_URL_MAP: {redact(repr(rule), url_secrets(rule))} is not PREFIX=REPLACEMENT "
                 "(e.g. https://raw.githubusercontent.com/=https://mirror.example/github/)"
             )
         rules.append((prefix, replacement))
@@ -81,14 +99,17 @@ def map_url(url: str, rules: Sequence[tuple[str, str]]) -> str:
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Where data comes from, for one run or one `data fetch`."""
+    """Where data comes from, for one run or one `data fetch`, and the limits of a download."""
 
     data_dir: Path | None = None
     cache_dir: Path = field(default_factory=default_cache_dir)
     url_map: tuple[tuple[str, str], ...] = ()
     # (description, total bytes or None) -> object with update(n) and close()
     progress: Callable[[str, int | None], Any] | None = None
-    timeout_s: float = 60.0
+    download_timeout_s: float = DEFAULT_DOWNLOAD_TIMEOUT_S
+    stall_timeout_s: float = DEFAULT_STALL_TIMEOUT_S
+    max_download_mb: float = DEFAULT_MAX_DOWNLOAD_MB
+    allow_file_urls: bool = False
 
     @classmethod
     def from_options(
@@ -97,15 +118,36 @@ class DataConfig:
         cache_dir: str | os.PathLike | None = None,
         url_map: Sequence[str] | None = None,
         progress: Callable[[str, int | None], Any] | None = None,
+        *,
+        download_timeout_s: float | None = None,
+        stall_timeout_s: float | None = None,
+        max_download_mb: float | None = None,
+        allow_file_urls: bool = False,
     ) -> "DataConfig":
         d = data_dir or os.environ.get("JALLM_DATA_DIR")
         c = cache_dir or os.environ.get("JALLM_DATA_CACHE")
+        limits = {"download_timeout_s": (download_timeout_s, TIMEOUT_OPTIONS[0]),
+                  "stall_timeout_s": (stall_timeout_s, STALL_OPTIONS[0]),
+                  "max_download_mb": (max_download_mb, SIZE_OPTIONS[0])}
+        for value, option in limits.values():
+            if value is not None and not value > 0:  # also NaN
+                raise ValueError(f"{option}: expected a number > 0, got {value!r}")
         return cls(
             data_dir=Path(d).expanduser() if d else None,
             cache_dir=Path(c).expanduser() if c else default_cache_dir(),
             url_map=parse_url_map(url_map, os.environ.get("JALLM_URL_MAP")),
             progress=progress,
+            allow_file_urls=allow_file_urls,
+            **{k: float(v) for k, (v, _) in limits.items() if v is not None},
         )
+
+    @property
+    def secrets(self) -> list[str]:
+        """The URL map's credentials (redacted wherever a message could show them)."""
+        return [s for rule in self.url_map for part in rule for s in url_secrets(part)]
+
+    def redact(self, text: str) -> str:
+        return redact(text, self.secrets, "a credential of --jallm-url-map")
 
 
 def tqdm_progress(desc: str, total: int | None):
@@ -150,14 +192,23 @@ def check_mirror_path(value: str) -> str | None:
 
 
 def inside(base: Path, relative: str, what: str) -> Path:
-    """``base / relative``, refused when it would resolve outside ``base``."""
+    """``base / relative``, refused when it would resolve outside ``base``, also through a symlink."""
     problem = check_mirror_path(relative)
     full = Path(os.path.normpath(base / relative))
     if problem is None and os.path.commonpath([os.path.normpath(base), str(full)]) != os.path.normpath(base):
         problem = f"{relative!r} resolves outside {base}"
     if problem is not None:
         raise DataError(f"{what}: refused: {problem}")
+    check_no_escape(base, full, what)
     return full
+
+
+def check_no_escape(base: Path, path: str | os.PathLike, what: str) -> None:
+    """Refuse a path under ``base`` that a symlink leads out of it (``base`` itself may be a link)."""
+    real_base, real = os.path.realpath(base), os.path.realpath(path)
+    if os.path.commonpath([real_base, real]) != real_base:
+        raise DataError(f"{what}: refused: {path} leads outside {base} through a symlink (to {real}); "
+                        "a data directory's files must stay inside it")
 
 
 def _url_path(url: str) -> str:
@@ -238,6 +289,7 @@ class SourceFiles:
             except ValueError:
                 rel = None
             if rel is not None:
+                check_no_escape(data_dir, path, self.where)
                 self._verify(Path(path), self.pins.get(rel), path,
                              "The local copy differs from the pinned upstream file: fetch it again.")
                 self.touched[rel] = path
@@ -269,52 +321,112 @@ class SourceFiles:
         return path
 
 
+def _basic_auth(url: str) -> tuple[str, dict[str, str]]:
+    """The URL without ``user:password@`` and the Basic auth header carrying them."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url, {}
+    user, password = urllib.parse.unquote(parts.username or ""), urllib.parse.unquote(parts.password or "")
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    netloc = parts.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc)), {"Authorization": f"Basic {token}"}
+
+
+def _limit(options: tuple[str, str], value: float, unit: str) -> str:
+    return f"{value:g} {unit} ({options[0]}; `data fetch {options[1]}`)"
+
+
+def _why_not(e: Exception, deadline: netio.Deadline, config: DataConfig, what: str) -> str | None:
+    """What stopped a download, naming the option that bounds it; None for an unexpected error."""
+    if isinstance(e, netio.BodyTooLarge):
+        size = f"announces {e.announced} bytes" if e.announced is not None else f"sent more than {e.limit} bytes"
+        return f"download of {what} stopped: it {size}, more than {_limit(SIZE_OPTIONS, config.max_download_mb, 'MB')}"
+    kind: Exception = e
+    if not isinstance(e, (netio.DeadlineExceeded, netio.Stalled)):
+        try:
+            deadline.check(e)
+        except (netio.DeadlineExceeded, netio.Stalled) as k:
+            kind = k
+    if isinstance(kind, netio.DeadlineExceeded):
+        return f"download of {what} did not finish within {_limit(TIMEOUT_OPTIONS, config.download_timeout_s, 's')}"
+    if isinstance(kind, netio.Stalled):
+        return f"download of {what} stalled: no data for {_limit(STALL_OPTIONS, config.stall_timeout_s, 's')}"
+    if isinstance(e, (urllib.error.URLError, http.client.HTTPException, OSError, ValueError)):
+        detail = f"HTTP {e.code} {e.reason}" if isinstance(e, urllib.error.HTTPError) else f"{type(e).__name__}: {e}"
+        return (f"could not download {what}: {detail}. Offline? Pre-fetch with `python -m pytest_jallm data fetch "
+                "--to DIR` and pass --jallm-data-dir DIR, or point --jallm-url-map at a mirror")
+    return None
+
+
+_OLD_PART = re.compile(r"^\..+\.[a-z0-9_]{8}\.part$")  # an earlier pytest-jallm's download temp file
+
+
+def _remove_old_parts(folder: Path, idle_s: float) -> None:
+    """Remove ``.part`` files an earlier pytest-jallm left in this URL's cache folder (ours only: the
+    folder is the cache's) when untouched for longer than any live download may stall."""
+    now = time.time()
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(folder):
+            if _OLD_PART.match(entry.name) and now - entry.stat(follow_symlinks=False).st_mtime > idle_s:
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+
+
 def download(url: str, dest: Path, pin: str | None, config: DataConfig, where: str) -> None:
-    """Fetch ``url`` (through the URL map) into ``dest``: a temporary file, checked, then renamed."""
+    """Fetch ``url`` (through the URL map) into ``dest``: an unnamed temporary file, checked, then
+    renamed; within the deadline, the stall timeout and the size cap of ``config``."""
     actual_url = map_url(url, config.url_map)
-    via = f" (via {actual_url})" if actual_url != url else ""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    what = f"{url} (via {actual_url})" if actual_url != url else url
+
+    def failed(problem: str) -> DataError:
+        return DataError(config.redact(f"{where}: {problem}"))
+
+    scheme = urllib.parse.urlsplit(actual_url).scheme.lower()
+    if scheme == "file" and not config.allow_file_urls:
+        raise failed(f"refused {what}: file:// URLs are read only with {FILE_URL_OPTIONS[0]} "
+                     f"(`data fetch {FILE_URL_OPTIONS[1]}`)")
+    if scheme not in ("http", "https", "file"):
+        raise failed(f"refused {what}: only http(s) URLs are downloaded (and file:// with {FILE_URL_OPTIONS[0]})")
+    _remove_old_parts(dest.parent, 2 * config.stall_timeout_s)
+    request_url, headers = _basic_auth(actual_url)
+    opener = netio.build_opener(netio.SameOriginCredentials)
+    deadline = netio.Deadline(config.download_timeout_s, config.stall_timeout_s)
+    max_bytes = int(config.max_download_mb * 2**20)
     bar = None
     try:
-        os.fchmod(fd, file_mode(dest))  # mkstemp's 0600 would make a shared cache owner-only
-        request = urllib.request.Request(actual_url, headers={"User-Agent": "pytest-jallm"})
-        h = hashlib.sha256()
-        written = 0
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(request, timeout=config.timeout_s) as resp:
-            length = resp.headers.get("Content-Length")
-            total = int(length) if length and length.isdigit() else None
-            progress = config.progress if config.progress is not None else tqdm_progress
-            bar = progress(f"downloading {dest.name}", total)
-            while True:
-                chunk = resp.read(CHUNK)
-                if not chunk:
-                    break
-                out.write(chunk)
-                h.update(chunk)
-                written += len(chunk)
-                if bar is not None:
-                    bar.update(len(chunk))
+        with deadline, atomic_file(dest, ".part") as out:
+            request = urllib.request.Request(request_url, headers={"User-Agent": "pytest-jallm", **headers})
+            with netio.open_url(opener, request, deadline) as resp:
+                length = resp.headers.get("Content-Length") if resp.headers is not None else None
+                total = int(length) if length and length.isdigit() else None
+                progress = config.progress if config.progress is not None else tqdm_progress
+                bar = progress(f"downloading {dest.name}", total)
+                h = hashlib.sha256()
+                written = 0
+
+                def sink(chunk: bytes) -> None:
+                    nonlocal written
+                    out.write(chunk)
+                    h.update(chunk)
+                    written += len(chunk)
+                    if bar is not None:
+                        bar.update(len(chunk))
+
+                netio.read_body(resp, deadline, max_bytes, sink)
             if total is not None and written != total:
-                raise DataError(f"{where}: download of {url}{via} stopped after {written} of {total} bytes")
-        actual = h.hexdigest()
-        if pin is not None and actual != pin:
-            raise mismatch(f"{url}{via}", pin, actual,
-                           "The server sent other bytes than the pinned upstream file (a mirror must serve identical files).")
-        os.replace(tmp, dest)
-    except BaseException as e:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(e, DataError):
-            raise
-        if isinstance(e, (urllib.error.URLError, OSError, ValueError)) or type(e).__module__ == "http.client":
-            detail = f"HTTP {e.code} {e.reason}" if isinstance(e, urllib.error.HTTPError) else f"{type(e).__name__}: {e}"
-            raise DataError(
-                f"{where}: could not download {url}{via}: {detail}. Offline? Pre-fetch with "
-                "`python -m pytest_jallm data fetch --to DIR` and pass --jallm-data-dir DIR, "
-                "or point --jallm-url-map at a mirror"
-            ) from None
+                raise failed(f"download of {what} stopped after {written} of {total} bytes")
+            actual = h.hexdigest()
+            if pin is not None and actual != pin:
+                raise DataError(config.redact(str(mismatch(
+                    what, pin, actual, "The server sent other bytes than the pinned upstream file "
+                    "(a mirror must serve identical files)."))))
+    except DataError:
         raise
+    except Exception as e:
+        why = _why_not(e, deadline, config, what)
+        if why is None:
+            raise
+        raise failed(why) from None
     finally:
         if bar is not None:
             bar.close()

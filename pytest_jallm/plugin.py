@@ -36,6 +36,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--jallm-url-map", action="append", default=[], metavar="PREFIX=REPLACEMENT",
                 help="download URLs starting with PREFIX from REPLACEMENT instead (an internal mirror or proxy; "
                      "repeatable; env JALLM_URL_MAP, rules separated by spaces). Files must be identical: pins still apply")
+    g.addoption("--jallm-download-timeout", type=float, default=None, metavar="S",
+                help="seconds one benchmark file's download may take in all (default 600)")
+    g.addoption("--jallm-download-stall-timeout", type=float, default=None, metavar="S",
+                help="a download fails when no data arrives for this many seconds (default 60)")
+    g.addoption("--jallm-download-max-mb", type=float, default=None, metavar="MB",
+                help="a download larger than this fails, and is not kept (default 1024)")
+    g.addoption("--jallm-allow-file-urls", action="store_true",
+                help="read file:// URLs of specs and --jallm-url-map (refused by default)")
     g.addoption("--jallm-thresholds-dir", default=None, help="directory of threshold files (ini jallm_thresholds_dir)")
     g.addoption("--jallm-baseline", default=None,
                 help="threshold/baseline file name under the thresholds dir (default: the model's name)")

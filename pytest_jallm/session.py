@@ -157,8 +157,10 @@ class JallmSession:
 
         opt = self.config.getoption
         try:
-            return DataConfig.from_options(None, opt("jallm_data_cache"), opt("jallm_url_map"),
-                                           progress=self._download_progress)
+            return DataConfig.from_options(
+                None, opt("jallm_data_cache"), opt("jallm_url_map"), progress=self._download_progress,
+                download_timeout_s=opt("jallm_download_timeout"), stall_timeout_s=opt("jallm_download_stall_timeout"),
+                max_download_mb=opt("jallm_download_max_mb"), allow_file_urls=opt("jallm_allow_file_urls"))
         except ValueError as e:
             raise pytest.UsageError(str(e)) from None
 

@@ -113,6 +113,10 @@ class Source(_Strict):
             )
         if self.hf and not self.split:
             raise ValueError("an 'hf' source needs a 'split'")
+        if self.url:
+            for url in self.locations():
+                if not re.match(r"^(?:https?|file)://", url, re.IGNORECASE):
+                    raise ValueError(f"'url' must be an http(s) URL (a local file is a 'path'), got {url!r}")
         from .fetch import SHA256_RE, check_mirror_path
 
         for m in self.mirrors():

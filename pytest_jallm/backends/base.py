@@ -146,6 +146,32 @@ def apply_stop(text: str, stop: Sequence[str]) -> str:
     return text[:cut]
 
 
+# A completion cannot be longer than its tokens allow. 64 characters per token is generous (the
+# longest tokens of common vocabularies are runs of spaces or punctuation, and Japanese text takes
+# one or two characters per token); more means a server that ignored max_tokens, or a hostile one.
+CHARS_PER_TOKEN = 64
+MIN_OUTPUT_CHARS = 4096
+CUT_MARKER = "…[cut by pytest-jallm: longer than max_new_tokens allows]"  # no digits: answer extraction ignores it
+
+
+class OutputCutWarning(UserWarning):
+    """Completions longer than their max_new_tokens allows were cut before scoring and caching."""
+
+
+def cut_warning(cut: int, total: int) -> OutputCutWarning:
+    return OutputCutWarning(
+        f"{cut} of {total} completions were longer than max_new_tokens allows (more than {CHARS_PER_TOKEN} characters "
+        f"per token) and were cut before scoring and caching; each ends with {CUT_MARKER!r}")
+
+
+def bound_output(text: str, max_new_tokens: int) -> tuple[str, bool]:
+    """``text`` cut to what ``max_new_tokens`` allows, marked with CUT_MARKER; and whether it was cut."""
+    limit = max(MIN_OUTPUT_CHARS, CHARS_PER_TOKEN * int(max_new_tokens))
+    if len(text) <= limit:
+        return text, False
+    return text[:limit] + CUT_MARKER, True
+
+
 # --- declaring and registering backends ------------------------------------------------------
 
 

@@ -13,30 +13,30 @@ at request time and is never stored on the backend, so it cannot end up in
 ``identity()``, ``repr()``, exception messages or logs. Redirects are never
 followed (a 3xx is an error naming the target), so the key is only ever sent to
 the configured origin; text a server sends back in an error is redacted for the
-key and its common encodings (:func:`redact_secret`).
+key and its common encodings (:func:`pytest_jallm.redact.redact_secret`).
+
+``timeout_s`` (``--jallm-timeout``) bounds each request as a whole, connect, headers and body
+(:mod:`pytest_jallm.netio`), and a response body larger than ``max_response_mb`` is not read on.
 """
 
 from __future__ import annotations
 
-import base64
 import concurrent.futures as cf
 import email.utils
-import functools
-import html
 import http.client
 import json
 import logging
 import os
 import random
-import re
-import socket
 import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, NoReturn, Sequence
 
+from .. import netio
+from ..redact import redact_secret, without_credentials
 from .base import (
     REVISION,
     BackendError,
@@ -61,15 +61,8 @@ DEFAULT_MAX_RETRY_WAIT_S = 60.0  # the longest single wait before a retry
 DEFAULT_RETRY_BUDGET_S = 600.0  # all retry waits of one backend (one run) together
 MAX_BODY_IN_ERROR = 500  # characters of a server's error body quoted in a BackendError
 MAX_STOP_SENT = 4  # OpenAI rejects more; the rest are applied client-side by apply_stop
+DEFAULT_MAX_RESPONSE_MB = 32.0  # a response body larger than this is not read on (memory, cache)
 _LOOPBACK = ("localhost", "127.0.0.1", "::1")
-
-
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """API calls never follow redirects: urllib would re-send the Authorization header to
-    whatever origin the server names. A 3xx surfaces as an HTTPError instead."""
-
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        return None
 
 
 class _RetryableError(Exception):
@@ -116,65 +109,6 @@ def _parse_retry_after(value: str | None) -> float | None:
     return min(max(secs, 0.0), MAX_RETRY_AFTER_S)
 
 
-def _char_pattern(ch: str) -> str:
-    """One character of a secret as written raw or escaped (URL, JSON, HTML, backslash)."""
-    forms = [re.escape(ch), "".join(f"%(?:25)*{x:02X}" for x in ch.encode("utf-8"))]  # %2D, %252D (twice)
-    code = ord(ch)
-    forms += [rf"\\+u{code:04X}", rf"\\+x{code:02X}" if code < 256 else None, rf"&#0*{code};", rf"&#[xX]0*{code:X};"]
-    if not ch.isalnum():
-        forms.append(r"\\+" + re.escape(ch))  # JSON's \/
-    if ch == " ":
-        forms.append(r"\+")
-    return "(?:" + "|".join(f for f in forms if f) + ")"
-
-
-def _base64_fragments(secret: str) -> list[str]:
-    """The parts of base64 (standard and URL-safe) of *any* text containing ``secret``
-    (e.g. ``user:key`` in Basic auth) that do not depend on the surrounding bytes."""
-    raw = secret.encode("utf-8")
-    fragments = []
-    for offset in range(3):
-        encoded = base64.b64encode(b"\0" * offset + raw).decode()
-        start = 4 if offset else 0  # the first group mixes in the unknown prefix
-        end = len(encoded) - (4 if (offset + len(raw)) % 3 else 0)  # the last group the unknown suffix
-        fragment = encoded[start:end]
-        if len(fragment) >= 8:
-            fragments += [fragment, fragment.replace("+", "-").replace("/", "_")]
-    return fragments
-
-
-@functools.lru_cache(maxsize=8)
-def _secret_pattern(secret: str) -> re.Pattern[str]:
-    alternatives = ["".join(_char_pattern(c) for c in secret)]
-    alternatives += [re.escape(f) for f in _base64_fragments(secret)]
-    return re.compile("|".join(alternatives), re.IGNORECASE)
-
-
-def redact_secret(text: str, secret: str | None) -> str:
-    """``text`` with ``secret`` replaced by ``***``, also where it is URL-encoded (partly or twice),
-    JSON- or HTML-escaped, or inside base64 (``user:key``). If the secret can still be decoded out
-    of the result, the whole text is withheld."""
-    if not secret or len(secret) < 4:
-        return text
-    text = _secret_pattern(secret).sub("***", text)
-    decoded = text
-    for _ in range(3):
-        decoded = html.unescape(urllib.parse.unquote(decoded))
-        if any(secret in d for d in (decoded, decoded.replace("\\", ""), decoded.replace("+", " "))):
-            return "[withheld: the text contained the API key]"
-    return text
-
-
-def _sanitize_base_url(url: str) -> str:
-    """The base URL without user-info, query or fragment (for identity and messages)."""
-    parts = urllib.parse.urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:  # IPv6 literal
-        host = f"[{host}]"
-    netloc = host + (f":{parts.port}" if parts.port else "")
-    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
-
-
 @register_backend("openai")
 class OpenAIBackend:
     """Generate through an OpenAI-compatible HTTP server."""
@@ -188,7 +122,7 @@ class OpenAIBackend:
         BackendOption("max_concurrency", "--jallm-concurrency", type=int, default=8,
                       help="openai backend: requests in flight"),
         BackendOption("timeout_s", "--jallm-timeout", type=float, default=120.0,
-                      help="openai backend: per-request timeout in seconds"),
+                      help="openai backend: seconds one request may take in all (connect, headers and body)"),
         REVISION,
     )
     engine_args_as_keywords = True  # e.g. max_retries=1, extra_body={...}
@@ -206,6 +140,7 @@ class OpenAIBackend:
         backoff_base_s: float = 0.5,
         max_retry_wait_s: float = DEFAULT_MAX_RETRY_WAIT_S,
         retry_budget_s: float = DEFAULT_RETRY_BUDGET_S,
+        max_response_mb: float = DEFAULT_MAX_RESPONSE_MB,
         revision: str | None = None,
         extra_body: Mapping[str, Any] | None = None,
     ):
@@ -220,7 +155,7 @@ class OpenAIBackend:
             raise BackendError("openai backend: base_url is not a valid URL") from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise BackendError(
-                f"openai backend: base_url must be an http(s) URL, got {_sanitize_base_url(base_url)!r}"
+                f"openai backend: base_url must be an http(s) URL, got {without_credentials(base_url)!r}"
             )
         if parts.username is not None or parts.password is not None:
             # Never carry credentials in the URL: they would end up in caches and reports.
@@ -236,6 +171,8 @@ class OpenAIBackend:
             raise BackendError("openai backend: timeout_s must be > 0")
         if not (max_retry_wait_s >= 0 and retry_budget_s >= 0):  # also rejects NaN
             raise BackendError("openai backend: max_retry_wait_s and retry_budget_s must be numbers >= 0")
+        if not max_response_mb > 0:
+            raise BackendError("openai backend: max_response_mb must be a number > 0")
 
         self.model = model
         self.mode = mode
@@ -246,6 +183,7 @@ class OpenAIBackend:
         self.backoff_base_s = float(backoff_base_s)
         self.max_retry_wait_s = float(max_retry_wait_s)
         self.retry_budget_s = float(retry_budget_s)
+        self.max_response_mb = float(max_response_mb)
         self._retry_waited_s = 0.0  # summed over every request of this backend, under _lock
         self._retries = 0
         self.revision = revision
@@ -264,11 +202,11 @@ class OpenAIBackend:
             kind: urllib.parse.urlunsplit((parts.scheme, parts.netloc, f"{api_root}/{kind}", parts.query, ""))
             for kind in ("completions", "chat/completions")
         }
-        self._public_base_url = _sanitize_base_url(base_url)
+        self._public_base_url = without_credentials(base_url)
         if parts.hostname in _LOOPBACK or (parts.hostname or "").startswith("127."):
-            self._opener = urllib.request.build_opener(_NoRedirect, urllib.request.ProxyHandler({}))
+            self._opener = netio.build_opener(netio.NoRedirect, urllib.request.ProxyHandler({}))
         else:
-            self._opener = urllib.request.build_opener(_NoRedirect)  # honours *_proxy / no_proxy
+            self._opener = netio.build_opener(netio.NoRedirect)  # honours *_proxy / no_proxy
         self._server_info: str | None = None
         self._server_info_probed = False
         self._lock = threading.Lock()
@@ -292,8 +230,8 @@ class OpenAIBackend:
         info = None
         req = urllib.request.Request(self._server_root + "/version", headers=self._headers(json_body=False))
         try:
-            with self._opener.open(req, timeout=min(2.0, self.timeout_s)) as resp:
-                data = json.loads(resp.read(4096).decode("utf-8", "replace"))
+            with netio.Deadline(min(2.0, self.timeout_s)) as deadline, netio.open_url(self._opener, req, deadline) as resp:
+                data = json.loads(netio.read_body(resp, deadline, 4096).decode("utf-8", "replace"))
             if isinstance(data, dict) and isinstance(data.get("version"), (str, int, float)):
                 info = str(data["version"])[:64]
         except Exception:
@@ -379,43 +317,56 @@ class OpenAIBackend:
 
     def _post_once(self, url: str, payload: bytes) -> Any:
         req = urllib.request.Request(url, data=payload, headers=self._headers(), method="POST")
-        try:
-            with self._opener.open(req, timeout=self.timeout_s) as resp:
-                raw = resp.read()
-        except urllib.error.HTTPError as e:
-            status = e.code
+        timed_out = f"timed out: no complete response within {self.timeout_s:g} s (--jallm-timeout)"
+        with netio.Deadline(self.timeout_s) as deadline:
             try:
-                err_body = e.read(4096).decode("utf-8", "replace")
-            except Exception:
-                err_body = ""
-            finally:
-                e.close()
-            err_body = self._redact(" ".join(err_body.split()))[:MAX_BODY_IN_ERROR]
-            if 300 <= status <= 399:
-                target = urllib.parse.urljoin(url, (e.headers.get("Location") if e.headers else None) or "")
-                raise _FatalError(
-                    f"HTTP {status} redirect to {self._redact(_sanitize_base_url(target))} not followed "
-                    "(API calls never follow redirects, so the API key stays with its server): "
-                    "point --jallm-base-url at the final address"
-                ) from None
-            if status in RETRY_STATUSES or 500 <= status <= 599:
-                header = e.headers.get("Retry-After") if e.headers else None
-                raise _RetryableError(f"HTTP {status}: {err_body}", _parse_retry_after(header), header) from None
-            raise _FatalError(f"HTTP {status}: {err_body}") from None
-        except urllib.error.URLError as e:
-            reason = e.reason
-            if isinstance(reason, (TimeoutError, socket.timeout)):
-                raise _RetryableError(f"timed out after {self.timeout_s:g} s") from None
-            raise _RetryableError(f"connection error: {type(reason).__name__}: {reason}") from None
-        except (TimeoutError, socket.timeout):
-            raise _RetryableError(f"timed out after {self.timeout_s:g} s") from None
-        except (ConnectionError, http.client.HTTPException, OSError) as e:
-            raise _RetryableError(f"connection error: {type(e).__name__}: {e}") from None
+                with netio.open_url(self._opener, req, deadline) as resp:
+                    raw = netio.read_body(resp, deadline, int(self.max_response_mb * 2**20))
+            except urllib.error.HTTPError as e:
+                self._http_error(url, e)
+            except netio.BodyTooLarge:
+                raise _BadResponse(f"response body exceeds {self.max_response_mb:g} MB (max_response_mb)") from None
+            except netio.DeadlineExceeded:
+                raise _RetryableError(timed_out) from None
+            except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
+                if deadline.expired or netio.is_timeout(e):
+                    raise _RetryableError(timed_out) from None
+                reason = e.reason if isinstance(e, urllib.error.URLError) else e
+                raise _RetryableError(f"connection error: {type(reason).__name__}: {reason}") from None
         try:
             return json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError):
             snippet = self._redact(raw[:200].decode("utf-8", "replace"))
             raise _BadResponse(f"response is not JSON or not UTF-8: {snippet!r}") from None
+
+    def _http_error(self, url: str, e: urllib.error.HTTPError) -> NoReturn:
+        """Raise what an HTTP error status means: a redirect or 4xx stops the run, 408/429/5xx retry."""
+        status = e.code
+        try:
+            err_body = e.read(4096).decode("utf-8", "replace")
+        except Exception:
+            err_body = ""
+        finally:
+            e.close()
+        err_body = self._redact(" ".join(err_body.split()))[:MAX_BODY_IN_ERROR]
+        if 300 <= status <= 399:
+            target = urllib.parse.urljoin(url, (e.headers.get("Location") if e.headers else None) or "")
+            raise _FatalError(
+                f"HTTP {status} redirect to {self._redact(without_credentials(target))} not followed "
+                "(API calls never follow redirects, so the API key stays with its server): "
+                "point --jallm-base-url at the final address"
+            ) from None
+        if status in RETRY_STATUSES or 500 <= status <= 599:
+            header = e.headers.get("Retry-After") if e.headers else None
+            raise _RetryableError(f"HTTP {status}: {err_body}", _parse_retry_after(header), header) from None
+        raise _FatalError(f"HTTP {status}: {err_body}") from None
+
+    def _waited(self) -> str:
+        """The run's retry waits. Requests in flight wait side by side, so the sum can exceed the time passed."""
+        text = f"{self._retry_waited_s:.1f} s of retry waits in this run over {self._retries} retries"
+        if self.max_concurrency > 1:
+            text += f", summed over requests waiting at the same time (up to {self.max_concurrency} in flight)"
+        return text
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
@@ -445,11 +396,8 @@ class OpenAIBackend:
                 continue
             except _RetryableError as e:
                 if attempt >= self.max_retries:
-                    waited = self._retry_waited_s
-                    raise _FatalError(
-                        f"{e.cause} (gave up after {self.max_retries + 1} attempts)"
-                        + (f"; {waited:.1f} s waited for retries in this run" if waited >= 0.05 else "")
-                    ) from None
+                    waited = f"; {self._waited()}" if self._retry_waited_s >= 0.05 else ""
+                    raise _FatalError(f"{e.cause} (gave up after {self.max_retries + 1} attempts){waited}") from None
                 delay = min(self._backoff(attempt, e.retry_after), self.max_retry_wait_s)
                 with self._lock:
                     spent = self._retry_waited_s + delay > self.retry_budget_s
@@ -463,7 +411,7 @@ class OpenAIBackend:
                                  f"(Retry-After), each wait capped at max_retry_wait_s={self.max_retry_wait_s:g}")
                     raise _FatalError(
                         f"{e.cause}: gave up: the run's retry budget (retry_budget_s={self.retry_budget_s:g}) is "
-                        f"spent: {self._retry_waited_s:.1f} s waited over {self._retries} retries{asked}"
+                        f"spent: {self._waited()}{asked}"
                     ) from None
                 log.warning(
                     "openai backend: request %d: %s; retry %d/%d in %.2f s",

@@ -11,10 +11,10 @@ only costs one re-hash.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 
 HASHED_SUFFIXES = (".json", ".safetensors", ".bin", ".model", ".txt")
@@ -58,14 +58,10 @@ def _read_memo(path: Path) -> dict:
 
 
 def _write_memo(path: Path, memo: dict) -> None:
-    try:  # best effort: a read-only home only means hashing again next time
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".local-revisions.")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(memo, fh)
-        os.replace(tmp, path)
-    except OSError:
-        pass
+    from ..atomic import atomic_write_text
+
+    with contextlib.suppress(OSError):  # best effort: a read-only home only means hashing again next time
+        atomic_write_text(path, json.dumps(memo))
 
 
 def local_revision(model_dir: str) -> str:

@@ -112,7 +112,7 @@ def test_hanging_server_times_out_instead_of_hanging_the_run(pytester: pytest.Py
         result = pytester.runpytest(*_openai_args(stub, "--jallm-no-cache", "--jallm-timeout", "0.5"))
         elapsed = time.monotonic() - started
     result.assert_outcomes(failed=2)
-    result.stdout.fnmatch_lines(["*BackendError: openai backend: request 0 to http://127.0.0.1:* failed: timed out after 0.5 s (gave up after 2 attempts)*"])
+    result.stdout.fnmatch_lines(["*BackendError: openai backend: request 0 to http://127.0.0.1:* failed: timed out: no complete response within 0.5 s (--jallm-timeout) (gave up after 2 attempts)*"])
     assert elapsed < 20, elapsed
 
 

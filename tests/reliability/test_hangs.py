@@ -67,7 +67,8 @@ def test_retry_after_is_capped_per_wait_and_per_run(pytester: pytest.Pytester) -
     result.assert_outcomes(failed=2)
     result.stdout.fnmatch_lines([
         "*BackendError: openai backend: request * failed: HTTP 429: *slow down*: gave up: the run's retry budget"
-        " (retry_budget_s=1) is spent: * s waited over * retries; the server asked to wait 99999 s (Retry-After),"
+        " (retry_budget_s=1) is spent: * s of retry waits in this run over * retries, summed over requests waiting at"
+        " the same time (up to 2 in flight); the server asked to wait 99999 s (Retry-After),"
         " each wait capped at max_retry_wait_s=0.2*",
     ])
     assert 5 <= asked <= 12, asked  # 1 s of 0.2 s waits: about five retries, then the run stops

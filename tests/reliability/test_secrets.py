@@ -158,3 +158,83 @@ def test_encoded_key_in_an_error_body_reaches_neither_terminal_nor_junit(pyteste
             assert "invalid key" in text or "withheld" in text
             for name, value in encoded.items():
                 assert value not in text, f"the key ({name}) leaked"
+
+
+# --- credentials in --jallm-url-map / JALLM_URL_MAP (issue 22 item 4) ---------------------------
+
+URL_SPEC = """\
+name: {name}
+category: MC
+source: {{url: "https://upstream.invalid/{folder}/{name}.jsonl", mirror: "{folder}/{name}.jsonl", format: jsonl}}
+fields: {{id: qid, answer: label, choices: [c0, c1, c2], question: question}}
+instruction: 正しい選択肢の番号で答えてください。
+input: "質問：{{question}}\\n選択肢：{{choices}}"
+labels: ["0", "1", "2"]
+max_new_tokens: 2
+metrics: [exact_match]
+"""
+
+
+def test_url_map_credentials_reach_no_output(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A URL map whose mirrors carry a password, a token in the path and signed-URL query values,
+    pointing at a loopback server that fails (quoting the request back): the secrets appear in no
+    terminal output, JUnit XML, results JSON, Markdown or HTML report, nor in `data fetch`'s output."""
+    import base64
+    import subprocess
+
+    from .toy import SCRIPTED, write_script
+
+    secrets = {name: uuid.uuid4().hex for name in ("password", "path_token", "signature", "token")}
+    write_suite(pytester.path, {"toy_a": 3})  # one benchmark that scores, so every report is written
+    for name, folder in (("toy_c", "c"), ("toy_d", "d")):
+        (pytester.path / "benchmarks" / f"{name}.yaml").write_text(URL_SPEC.format(name=name, folder=folder),
+                                                                   encoding="utf-8")
+    script = write_script(pytester.path, {"toy_a": 3})
+    seen: list[str] = []
+
+    def failing(req) -> Reply:  # quotes the request back, as careless servers do
+        seen.append(req.path + " " + req.headers.get("Authorization", ""))
+        return Reply(status=500, json={"error": f"no such file {req.path} for {req.headers.get('Authorization')}"})
+
+    with OpenAIStub(failing) as server:
+        host = server.base_url.removeprefix("http://")
+        option_rule = (f"https://upstream.invalid/c/=http://mirror-user:{secrets['password']}@{host}"
+                       f"/api_key/{secrets['path_token']}/")
+        env_rule = (f"https://upstream.invalid/d/=http://{host}/get?X-Amz-Signature={secrets['signature']}"
+                    f"&token={secrets['token']}&file=")
+        monkeypatch.setenv("JALLM_URL_MAP", env_rule)
+        monkeypatch.setenv("JALLM_DATA_CACHE", str(pytester.path / "data-cache"))
+        result = pytester.runpytest(
+            "benchmarks", "-p", "no:cacheprovider", "--jallm-backend", SCRIPTED, "--model", script, "--jallm-no-cache",
+            "--jallm-url-map", option_rule, "--junitxml", "out.xml", "--jallm-results-json", "out.json",
+            "--jallm-report-md", "out.md", "--jallm-report-html", "out.html", "-rA", "-v")
+        fetched = subprocess.run(
+            [sys.executable, "-m", "pytest_jallm", "data", "fetch", "benchmarks", "--to", "fetched",
+             "--url-map", option_rule], cwd=pytester.path, capture_output=True, text=True, timeout=120)
+    result.assert_outcomes(passed=1, failed=2)
+    assert fetched.returncode == 1, fetched.stdout + fetched.stderr
+    # The mirrors were asked, with the credentials (Basic auth from user:password@) ...
+    basic = "Basic " + base64.b64encode(f"mirror-user:{secrets['password']}".encode()).decode()
+    assert any(secrets["path_token"] in s and basic in s for s in seen), seen
+    assert any(secrets["signature"] in s and secrets["token"] in s for s in seen), seen
+    # ... and the failures say which mirror failed, without them.
+    result.stdout.fnmatch_lines(["*could not download https://upstream.invalid/c/toy_c.jsonl (via "
+                                 "http://mirror-user:***@127.0.0.1:*/api_key/***/toy_c.jsonl): HTTP 500*"])
+    outputs = {"terminal": result.stdout.str() + result.stderr.str(), "data fetch": fetched.stdout + fetched.stderr}
+    for name in ("out.xml", "out.json", "out.md", "out.html"):
+        outputs[name] = (pytester.path / name).read_text(encoding="utf-8")
+    for where, text in outputs.items():
+        if where in ("terminal", "data fetch", "out.xml"):  # the reports list only scored benchmarks
+            assert "could not download" in text, where
+        for name, secret in secrets.items():
+            assert secret not in text, f"the URL map's {name} leaked into {where}"
+        assert base64.b64encode(f"mirror-user:{secrets['password']}".encode()).decode()[8:24] not in text
+
+
+def test_malformed_url_map_rule_is_not_echoed_with_its_password() -> None:
+    from pytest_jallm.fetch import parse_url_map
+
+    secret = uuid.uuid4().hex
+    with pytest.raises(ValueError) as err:
+        parse_url_map([f"http://user:{secret}@mirror.example/"])
+    assert "is not PREFIX=REPLACEMENT" in str(err.value) and secret not in str(err.value)

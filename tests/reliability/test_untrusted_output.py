@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from pytest_jallm.answers import extract_answer, normalize, out_of_choice
+from pytest_jallm.backends.base import CUT_MARKER, MIN_OUTPUT_CHARS
 from pytest_jallm.display import MAX_SHOWN, shorten
 from pytest_jallm.metrics import METRIC_NAMES, get_metric
 from pytest_jallm.reporting.markdown import render_markdown
@@ -123,12 +124,13 @@ def test_hostile_outputs_end_to_end(pytester: pytest.Pytester, monkeypatch: pyte
     assert doc["benchmarks"][0]["score"] == pytest.approx(8.3333, abs=1e-3)
     assert (pytester.path / "report.md").read_text(encoding="utf-8").startswith("## pytest-jallm")
 
-    # Every output was cached (lone surrogates stored as U+FFFD); the re-run scores the same
-    # without generating anything.
+    # Every output was cached (lone surrogates stored as U+FFFD; the 100k output, far longer than
+    # 2 tokens allow, cut and marked); the re-run scores the same without generating anything.
     conn = sqlite3.connect(pytester.path / "gen.sqlite")
     texts = {t for (t,) in conn.execute("SELECT text FROM generations")}
     conn.close()
-    assert len(texts) == n and "\ufffd答え\ufffd" in texts and HOSTILE["huge"] in texts
+    huge = HOSTILE["huge"][:MIN_OUTPUT_CHARS] + CUT_MARKER
+    assert len(texts) == n and "\ufffd答え\ufffd" in texts and huge in texts
     log = pytester.path / "calls.jsonl"
     monkeypatch.setenv("JALLM_SCRIPTED_LOG", str(log))
     again = pytester.runpytest(*args)
