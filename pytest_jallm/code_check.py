@@ -22,9 +22,12 @@ also kept here.  Names the generated code binds at module level (other than plai
 modules below) are the code's: ``sum(10, 15)`` calls its ``sum``; the built-ins and modules it did
 not rebind are the real ones, whatever it does to ``builtins``, ``math`` or ``operator`` at run time.
 
-Not checkable (a :class:`TestsNotCheckable`, not a score): tests that do not parse, and asserts
-nested inside other statements (``for``/``if``/``def``) or comparing the code's values inside a
-comprehension over the code's values -- those would have to run where the code could change them.
+Not checkable (a :class:`TestsNotCheckable`, a data error, not a score): tests that do not parse,
+asserts nested inside other statements (``for``/``if``/``def``), and comprehensions or lambdas that
+would call the code once per element (``all(f(i) == i for i in ...)``; ``all(x > 0 for x in f())``
+is fine) -- those would have to run where the code could change them.  When only the answer's own
+module-level names make a test uncheckable (it defines ``abs`` used inside such a comprehension),
+that answer fails instead.
 """
 
 from __future__ import annotations
