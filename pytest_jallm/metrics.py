@@ -63,10 +63,12 @@ Notes on each metric (what exactly is computed, and where it departs from a naiv
     "1,234" == "1234", "1/2" == "0.5", full-width digits via NFKC, U+2212 minus), else exact
     string equality.  For chain-of-thought output use :func:`extract_final_number` first.
 ``code_exec``
-    1 if the item's tests hold after the generated code ran, in :mod:`pytest_jallm.sandbox`: the
-    sandbox's harness runs the code, then evaluates the tests itself (operands must be plain
-    values) and signals a pass on a private channel, so an early ``os._exit(0)`` or an object
-    that equals everything scores 0 (llm-jp-eval appends the asserts and checks the exit status).  Tests come from ``contexts[i]["test_code"]`` (a str) or
+    1 if the item's tests hold for the generated code, run in :mod:`pytest_jallm.sandbox`: the
+    code and the calls the tests make into it run in the sandboxed child, whose values come back
+    as plain data; the asserts are evaluated in this process (:mod:`pytest_jallm.code_check`), out
+    of the code's reach, so neither an early ``os._exit(0)`` nor an object that equals everything
+    nor patched built-ins score (llm-jp-eval appends the asserts and checks the exit status: an
+    honest answer scores the same).  Tests come from ``contexts[i]["test_code"]`` (a str) or
     ``contexts[i]["tests"]``/``["test_list"]`` (a list of str); when no context gives any, the gold
     is read as llm-jp-eval's MBPP output, a Python list literal of assert statements (parsed with
     ``ast.literal_eval``; a gold that is not one is used as test code as-is).
@@ -476,9 +478,16 @@ def _tests_for(gold: str, ctx: Mapping[str, Any]) -> str:
 
 
 def _code_exec(preds: list[str], golds: list[str], contexts: list[Mapping[str, Any]]) -> MetricResult:
-    from . import sandbox
+    from . import code_check, sandbox
 
     jobs = [(pred, _tests_for(gold, ctx)) for pred, gold, ctx in zip(preds, golds, contexts)]
+    for i, (_, tests) in enumerate(jobs):  # tests that cannot be checked are the data's fault: say which item
+        try:
+            code_check.plan(tests, "")
+        except code_check.TestsNotCheckable as e:
+            ident = contexts[i].get("task_id", contexts[i].get("id"))
+            where = f"item {i + 1}" + (f" (id {ident})" if ident is not None else "")
+            raise code_check.TestsNotCheckable(f"code_exec: {where}: {e}") from None
 
     def one(job: tuple[str, str]) -> float:
         return 1.0 if sandbox.run_python(job[0], tests=job[1]).passed else 0.0

@@ -242,3 +242,21 @@ def test_code_is_any_string() -> None:
     assert result.passed and out == "a\x00b\n"
     assert run_python("").passed
     assert not run_python("\ud800").passed  # lone surrogate in source is a syntax error, not a crash
+
+
+def test_the_code_holds_no_capabilities() -> None:
+    result, out, _ = run_python_verbose(
+        "print([l.split()[1] for l in open('/proc/self/status') if l.startswith(('CapEff', 'CapPrm'))])\n")
+    assert result.passed, result.reason
+    assert out.strip() == "['0000000000000000', '0000000000000000']"
+
+
+def test_the_child_program_is_a_script_of_the_standard_library_only() -> None:
+    import ast
+    import sys
+
+    tree = ast.parse(open(sandbox._CHILD, encoding="utf-8").read())
+    imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    imported |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    assert imported - {"__future__"} <= set(sys.stdlib_module_names), imported
+    assert not any(isinstance(n, ast.ImportFrom) and n.level for n in ast.walk(tree))  # nothing of this package
