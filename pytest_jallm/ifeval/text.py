@@ -105,7 +105,7 @@ def _count_line_items(text: str, head: Callable[[str, int], int]) -> int:
             end = text.find("\n", after)  # `.*$`: the rest of the line the head ends in
             if end < 0:
                 return count
-            p = end if text[end - 1] == "\n" else end + 1  # the next search starts at `end`
+            p = end + 1  # the search goes on at `end`, a newline: the next line start has the same q
         else:
             newline = text.find("\n", p)
             if newline < 0:
