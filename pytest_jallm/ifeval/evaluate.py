@@ -19,7 +19,6 @@ files). Written for this project.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -28,6 +27,7 @@ from .instructions import Instruction, InstructionArgsError, build
 from .text import TooLongToTokenise
 
 __all__ = [
+    "Evaluation",
     "Figures",
     "InputError",
     "PromptInput",
@@ -271,8 +271,3 @@ def evaluate_responses(responses: Any, inputs: Any) -> Evaluation:
 def reference_figures(responses: Any, inputs: Any) -> Figures:
     """The four figures the reference prints for a (responses, input) pair, as fractions."""
     return evaluate_responses(responses, inputs).figures
-
-
-def close(a: float, b: float, points: float = 0.01) -> bool:
-    """Two fractions within ``points`` percentage points."""
-    return math.isclose(100 * a, 100 * b, abs_tol=points)
