@@ -73,6 +73,7 @@ class ItemOutcome:
     score: float | None  # primary metric, 0..1, None for corpus-level metrics
     ooc: bool
     input: str = ""  # the item's own input block (no instruction, no few-shots), for diffs
+    detail: str = ""  # the primary metric's word on this item (MetricResult.details), e.g. what failed
 
 
 @dataclass
@@ -230,7 +231,7 @@ def score_benchmark(
     metric, result = primary
     ooc_flags = out_of_choice(preds, spec.labels)
     ooc_rate = 100 * sum(ooc_flags) / len(ooc_flags) if (spec.labels and ooc_flags) else None
-    per_item = result.per_item
+    per_item, details = result.per_item, result.details
     items = [
         ItemOutcome(
             id=ex.id,
@@ -241,6 +242,7 @@ def score_benchmark(
             score=None if per_item is None else float(per_item[i]),
             ooc=ooc_flags[i],
             input=render_input(spec, ex),
+            detail=details[i] if details else "",
         )
         for i, (ex, req, out, pred) in enumerate(zip(prep.examples, prep.requests, outputs, preds))
     ]

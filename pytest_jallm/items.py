@@ -181,6 +181,7 @@ def flip_records(result, baseline, cmp) -> list[dict[str, str]]:
             "gold": shorten(it.gold, FLIP_TEXT),
             "baseline": shorten(preds.get(item_id, "?"), FLIP_TEXT),
             "now": shorten(it.prediction, FLIP_TEXT),
+            **({"why": shorten(it.detail, FLIP_TEXT)} if it.detail else {}),
         })
     return out
 
@@ -189,7 +190,8 @@ def render_flips(flips: list[dict[str, str]], k: int) -> str:
     shown = flips[: max(0, k)]
     head = f"    first {len(shown)} of {len(flips)} flipped items (id | input | gold | baseline answer -> answer now):"
     lines = [head] + [
-        f"    {f['id']} | {shorten(f['input'], 80)} | gold {f['gold']!r} | {f['baseline']!r} -> {f['now']!r}" for f in shown
+        f"    {f['id']} | {shorten(f['input'], 80)} | gold {f['gold']!r} | {f['baseline']!r} -> {f['now']!r}"
+        + (f" | {f['why']}" if f.get("why") else "") for f in shown
     ]
     if len(flips) > len(shown):
         lines.append(f"    … {len(flips) - len(shown)} more (--jallm-diff-items K shows more; the HTML report lists all)")
@@ -221,6 +223,7 @@ class ExampleItem(_JallmItem):
                 + f"\n--- expected ---\n{shorten(outcome.gold)}"
                 + f"\n--- model output ---\n{shorten(outcome.output)}"
                 + f"\n--- extracted answer ---\n{shorten(outcome.prediction)}"
+                + (f"\n--- why ---\n{outcome.detail}" if outcome.detail else "")
             )
 
 

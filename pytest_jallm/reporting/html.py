@@ -89,7 +89,9 @@ def render_html(rows: Sequence[BenchmarkRecord], title: str = "pytest-jallm resu
             flips = r.extra.get("flips") or []
             if flips:
                 parts.append(f"<p>All {len(flips)} items that flipped from right to wrong:</p>")
-                parts.append(html_table(["id", "input", "gold", "baseline answer", "answer now"],
-                                        [[f["id"], f["input"], f["gold"], f["baseline"], f["now"]] for f in flips],
+                why = any(f.get("why") for f in flips)  # the metric said why (ifeval: instructions failed)
+                parts.append(html_table(["id", "input", "gold", "baseline answer", "answer now"] + ["why"] * why,
+                                        [[f["id"], f["input"], f["gold"], f["baseline"], f["now"]]
+                                         + [f.get("why", "")] * why for f in flips],
                                         table_class="flips"))
     return html_page(title, "".join(parts))
