@@ -76,7 +76,11 @@ class Registry(Mapping[str, T], Generic[T]):
         self._loaded = True  # first: an extension's import may look names up
         try:
             for module in self._builtin_modules:
-                importlib.import_module(module)
+                try:
+                    importlib.import_module(module)
+                except Exception as e:
+                    raise ExtensionError(f"built-in {self.kind} module {module} cannot be imported: "
+                                         f"{type(e).__name__}: {e}") from e
             self._load_entry_points()
         except ExtensionError as e:
             self._error = e
