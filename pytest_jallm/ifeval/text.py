@@ -197,10 +197,11 @@ def tokens(text: str) -> tuple[tuple[str, str], ...]:
     """janome 0.5.0's ``Tokenizer().tokenize(text)`` as ``(surface, part_of_speech)`` pairs; the
     last few texts are remembered (the loose variants and the strict response share them).
 
-    Raises :class:`TooLongToTokenise` past :data:`TOKENISE_MAX_CHARS`."""
+    Raises :class:`TooLongToTokenise` past :data:`TOKENISE_MAX_CHARS`. Lone surrogates become
+    U+FFFD first (janome encodes to UTF-8 and would raise, as the reference would)."""
     if len(text) > TOKENISE_MAX_CHARS:
         raise TooLongToTokenise(len(text))
-    if _SURROGATE.search(text):  # janome encodes to UTF-8, which a lone surrogate cannot be
+    if _SURROGATE.search(text):
         text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
     return _tokens(text)
 
