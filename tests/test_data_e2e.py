@@ -50,6 +50,7 @@ UPSTREAM = {
         "mawps",
     "https://raw.githubusercontent.com/google-research/url-nlp/452a21ad3dae5668c06ceeac21ff073e1e40f9be/": "mgsm",
     "https://raw.githubusercontent.com/ku-nlp/WikipediaAnnotatedCorpus/v1.1.2/": "wikipedia-annotated-corpus",
+    "https://raw.githubusercontent.com/lightblue-tech/M-IFEval/0bc3143a919eef2f9ec64aa26da8a546086653de/": "m-ifeval",
 }
 # Representative: SQuAD JSON (the loader that called open() on a URL), 22 pinned XML files,
 # header-less TSV, a KNP corpus read through an id list (files no spec lists, pinned through
