@@ -113,6 +113,7 @@ class ItemOutcome:
     ooc: bool
     in_format: bool = True  # False: no answer could be extracted (out of format)
     input: str = ""  # the item's own input block (no instruction, no few-shots), for diffs
+    detail: str = ""  # the primary metric's word on this item (MetricResult.details), e.g. what failed
 
 
 @dataclass
@@ -303,7 +304,7 @@ def score_benchmark(
     ooc_flags = out_of_choice(preds, spec.labels)
     ooc_rate = 100 * sum(ooc_flags) / len(ooc_flags) if (spec.labels and ooc_flags) else None
     oof_rate = 100 * sum(not a.in_format for a in answers) / len(answers) if answers else None
-    per_item = result.per_item
+    per_item, details = result.per_item, result.details
     items = [
         ItemOutcome(
             id=ex.id,
@@ -315,6 +316,7 @@ def score_benchmark(
             ooc=ooc_flags[i],
             in_format=answers[i].in_format,
             input=render_input(spec, ex),
+            detail=details[i] if details else "",
         )
         for i, (ex, req, out, pred) in enumerate(zip(prep.examples, prep.requests, outputs, preds, strict=True))
     ]

@@ -159,6 +159,7 @@ class ExampleItem(_JallmItem):
                 + f"\n--- expected ---\n{shorten(outcome.gold)}"
                 + f"\n--- model output ---\n{shorten(outcome.output)}"
                 + f"\n--- extracted answer ---\n{shorten(outcome.prediction)}"
+                + (f"\n--- why ---\n{outcome.detail}" if outcome.detail else "")
             )
 
 

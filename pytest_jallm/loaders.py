@@ -52,7 +52,8 @@ def _check_loader(name: str, obj: Any) -> RowLoader:
 
 
 # The built-ins below and those installed packages add (`pytest_jallm.loaders` entry points).
-LOADERS: Registry[RowLoader] = Registry("loader", "pytest_jallm.loaders", _check_loader)
+LOADERS: Registry[RowLoader] = Registry("loader", "pytest_jallm.loaders", _check_loader,
+                                        builtin_modules=("pytest_jallm.ifeval.benchmark",))
 
 
 def register_loader(name: str) -> Callable[[RowLoader], RowLoader]:

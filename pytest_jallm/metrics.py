@@ -224,6 +224,9 @@ def parse_float(text: str) -> float:
 class MetricResult:
     score: float
     per_item: list[float] | None
+    # Optional, one line per item saying why it scored what it did (ifeval: the instructions not
+    # followed); the primary metric's line becomes the item's `detail` in reports.
+    details: list[str] | None = None
 
 
 class UnknownMetricError(KeyError):
@@ -717,7 +720,8 @@ def _check_metric(name: str, obj: Any) -> Metric:
 
 # Every metric a spec may name: the built-ins and those installed packages add through the
 # `pytest_jallm.metrics` entry-point group.
-METRICS: Registry[Metric] = Registry("metric", "pytest_jallm.metrics", _check_metric)
+METRICS: Registry[Metric] = Registry("metric", "pytest_jallm.metrics", _check_metric,
+                                     builtin_modules=("pytest_jallm.ifeval.benchmark",))
 for _metric in _BUILTIN_METRICS:
     METRICS.register(_metric.name, _metric)
 

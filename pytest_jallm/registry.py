@@ -30,10 +30,15 @@ class ExtensionError(Exception):
 class Registry(Mapping[str, T], Generic[T]):
     """Name -> extension of one kind; a read-only mapping once entry points are loaded."""
 
-    def __init__(self, kind: str, group: str, check: Callable[[str, Any], T] | None = None):
+    def __init__(self, kind: str, group: str, check: Callable[[str, Any], T] | None = None,
+                 builtin_modules: tuple[str, ...] = ()):
         self.kind = kind  # "metric", "loader", ... (for messages)
         self.group = group  # the entry-point group an installed package uses
         self._check = check  # validates/converts an entry point's object (raises TypeError)
+        # Modules of this package that register through the public decorator, as an installed
+        # extension would (pytest_jallm.ifeval.benchmark): imported at the first lookup, like the
+        # entry points, because they import the registry's own module.
+        self._builtin_modules = builtin_modules
         self._items: dict[str, T] = {}
         self._origins: dict[str, str] = {}
         self._loaded = False
@@ -70,6 +75,12 @@ class Registry(Mapping[str, T], Generic[T]):
             return
         self._loaded = True  # first: an extension's import may look names up
         try:
+            for module in self._builtin_modules:
+                try:
+                    importlib.import_module(module)
+                except Exception as e:
+                    raise ExtensionError(f"built-in {self.kind} module {module} cannot be imported: "
+                                         f"{type(e).__name__}: {e}") from e
             self._load_entry_points()
         except ExtensionError as e:
             self._error = e

@@ -149,6 +149,7 @@ REAL = {
     "mgsm": ("mgsm", lambda: len((SHARED / "mgsm/mgsm/mgsm_ja.tsv").read_text(encoding="utf-8").splitlines()), None),
     "jmmlu_medical": ("jmmlu", lambda: sum(_count_csv(SHARED / "jmmlu/JMMLU" / f"{s}.csv", header=False) for s in (
         "anatomy", "clinical_knowledge", "college_biology", "college_medicine", "medical_genetics", "professional_medicine")), None),
+    "m_ifeval_ja": ("m-ifeval", lambda: len((SHARED / "m-ifeval/data/ja_input_data.jsonl").read_text(encoding="utf-8").splitlines()), None),
 }
 
 

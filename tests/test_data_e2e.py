@@ -52,6 +52,7 @@ UPSTREAM = {
     "https://raw.githubusercontent.com/ku-nlp/WikipediaAnnotatedCorpus/v1.1.2/": "wikipedia-annotated-corpus",
     "https://raw.githubusercontent.com/Stability-AI/FastChat/e37eb28ee490480f6f4989274ed47c55f7dfce82/fastchat/llm_judge/data/":
         "japanese-mt-bench",  # run without a judge, the benchmark is skipped; `data fetch` takes its judge's files
+    "https://raw.githubusercontent.com/lightblue-tech/M-IFEval/0bc3143a919eef2f9ec64aa26da8a546086653de/": "m-ifeval",
 }
 # Representative: SQuAD JSON (the loader that called open() on a URL), 22 pinned XML files,
 # header-less TSV, a KNP corpus read through an id list (files no spec lists, pinned through

@@ -12,6 +12,7 @@ import importlib.metadata
 import json
 import os
 import re
+import sys
 import textwrap
 from pathlib import Path
 
@@ -260,3 +261,29 @@ def test_result_hook_runs_once_per_benchmark_under_xdist(
     result.assert_outcomes(passed=len(BENCHMARKS))
     assert sorted(r["name"] for r in results(log)) == sorted(BENCHMARKS)
 
+
+
+def test_builtin_modules_register_at_the_first_lookup_and_a_broken_one_keeps_failing(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """How pytest_jallm.ifeval.benchmark registers its metrics and loader: a module named in
+    `builtin_modules` is imported at the first lookup and registers through the decorator."""
+    site = pytester.path / "site"
+    site.mkdir()
+    (site / "jallm_builtin_probe.py").write_text(
+        "from pytest_jallm.registry import Registry\n"
+        "REG = Registry('loader', 'pytest_jallm.test-builtin', builtin_modules=('jallm_builtin_probe_impl',))\n",
+        encoding="utf-8")
+    (site / "jallm_builtin_probe_impl.py").write_text(
+        "from jallm_builtin_probe import REG\n@REG.register('probe')\ndef probe(files, options):\n    return []\n",
+        encoding="utf-8")
+    monkeypatch.syspath_prepend(str(site))
+    import jallm_builtin_probe
+
+    assert "jallm_builtin_probe_impl" not in sys.modules  # nothing imported until a lookup
+    assert list(jallm_builtin_probe.REG) == ["probe"]
+    assert jallm_builtin_probe.REG.origin("probe") == "jallm_builtin_probe_impl"
+    broken: Registry[object] = Registry("metric", "pytest_jallm.test-none", builtin_modules=("jallm_no_such_module",))
+    for _ in range(2):
+        with pytest.raises(ExtensionError, match="built-in metric module jallm_no_such_module cannot be imported"):
+            broken.get("x")

@@ -199,7 +199,8 @@ def regression_text(d: GateDetails, cmp: PairedTest) -> str:
 def render_flips(d: GateDetails) -> str:
     shown = d.flips[: max(0, d.diff_items)]
     head = f"    first {len(shown)} of {len(d.flips)} flipped items (id | input | gold | baseline answer -> answer now):"
-    lines = [head] + [f"    {f.id} | {shorten(f.input, 80)} | gold {f.gold!r} | {f.baseline!r} -> {f.now!r}" for f in shown]
+    lines = [head] + [f"    {f.id} | {shorten(f.input, 80)} | gold {f.gold!r} | {f.baseline!r} -> {f.now!r}"
+                      + (f" | {f.why}" if f.why else "") for f in shown]
     if len(d.flips) > len(shown):
         lines.append(f"    … {len(d.flips) - len(shown)} more (--jallm-diff-items K shows more; the HTML report lists all)")
     return "\n".join(lines)

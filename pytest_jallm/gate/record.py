@@ -120,6 +120,7 @@ class FlippedItem(_Details):
     gold: str
     baseline: str
     now: str
+    why: str | None = Field(None, description="what the metric says failed (instruction following: which instructions)")
 
 
 class Acceptance(_Details):

@@ -131,4 +131,4 @@ def flipped_item(result: BenchmarkResult, baseline: Baseline, item_id: str) -> F
     it = result.item(item_id)
     return FlippedItem(id=item_id, input=shorten(" ".join((it.input or it.prompt[-FLIP_TEXT:]).split()), FLIP_TEXT),
                        gold=shorten(it.gold, FLIP_TEXT), baseline=shorten(baseline.predictions.get(item_id, "?"), FLIP_TEXT),
-                       now=shorten(it.prediction, FLIP_TEXT))
+                       now=shorten(it.prediction, FLIP_TEXT), why=shorten(it.detail, FLIP_TEXT) if it.detail else None)

@@ -102,7 +102,8 @@ def render_html(rows: Sequence[BenchmarkRecord], title: str = "pytest-jallm resu
             flips = r.gate.flips if r.gate is not None else []
             if flips:
                 parts.append(f"<p>All {len(flips)} items that flipped from right to wrong:</p>")
-                parts.append(html_table(["id", "input", "gold", "baseline answer", "answer now"],
-                                        [[f.id, f.input, f.gold, f.baseline, f.now] for f in flips],
+                why = any(f.why for f in flips)  # the metric said why (ifeval: instructions failed)
+                parts.append(html_table(["id", "input", "gold", "baseline answer", "answer now"] + ["why"] * why,
+                                        [[f.id, f.input, f.gold, f.baseline, f.now] + [f.why or ""] * why for f in flips],
                                         table_class="flips"))
     return html_page(title, "".join(parts))
