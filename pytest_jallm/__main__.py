@@ -118,7 +118,7 @@ def _prompts(args: argparse.Namespace) -> int:
     """The exact requests of a run, as JSON Lines, through evaluation.prepare (the run's own code)."""
     from .data import DataError, data_dir_from_env
     from .evaluation import RunSettings, prepare, request_records, resolve_mode
-    from .fetch import DataConfig
+    from .sources import DataConfig
     from .spec import SpecError
     from .specfile import load_spec, with_harness_template
 
@@ -181,15 +181,15 @@ def as_own_flags(message: str, parser: argparse.ArgumentParser) -> str:
 
 def _data(args: argparse.Namespace) -> int:
     """`data fetch`: every selected source into a --jallm-data-dir layout; `data verify`: check one."""
-    from . import datafetch
+    from . import datadir
     from .data import DataError
-    from .fetch import DataConfig
+    from .sources import DataConfig
     from .spec import SpecError
 
     try:
         if args.action == "verify":
             specs = _spec_files(args.specs)
-            problems = datafetch.verify(Path(args.dir), specs)
+            problems = datadir.verify(Path(args.dir), specs)
             for p in problems:
                 print(p, file=sys.stderr)
             if problems:
@@ -202,11 +202,11 @@ def _data(args: argparse.Namespace) -> int:
             print("pytest-jallm data fetch: no specs given (and no benchmarks/ folder here)", file=sys.stderr)
             return 2
         config = DataConfig.from_options(None, args.cache, args.url_map, **_download_limits(args))
-        count, failures = datafetch.fetch(specs, Path(args.to), config)
+        count, failures = datadir.fetch(specs, Path(args.to), config)
     except (OSError, SpecError, DataError, ValueError) as e:
         print(f"pytest-jallm data {args.action}: {e}", file=sys.stderr)
         return 2
-    print(f"pytest-jallm data fetch: {count} files and {datafetch.MANIFEST} in {args.to}; "
+    print(f"pytest-jallm data fetch: {count} files and {datadir.MANIFEST} in {args.to}; "
           f"run with --jallm-data-dir {args.to}")
     if failures:
         print(f"pytest-jallm data fetch: {len(failures)} source(s) could not be fetched:", file=sys.stderr)
@@ -217,7 +217,7 @@ def _data(args: argparse.Namespace) -> int:
 
 
 def _add_download_options(parser: argparse.ArgumentParser) -> None:
-    from .fetch import DEFAULT_DOWNLOAD_TIMEOUT_S, DEFAULT_MAX_DOWNLOAD_MB, DEFAULT_STALL_TIMEOUT_S
+    from .sources import DEFAULT_DOWNLOAD_TIMEOUT_S, DEFAULT_MAX_DOWNLOAD_MB, DEFAULT_STALL_TIMEOUT_S
 
     parser.add_argument("--download-timeout", type=float, default=None, metavar="S",
                         help=f"as --jallm-download-timeout: seconds one file may take (default {DEFAULT_DOWNLOAD_TIMEOUT_S:g})")

@@ -1,7 +1,7 @@
 """Loading benchmark rows (with `datasets`) and mapping them to examples.
 
 Sources are a Hugging Face dataset id, URLs or local files. URLs are downloaded
-into the data cache (see :mod:`pytest_jallm.fetch`); with a data directory
+into the data cache (see :mod:`pytest_jallm.sources`); with a data directory
 (`--jallm-data-dir` / `JALLM_DATA_DIR`) a source's `mirror` path under it is
 used instead of the network, for air-gapped clusters. Pinned files are checked
 against their sha256 on every read.
@@ -21,11 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from . import wac as _wac  # noqa: F401  (registers the "wac" loader, which lives apart: it reads KNP)
-from .chatjudge import loaders as _chatjudge_loaders  # noqa: F401  (FastChat's question and answer files)
 from .errors import DataError
-from .fetch import DataConfig, SourceFiles, activate, check_no_escape, inside, is_url
 from .loaders import LOADERS
+from .loaders.files import json_lines
+from .sources import DataConfig, SourceFiles, activate, check_no_escape, inside, is_url
 from .spec import BenchmarkSpec, Source
 
 __all__ = ["DataError", "DataConfig", "Example", "load_rows", "load_examples", "load_fewshots"]
@@ -176,9 +175,14 @@ def plain_json_rows(path: str) -> list[dict[str, Any]] | None:
         except ValueError:
             return None
     else:
-        rows = _json_lines(path, text)
-        if rows is None:
-            return None
+        try:
+            rows = [row for _, row in json_lines(path, text)]
+        except DataError as bad_line:
+            try:
+                json.loads(text)
+            except ValueError:
+                raise bad_line from None  # names the file and the line (datasets would report a byte position)
+            return None  # one JSON document spread over lines, which datasets reads
     if not isinstance(rows, list) or not rows or not all(type(r) is dict for r in rows):
         return None
     keys = set(rows[0])
@@ -191,34 +195,6 @@ def plain_json_rows(path: str) -> list[dict[str, Any]] | None:
             if merged is _UNSURE:
                 return None
             kinds[k] = merged
-    return rows
-
-
-_JSON_KINDS = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "true/false", type(None): "null"}
-
-
-def _json_lines(path: str, text: str) -> list[dict[str, Any]] | None:
-    """The objects of a JSON Lines text; a malformed or non-object line is a DataError naming the
-    file and line (datasets would report a byte position). None when the text is one JSON
-    document spread over lines, which datasets reads."""
-    rows = []
-    for number, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError as e:
-            try:
-                json.loads(text)
-                return None
-            except ValueError:
-                pass
-            detail = f"{e.msg}, column {e.colno}" if isinstance(e, json.JSONDecodeError) else str(e)
-            raise DataError(f"{path}: line {number}: not valid JSON ({detail})") from None
-        if type(row) is not dict:
-            kind = _JSON_KINDS.get(type(row), type(row).__name__)
-            raise DataError(f"{path}: line {number}: {kind}, but JSON Lines needs one JSON object per line")
-        rows.append(row)
     return rows
 
 

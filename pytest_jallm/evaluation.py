@@ -25,11 +25,11 @@ from .backends.base import (
 )
 from .context_fit import DEFAULT_POLICY, FitReport, FittingBackend, keyed_identity
 from .data import DataError, Example, fingerprint, load_examples, load_fewshots
-from .fetch import DataConfig
 from .medharness import shuffle_permutations
 from .metrics import get_metric
 from .prompt import prompt_hash, render, render_input, render_messages, template_of
 from .prompt_format import CANONICAL, PromptFormat
+from .sources import DataConfig
 from .spec import BenchmarkSpec
 
 

@@ -60,7 +60,7 @@ class Registry(Mapping[str, T], Generic[T]):
     def _add(self, name: str, obj: Any, origin: str) -> None:
         if not isinstance(name, str) or not name:
             raise ExtensionError(f"{self.kind} name must be a non-empty string, got {name!r} (from {origin})")
-        if name in self._items and self._items[name] is not obj:
+        if name in self._items and self._items[name] is not obj and not _same_definition(self._items[name], obj):
             raise ExtensionError(
                 f"{self.kind} {name!r} is registered twice: by {self._origins[name]} and by {origin}; rename one"
             )
@@ -109,6 +109,10 @@ class Registry(Mapping[str, T], Generic[T]):
                 continue  # the module's own decorator registered it on import
             self._add(ep.name, obj, origin)
 
+    def registered_by(self, module_prefix: str) -> list[str]:
+        """Names registered so far by modules under ``module_prefix`` (loads nothing)."""
+        return [n for n, origin in self._origins.items() if origin == module_prefix or origin.startswith(module_prefix + ".")]
+
     def origin(self, name: str) -> str:
         """Where a name was registered: a module, or an entry point and its package."""
         self.load_entry_points()
@@ -133,3 +137,10 @@ class Registry(Mapping[str, T], Generic[T]):
     def __repr__(self) -> str:
         return f"<Registry {self.group}: {', '.join(self._items)}>"
 
+
+def _same_definition(old: Any, new: Any) -> bool:
+    """The same function or class defined again by its module being imported again (a reload, or a
+    module dropped from sys.modules and imported anew, as pytester's in-process runs do): not a clash."""
+    return (getattr(old, "__module__", None) is not None and getattr(old, "__module__", None) == getattr(new, "__module__", None)
+            and getattr(old, "__qualname__", None) is not None
+            and getattr(old, "__qualname__", None) == getattr(new, "__qualname__", None))

@@ -153,7 +153,7 @@ class JallmSession:
             raise pytest.UsageError(f"--jallm-save-outputs {path}: cannot create the file ({e.strerror or e})") from None
 
     def _data_config(self):
-        from .fetch import DataConfig
+        from .sources import DataConfig
 
         opt = self.config.getoption
         try:

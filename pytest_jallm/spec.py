@@ -117,7 +117,7 @@ class Source(_Strict):
             for url in self.locations():
                 if not re.match(r"^(?:https?|file)://", url, re.IGNORECASE):
                     raise ValueError(f"'url' must be an http(s) URL (a local file is a 'path'), got {url!r}")
-        from .fetch import SHA256_RE, check_mirror_path
+        from .sources import SHA256_RE, check_mirror_path
 
         for m in self.mirrors():
             problem = check_mirror_path(m)
@@ -147,30 +147,11 @@ class Source(_Strict):
         """sha256 per mirror path (the path under --jallm-data-dir), from `sha256` and `sha256_file`."""
         pins: dict[str, str] = {}
         if self.sha256_file:
+            from .sources import read_pins_file
+
             pins.update(read_pins_file(Path(spec_dir or ".") / self.sha256_file))
         pins.update(self.sha256)
         return pins
-
-
-def read_pins_file(path: Path) -> dict[str, str]:
-    """A sha256sum-format file: '<64 hex>  <path>' per line; '#' starts a comment."""
-    from .errors import DataError
-    from .fetch import SHA256_RE, check_mirror_path
-
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise DataError(f"{path}: cannot read the sha256 pins file ({e.strerror or e})") from None
-    pins: dict[str, str] = {}
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        digest, _, name = line.strip().partition(" ")
-        name = name.strip().lstrip("*")
-        if not SHA256_RE.match(digest) or not name or check_mirror_path(name):
-            raise DataError(f"{path}: line {n}: expected '<64 hex digits>  <relative path>', got {line.strip()[:120]!r}")
-        pins[name] = digest
-    return pins
 
 
 class Fields(_Strict):

@@ -91,7 +91,7 @@ def test_collect_only_lists_the_catalog_and_markers_select_categories() -> None:
 def _roots(folder: str) -> list:
     """The real slices (first records of the same files, shipped; read unpinned, as a slice is
     not the pinned file), and the full files when present."""
-    return [pytest.param(SLICES, id="slices", marks=pytest.mark.filterwarnings("ignore::pytest_jallm.fetch.UnpinnedDataWarning")),
+    return [pytest.param(SLICES, id="slices", marks=pytest.mark.filterwarnings("ignore::pytest_jallm.sources.UnpinnedDataWarning")),
             pytest.param(SHARED, id="shared", marks=_needs(folder))]
 
 
@@ -255,7 +255,7 @@ def _write(tmp_path: Path, name: str, text: str) -> str:
     ("loader", "name", "text", "options", "expected"),
     [
         ("tsv-plain", "t.tsv", "a\tb\tc\nx\ty\tz\nonly\n", {}, ["t.tsv", "row 1", "field 'b'"]),
-        ("json-records", "j.jsonl", '{"q": 1}\n{"q": \n', {}, ["j.jsonl", "row 1", "malformed JSON"]),
+        ("json-records", "j.jsonl", '{"q": 1}\n{"q": \n', {}, ["j.jsonl", "line 2", "not valid JSON"]),
         ("json-records", "a.json", '[{"answers": []}]', {"first": ["answers"]}, ["a.json", "row 0", "field 'answers'"]),
         ("jsem", "J.xml", '<jsem-dataset><problem jsem_id="1" answer="yes"><p><script>P</script></p></problem></jsem-dataset>', {},
          ["J.xml", "row 0", "field 'h.script'"]),

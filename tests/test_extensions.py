@@ -190,7 +190,7 @@ def test_entry_points_are_read_once_and_a_broken_one_keeps_failing(
 def test_a_builtin_metric_name_cannot_be_taken() -> None:
     from pytest_jallm.metrics import MetricResult, get_metric, register_metric
 
-    clash = r"metric 'exact_match' is registered twice: by pytest_jallm.metrics and by test_extensions"
+    clash = r"metric 'exact_match' is registered twice: by pytest_jallm.metrics.text and by test_extensions"
     with pytest.raises(ExtensionError, match=clash):
         @register_metric("exact_match", per_item=True, binary=True)
         def exact_match(preds, golds, contexts):

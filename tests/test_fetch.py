@@ -16,7 +16,7 @@ import pytest
 
 from file_server import serve_directory
 from pytest_jallm.data import DataError, load_rows
-from pytest_jallm.fetch import DataConfig, map_url, parse_url_map
+from pytest_jallm.sources import DataConfig, map_url, parse_url_map
 from pytest_jallm.spec import Source
 
 UPSTREAM = "https://upstream.invalid/org/repo/abc123/"
@@ -266,7 +266,7 @@ SHARED = ROOT.parent / "shared" / "data"
 
 
 def _catalog_sources():
-    from pytest_jallm.datafetch import spec_sources
+    from pytest_jallm.datadir import spec_sources
     from pytest_jallm.specfile import load_spec
 
     for path in sorted((ROOT / "benchmarks").glob("*.yaml")):

@@ -25,7 +25,7 @@ SLICE = SLICES / "m-ifeval"
 SCRIPTED = "pytest_jallm.backends.scripted:ScriptedBackend"
 MODELS = ["Qwen__Qwen2.5-3B-Instruct-GPTQ-Int4", "Qwen__Qwen2.5-14B-Instruct-GPTQ-Int4"]
 METRIC_NAMES = ["ifeval_prompt_strict", "ifeval_inst_strict", "ifeval_prompt_loose", "ifeval_inst_loose"]
-pytestmark = pytest.mark.filterwarnings("ignore::pytest_jallm.fetch.UnpinnedDataWarning")
+pytestmark = pytest.mark.filterwarnings("ignore::pytest_jallm.sources.UnpinnedDataWarning")
 
 
 def _jsonl(rel: str) -> list[dict]:
@@ -74,7 +74,7 @@ def test_the_loader_names_the_file_line_and_field(tmp_path: Path) -> None:
                                         r"kwarg 'kanji_limit' must be an integer"):
         LOADERS["m-ifeval"]([str(bad)], {})
     bad.write_text("{not json\n", encoding="utf-8")
-    with pytest.raises(DataError, match="input.jsonl: line 1: not JSON"):
+    with pytest.raises(DataError, match="input.jsonl: line 1: not valid JSON"):
         LOADERS["m-ifeval"]([str(bad)], {})
 
 

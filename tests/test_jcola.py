@@ -36,7 +36,7 @@ PREAMBLE = "以下は、タスクを説明する指示と、文脈のある入�
 
 needs_shared = pytest.mark.skipif(not (SHARED / "jcola").is_dir(),
                                   reason=f"real JCoLA files not found under {SHARED / 'jcola'} (see shared/data/README.md)")
-on_slices = pytest.mark.filterwarnings("ignore::pytest_jallm.fetch.UnpinnedDataWarning")  # a slice is not the pinned file
+on_slices = pytest.mark.filterwarnings("ignore::pytest_jallm.sources.UnpinnedDataWarning")  # a slice is not the pinned file
 
 
 def _samples(root: Path, name: str) -> list[tuple[str, str, str]]:

@@ -197,7 +197,7 @@ def _jsonl(path, rows) -> str:
 
 
 def test_med_mcqa_loader_reads_every_published_layout(tmp_path) -> None:
-    from pytest_jallm.loaders import load_med_mcqa
+    from pytest_jallm.loaders.medical import load_med_mcqa
 
     harness = _jsonl(tmp_path / "usmleqa_ja.jsonl", [
         {"problem_text": "問1", "choices": ["甲", "乙", "丙", "丁", "戊"], "answer": "丙"},
@@ -236,7 +236,7 @@ def test_med_mcqa_loader_reads_every_published_layout(tmp_path) -> None:
 
 def test_med_mcqa_loader_reads_a_save_to_disk_copy(tmp_path) -> None:
     datasets = pytest.importorskip("datasets")
-    from pytest_jallm.loaders import load_med_mcqa
+    from pytest_jallm.loaders.medical import load_med_mcqa
 
     ds = datasets.DatasetDict({"test": datasets.Dataset.from_list([
         {"sample_id": "s1", "question": "Q", "options": ["x", "y"], "answer_idx": 1, "n_options": 2},
@@ -260,7 +260,7 @@ def test_med_mcqa_loader_reads_a_save_to_disk_copy(tmp_path) -> None:
 )
 def test_med_mcqa_loader_names_file_row_and_field(tmp_path, record, message) -> None:
     from pytest_jallm.data import DataError
-    from pytest_jallm.loaders import load_med_mcqa
+    from pytest_jallm.loaders.medical import load_med_mcqa
 
     path = _jsonl(tmp_path / "bad.jsonl", [record])
     with pytest.raises(DataError) as err:

@@ -24,11 +24,12 @@ from pytest_jallm.metrics import (
     extract_final_number,
     get_metric,
 )
+from pytest_jallm.metrics.text import bleu_scorer
 
 
 def _has_mecab() -> bool:
     try:
-        M._bleu_scorer("ja")
+        bleu_scorer("ja")
     except MissingDependencyError:
         return False
     return True
@@ -219,8 +220,8 @@ def test_bleu_ja_without_mecab_names_the_extra(monkeypatch: pytest.MonkeyPatch) 
     import sacrebleu.tokenizers.tokenizer_ja_mecab as ja
 
     monkeypatch.setattr(ja, "MeCab", None)
-    monkeypatch.setattr(M, "_bleu_cache", {})
-    monkeypatch.setattr(M, "_ja_tokenizer", None)
+    monkeypatch.setattr(M.text, "_bleu_cache", {})
+    monkeypatch.setattr(M.text, "_ja_tokenizer", None)
     with pytest.raises(MissingDependencyError, match=r"sacrebleu\[ja\]"):
         get_metric("bleu_ja")(["a"], ["a"])
     with pytest.raises(MissingDependencyError, match="mecab-python3"):

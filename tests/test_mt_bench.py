@@ -40,7 +40,7 @@ BENCH = "japanese-mt-bench/japanese_mt_bench"
 
 needs_shared = pytest.mark.skipif(not (SHARED / "japanese-mt-bench").is_dir(),
                                   reason=f"real Japanese MT-Bench files not found under {SHARED} (see shared/data/README.md)")
-DATA_ROOTS = [pytest.param(SLICES, id="slice", marks=pytest.mark.filterwarnings("ignore::pytest_jallm.fetch.UnpinnedDataWarning")),
+DATA_ROOTS = [pytest.param(SLICES, id="slice", marks=pytest.mark.filterwarnings("ignore::pytest_jallm.sources.UnpinnedDataWarning")),
               pytest.param(SHARED, id="shared", marks=needs_shared)]
 
 
@@ -260,7 +260,7 @@ def _run(spec, model_side, judge, *, cache=None, max_backend_error_pct=0.0, stri
     return ev
 
 
-pytestmark = pytest.mark.filterwarnings("ignore::pytest_jallm.fetch.UnpinnedDataWarning")
+pytestmark = pytest.mark.filterwarnings("ignore::pytest_jallm.sources.UnpinnedDataWarning")
 
 
 def test_two_turns_in_one_conversation_then_one_judge_call() -> None:
@@ -396,7 +396,7 @@ def test_a_hostile_or_wrong_judge_prompt_file_is_refused_naming_the_file(tmp_pat
     ('{"question_id": null, "category": "math", "turns": ["q"]}', "line 1: field 'question_id'"),
     ('{"question_id": 1, "category": "math", "turns": ["q"]}\n{"question_id": "1", "category": "math", "turns": ["q"]}',
      "line 2: question_id 1 repeats line 1"),
-    ("[1, 2]", "line 1: expected a JSON object"),
+    ("[1, 2]", "line 1: an array, but JSON Lines needs one JSON object per line"),
     ('{"question_id": 1,', "line 1: not valid JSON"),
 ])
 def test_malformed_question_files_are_errors_naming_file_and_line(tmp_path: Path, line: str, message: str) -> None:
@@ -450,8 +450,8 @@ def test_data_fetch_takes_the_judges_files_too_and_a_run_reads_them_offline(tmp_
     """The spec's four pinned files, downloaded through a URL map from a loopback copy of the
     upstream tree, land at their mirror paths; the judge's prompts and references load from there."""
     from file_server import serve_directory
-    from pytest_jallm.datafetch import fetch, verify
-    from pytest_jallm.fetch import DataConfig
+    from pytest_jallm.datadir import fetch, verify
+    from pytest_jallm.sources import DataConfig
 
     prefix = "https://raw.githubusercontent.com/Stability-AI/FastChat/e37eb28ee490480f6f4989274ed47c55f7dfce82/fastchat/llm_judge/data/"
     with serve_directory(SHARED / "japanese-mt-bench") as server:

@@ -57,7 +57,7 @@ def _args(pytester: pytest.Pytester, stub: OpenAIStub | None, *more: str, judge_
     args = ["benchmarks/japanese_mt_bench.yaml", "--model", str(_script(pytester)), "--jallm-backend", SCRIPTED,
             "--jallm-data-dir", str(SLICES), "--jallm-cache", str(pytester.path / "cache.sqlite"),
             "--jallm-thresholds-dir", str(pytester.path / "thresholds"), "-p", "no:cacheprovider",
-            "-W", "ignore::pytest_jallm.fetch.UnpinnedDataWarning"]
+            "-W", "ignore::pytest_jallm.sources.UnpinnedDataWarning"]
     if stub is not None:
         args += ["--jallm-judge-backend", "openai", "--jallm-judge-model", judge_model,
                  "--jallm-judge-base-url", stub.base_url + "/v1"]

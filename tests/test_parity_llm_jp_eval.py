@@ -143,7 +143,7 @@ def test_wiki_task_through_real_downloads_matches(tmp_path: Path) -> None:
     loopback server serves the corpus through --jallm-url-map) and checked against the
     spec's pins; the items are llm-jp-eval's all the same."""
     from file_server import serve_directory
-    from pytest_jallm.fetch import DataConfig
+    from pytest_jallm.sources import DataConfig
 
     fixture = _fixture("wiki_dependency")
     spec, path = _spec("wiki_dependency")

@@ -28,7 +28,7 @@ BENCH = ROOT / "benchmarks"
 SHARED = ROOT.parent / "shared" / "data"
 SCRIPTED = "pytest_jallm.backends.scripted:ScriptedBackend"
 # A slice is not the pinned file: specs read it unpinned (real_slices.for_slices), which warns.
-pytestmark = pytest.mark.filterwarnings("ignore::pytest_jallm.fetch.UnpinnedDataWarning")
+pytestmark = pytest.mark.filterwarnings("ignore::pytest_jallm.sources.UnpinnedDataWarning")
 
 # Few-shot sources that are not in ../shared/data either (JGLUE train files; MGSM's few-shots
 # come from Hugging Face): these specs are checked 0-shot.

@@ -27,7 +27,7 @@ needs_shared = pytest.mark.skipif(
 # The full files when present, and always their slices (the first records of the same files,
 # read unpinned: a slice is not the pinned file).
 DATA_ROOTS = [
-    pytest.param(SLICES, id="slices", marks=pytest.mark.filterwarnings("ignore::pytest_jallm.fetch.UnpinnedDataWarning")),
+    pytest.param(SLICES, id="slices", marks=pytest.mark.filterwarnings("ignore::pytest_jallm.sources.UnpinnedDataWarning")),
     pytest.param(SHARED, id="shared", marks=needs_shared),
 ]
 

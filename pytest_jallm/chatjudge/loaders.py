@@ -12,26 +12,11 @@ Question ids are compared as text: FastChat's files write them as numbers or str
 
 from __future__ import annotations
 
-import json
 from typing import Any, Mapping, Sequence
 
 from ..errors import DataError
-from ..loaders import Rows, _read_text, _stem, register_loader
-
-
-def _json_lines(path: str) -> list[tuple[int, dict[str, Any]]]:
-    out = []
-    for n, line in enumerate(_read_text(path).splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path}: line {n}: not valid JSON ({e.msg}, column {e.colno})") from None
-        if not isinstance(record, dict):
-            raise DataError(f"{path}: line {n}: expected a JSON object, got {type(record).__name__}")
-        out.append((n, record))
-    return out
+from ..loaders import register_loader
+from ..loaders.files import Rows, file_stem, json_lines
 
 
 def _question_id(path: str, n: int, record: Mapping[str, Any]) -> str:
@@ -58,7 +43,7 @@ def load_questions(files: Sequence[str], options: Mapping[str, Any]) -> Rows:
     rows: Rows = []
     for path in files:
         seen: dict[str, int] = {}
-        for i, (n, record) in enumerate(_json_lines(path)):
+        for i, (n, record) in enumerate(json_lines(path)):
             qid = _question_id(path, n, record)
             _unique(path, n, qid, seen)
             category = record.get("category")
@@ -69,7 +54,7 @@ def load_questions(files: Sequence[str], options: Mapping[str, Any]) -> Rows:
                 raise DataError(f"{path}: line {n}: field 'turns': a user turn is empty")
             rows.append({"question_id": qid, "category": category, "turn_1": turns[0],
                          "turn_2": turns[1] if len(turns) > 1 else "", "turns": len(turns),
-                         "_file": _stem(path), "_row": i})
+                         "_file": file_stem(path), "_row": i})
     return rows
 
 
@@ -78,7 +63,7 @@ def load_answers(files: Sequence[str], options: Mapping[str, Any]) -> Rows:
     rows: Rows = []
     for path in files:
         seen: dict[str, int] = {}
-        for i, (n, record) in enumerate(_json_lines(path)):
+        for i, (n, record) in enumerate(json_lines(path)):
             qid = _question_id(path, n, record)
             _unique(path, n, qid, seen)
             choices = record.get("choices")
@@ -86,5 +71,5 @@ def load_answers(files: Sequence[str], options: Mapping[str, Any]) -> Rows:
                 raise DataError(f"{path}: line {n}: field 'choices': expected a list of {{\"turns\": [...]}} objects")
             turns = _turns(path, n, choices[0].get("turns"), "choices[0].turns")
             rows.append({"question_id": qid, "turn_1": turns[0], "turn_2": turns[1] if len(turns) > 1 else "",
-                         "turns": len(turns), "_file": _stem(path), "_row": i})
+                         "turns": len(turns), "_file": file_stem(path), "_row": i})
     return rows

@@ -21,7 +21,8 @@ import json
 from typing import Any, Mapping, Sequence
 
 from ..errors import DataError
-from ..loaders import Rows, _postprocess, _read_text, register_loader
+from ..loaders import register_loader
+from ..loaders.files import Rows, json_lines, postprocess
 from ..metrics import MetricResult, register_metric
 from .evaluate import InputError, PromptInput, PromptResult, evaluate
 
@@ -34,19 +35,12 @@ def load_m_ifeval(files: Sequence[str], options: Mapping[str, Any]) -> Rows:
     per prompt, checked as the evaluator will read it (known ids, every kwarg each needs)."""
     rows: Rows = []
     for path in files:
-        for n, line in enumerate(_read_text(path).splitlines(), 1):
-            if not line.strip():
-                continue
-            where = f"{path}: line {n}"
+        for n, raw in json_lines(path):
             try:
-                raw = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{where}: not JSON: {e}") from None
-            try:
-                rows.append(PromptInput.from_row(raw, where).row())
+                rows.append(PromptInput.from_row(raw, f"{path}: line {n}").row())
             except InputError as e:
                 raise DataError(str(e)) from None
-    return _postprocess(rows, options)
+    return postprocess(rows, options)
 
 
 @functools.lru_cache(maxsize=512)

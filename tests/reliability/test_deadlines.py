@@ -18,7 +18,7 @@ from drip_server import DripServer, dripped, http_head, self_signed
 from pytest_jallm.backends.base import BackendError, GenerationRequest, SamplingSettings
 from pytest_jallm.backends.openai import OpenAIBackend
 from pytest_jallm.data import DataError, load_rows
-from pytest_jallm.fetch import DataConfig
+from pytest_jallm.sources import DataConfig
 from pytest_jallm.spec import Source
 
 UPSTREAM = "https://upstream.invalid/org/"

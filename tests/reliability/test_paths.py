@@ -12,11 +12,11 @@ import pytest
 
 from file_server import serve_directory
 from pytest_jallm.data import DataError, load_rows
-from pytest_jallm.datafetch import fetch
-from pytest_jallm.fetch import DataConfig
+from pytest_jallm.datadir import fetch
+from pytest_jallm.sources import DataConfig
 from pytest_jallm.spec import Source
 
-pytestmark = pytest.mark.filterwarnings("ignore::pytest_jallm.fetch.UnpinnedDataWarning")
+pytestmark = pytest.mark.filterwarnings("ignore::pytest_jallm.sources.UnpinnedDataWarning")
 UPSTREAM = "https://upstream.invalid/org/repo/"
 ROWS = [{"id": f"q{i}", "question": f"問{i}", "label": str(i % 2)} for i in range(4)]
 BODY = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in ROWS).encode("utf-8")

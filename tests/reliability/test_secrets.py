@@ -232,7 +232,7 @@ def test_url_map_credentials_reach_no_output(pytester: pytest.Pytester, monkeypa
 
 
 def test_malformed_url_map_rule_is_not_echoed_with_its_password() -> None:
-    from pytest_jallm.fetch import parse_url_map
+    from pytest_jallm.sources import parse_url_map
 
     secret = uuid.uuid4().hex
     with pytest.raises(ValueError) as err:

@@ -19,13 +19,13 @@ from drip_server import DripServer, dripped, http_head
 from fakes.openai_stub import OpenAIStub, Reply
 from file_server import serve_directory
 from pytest_jallm.baseline import Baseline, atomic_write_baseline, read_baseline
-from pytest_jallm.datafetch import fetch, verify
-from pytest_jallm.fetch import DataConfig
+from pytest_jallm.datadir import fetch, verify
+from pytest_jallm.sources import DataConfig
 
 from .toy import env, kill_group, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.filterwarnings("ignore::pytest_jallm.fetch.UnpinnedDataWarning")
+pytestmark = pytest.mark.filterwarnings("ignore::pytest_jallm.sources.UnpinnedDataWarning")
 UPSTREAM = "https://upstream.invalid/org/repo/"
 BODY = "".join(json.dumps({"id": f"q{i}", "question": "問", "label": "0"}) + "\n" for i in range(200)).encode()
 SPEC = """\
@@ -112,7 +112,7 @@ KILLED_DOWNLOAD = """
     from pathlib import Path
     from pytest_jallm import atomic
     from pytest_jallm.data import load_rows
-    from pytest_jallm.fetch import DataConfig
+    from pytest_jallm.sources import DataConfig
     from pytest_jallm.spec import Source
     atomic.USE_O_TMPFILE = getattr(atomic, "USE_O_TMPFILE", False) and sys.argv[3] == "tmpfile"
     config = DataConfig(cache_dir=Path(sys.argv[1]), url_map=(("https://upstream.invalid/org/repo/", sys.argv[2] + "/"),))

@@ -457,3 +457,21 @@ def local_file(location: str) -> str:
     if active is None:
         active = SourceFiles(DataConfig.from_options(), [], [], {}, location)
     return active.local(location)
+
+
+def read_pins_file(path: Path) -> dict[str, str]:
+    """A sha256sum-format file: '<64 hex>  <path>' per line; '#' starts a comment."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise DataError(f"{path}: cannot read the sha256 pins file ({e.strerror or e})") from None
+    pins: dict[str, str] = {}
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        digest, _, name = line.strip().partition(" ")
+        name = name.strip().lstrip("*")
+        if not SHA256_RE.match(digest) or not name or check_mirror_path(name):
+            raise DataError(f"{path}: line {n}: expected '<64 hex digits>  <relative path>', got {line.strip()[:120]!r}")
+        pins[name] = digest
+    return pins

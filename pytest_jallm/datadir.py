@@ -17,8 +17,8 @@ from typing import Callable, Iterable, Sequence
 
 from .atomic import atomic_copy, atomic_write_text, is_temp_name
 from .errors import DataError
-from .fetch import DataConfig, check_no_escape, inside, sha256_of
-from .spec import BenchmarkSpec, Source, read_pins_file
+from .sources import DataConfig, check_no_escape, inside, read_pins_file, sha256_of
+from .spec import BenchmarkSpec, Source
 from .specfile import load_spec
 
 MANIFEST = "MANIFEST.sha256"

@@ -16,8 +16,9 @@ from collections import defaultdict
 from functools import lru_cache
 from typing import Any, Mapping, Sequence
 
-from .errors import DataError
-from .loaders import Rows, _bad, _postprocess, _read_text, _stem, register_loader
+from ..errors import DataError
+from . import register_loader
+from .files import Rows, bad_row, file_stem, postprocess, read_text
 
 TASKS = ("reading", "ner", "dependency", "pas", "coreference")
 SPLITS = ("train", "dev", "test")
@@ -73,12 +74,12 @@ def load_wac(files: Sequence[str], options: Mapping[str, Any]) -> Rows:
     limit = options.get("max_rows")
     rows: Rows = []
     for path in sorted(documents, key=lambda p: p.rstrip("/").rsplit("/", 1)[-1]):
-        text, answer = convert_document(path, _read_text(path), task)
+        text, answer = convert_document(path, read_text(path), task)
         if answer.strip():
-            rows.append({"id": _stem(path), "text": text, "answer": answer, "_row": len(rows)})
+            rows.append({"id": file_stem(path), "text": text, "answer": answer, "_row": len(rows)})
             if limit is not None and len(rows) >= int(limit):
                 break
-    return _postprocess(rows, options)
+    return postprocess(rows, options)
 
 
 def _is_url(location: str) -> bool:
@@ -87,7 +88,7 @@ def _is_url(location: str) -> bool:
 
 def _documents_of(id_list: str, knp_base: str) -> list[str]:
     sep = "/" if _is_url(knp_base) else os.sep
-    return [f"{knp_base.rstrip('/')}{sep}{doc_id[:8]}{sep}{doc_id}.knp" for doc_id in _read_text(id_list).split()]
+    return [f"{knp_base.rstrip('/')}{sep}{doc_id[:8]}{sep}{doc_id}.knp" for doc_id in read_text(id_list).split()]
 
 
 _CONVERTERS = {}  # task -> function(document) -> (input, answer); filled below
@@ -112,7 +113,7 @@ def _parsed(path: str, content: str):
     try:
         return Document.from_knp(content)
     except Exception as e:  # rhoknp raises assorted errors on malformed KNP
-        raise _bad(path, "<document>", "knp", f"not readable as KNP: {type(e).__name__}: {e}") from None
+        raise bad_row(path, "<document>", "knp", f"not readable as KNP: {type(e).__name__}: {e}") from None
 
 
 def _is_parenthetical(sentence) -> bool:
