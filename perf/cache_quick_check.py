@@ -30,7 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pytest_jallm.backends.base import BackendIdentity, GenerationRequest, SamplingSettings  # noqa: E402
-from pytest_jallm.cache import GenerationCache, cached_generate  # noqa: E402
+from pytest_jallm.cache import GenerationCache  # noqa: E402
+from pytest_jallm.generation import cached_generate  # noqa: E402
 
 
 class _Answers:

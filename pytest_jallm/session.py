@@ -1,17 +1,16 @@
-"""Per-pytest-session state: settings from options, the evaluation, thresholds and baselines, the gate."""
+"""Per-pytest-session state: the evaluation, thresholds and baselines, the gate (the run's settings come
+from options.py, its progress bars from progress.py)."""
 
 from __future__ import annotations
 
 import os
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .backends import BackendOptionError, backend_factory, backend_kwargs
-from .backends.base import SamplingSettings
+from .backends import BackendOptionError, backend_factory
 from .baseline import (
     Baseline,
     BaselineError,
@@ -23,10 +22,11 @@ from .baseline import (
     read_baseline,
     with_rerun,
 )
-from .data import data_dir_from_env
-from .evaluation import BenchmarkResult, Evaluation, RunSettings, reasoning_from_options, resolve_mode
+from .evaluation import BenchmarkResult, Evaluation
 from .gate import Acceptance, BenchmarkRecord, Gate, GateOptions, Judgement
 from .gate.family import FAMILY_METHODS
+from .options import run_settings, start_outputs_file
+from .progress import TerminalProgress
 
 SESSION_KEY = pytest.StashKey["JallmSession"]()  # the run's session, which plugin.py sets up
 
@@ -38,12 +38,6 @@ def model_slug(model: str) -> str:
     elif os.path.isfile(model):
         model = Path(model).stem
     return re.sub(r"[^A-Za-z0-9_.\-]+", "__", model).strip("_") or "model"
-
-
-def _percent(value: float, option: str) -> float:
-    if not 0 <= value <= 100:  # also NaN
-        raise pytest.UsageError(f"{option} must be a percentage between 0 and 100, got {value}")
-    return float(value)
 
 
 class JallmSession:
@@ -78,35 +72,10 @@ class JallmSession:
                 f"{opt('jallm_limit')} items only, which later full runs cannot use: accept from a full run, or pass "
                 "--jallm-accept-partial to accept them anyway (they are marked partial in their header and in every "
                 "comparison)")
-        cache_path = None
-        if not opt("jallm_no_cache"):
-            cache_path = Path(opt("jallm_cache") or os.environ.get("JALLM_CACHE") or root / ".jallm" / "generations.sqlite")
-        chat, num_fewshot, reasoning = resolve_mode(
-            opt("jallm_mode"), chat=opt("jallm_chat"), num_fewshot=opt("jallm_num_fewshot"),
-            reasoning=reasoning_from_options(opt("jallm_strip_think"), opt("jallm_reasoning_start"),
-                                             opt("jallm_reasoning_end")))
-        self.settings = RunSettings(
-            model=self.model or "",
-            backend=opt("jallm_backend"),
-            backend_options=self._backend_options(),
-            data_dir=data_dir_from_env(opt("jallm_data_dir")),
-            data_config=self._data_config(),
-            limit=opt("jallm_limit"),
-            chat=chat,
-            num_fewshot=num_fewshot,
-            sampling=SamplingSettings(seed=opt("jallm_seed")),
-            cache_path=cache_path,
-            reasoning=reasoning,
-            answer_preset=self._answer_preset(),
-            mode=opt("jallm_mode"),
-            reasoning_max_new_tokens=opt("jallm_reasoning_max_new_tokens"),
-            context_policy=opt("jallm_context_policy"),
-            shuffle_choices=opt("jallm_shuffle_choices"),
-            max_backend_error_pct=_percent(opt("jallm_max_backend_errors"), "--jallm-max-backend-errors"),
-            save_outputs=Path(opt("jallm_save_outputs")) if opt("jallm_save_outputs") else None,
-        )
+        self.progress = TerminalProgress(config)
+        self.settings = run_settings(config, root, progress=self.progress)
         if self.settings.save_outputs is not None and not self.is_worker:  # xdist workers append to it
-            self._start_outputs_file(self.settings.save_outputs)
+            start_outputs_file(self.settings.save_outputs)
         self.med_template: str | None = opt("jallm_med_template")
         if self.med_template is not None:
             from .prompt import harness_template_names
@@ -121,87 +90,15 @@ class JallmSession:
             self.judge_settings = judge_settings(config.getoption)  # None: judged benchmarks are skipped
         except BackendOptionError as e:
             raise pytest.UsageError(str(e)) from None
-        self.evaluation = Evaluation(self.settings, self._make_backend, progress=self._progress,
-                                     judged=JudgedRunner(self.judge_settings, progress=self._progress,
-                                                         judge_progress=lambda n: self._bar("pytest-jallm judging", n, unit="prompt")))
+        self.evaluation = Evaluation(self.settings, self._make_backend, progress=self.progress.generating,
+                                     judged=JudgedRunner(self.judge_settings, progress=self.progress.generating,
+                                                         judge_progress=self.progress.judging))
 
     # --- backend -------------------------------------------------------------
-
-    def _backend_options(self) -> dict[str, Any]:
-        """What the selected backend declares it takes (its `cli_options`), read from the options."""
-        try:
-            return backend_kwargs(self.config.getoption("jallm_backend"), self.config.getoption)
-        except BackendOptionError as e:
-            raise pytest.UsageError(str(e)) from None
-
-    def _answer_preset(self) -> str | None:
-        from .answers import PRESETS
-
-        preset = self.config.getoption("jallm_answer_preset")
-        if preset is not None and (preset not in PRESETS or preset in ("custom", "raw")):
-            choices = ", ".join(p for p in PRESETS if p not in ("custom", "raw"))
-            raise pytest.UsageError(f"--jallm-answer-preset {preset!r}: expected one of {choices}")
-        return preset
-
-    @staticmethod
-    def _start_outputs_file(path: Path) -> None:
-        from .recordings import start_outputs_file
-
-        try:
-            start_outputs_file(path)
-        except OSError as e:
-            raise pytest.UsageError(f"--jallm-save-outputs {path}: cannot create the file ({e.strerror or e})") from None
-
-    def _data_config(self):
-        from .sources import DataConfig
-
-        opt = self.config.getoption
-        try:
-            return DataConfig.from_options(
-                None, opt("jallm_data_cache"), opt("jallm_url_map"), progress=self._download_progress,
-                download_timeout_s=opt("jallm_download_timeout"), stall_timeout_s=opt("jallm_download_stall_timeout"),
-                max_download_mb=opt("jallm_download_max_mb"), allow_file_urls=opt("jallm_allow_file_urls"))
-        except ValueError as e:
-            raise pytest.UsageError(str(e)) from None
-
-    def _download_progress(self, desc: str, total: int | None):
-        return self._bar(desc, total, unit="B", unit_scale=True, unit_divisor=1024)
 
     def _make_backend(self):
         factory = backend_factory(self.settings.backend)
         return factory(self.settings.model, **self.settings.backend_options)
-
-    def _progress(self, total: int):
-        """A progress bar on the real terminal while the model generates."""
-        # xdist workers inherit the terminal's stderr: name the worker so interleaved bars can be told apart.
-        worker = getattr(self.config, "workerinput", {}).get("workerid")
-        desc = f"pytest-jallm generating [{worker}]" if worker else "pytest-jallm generating"
-        return self._bar(desc, total, unit="prompt")
-
-    def _bar(self, desc: str, total: int | None, **kwargs: Any):
-        """A tqdm bar on the real terminal (output capture suspended while it is open)."""
-        try:
-            from tqdm import tqdm
-        except ImportError:  # pragma: no cover - tqdm ships with transformers
-            return None
-        capman = self.config.pluginmanager.getplugin("capturemanager")
-        ctx = capman.global_and_fixture_disabled() if capman else None
-        if ctx is not None:
-            ctx.__enter__()
-        reporter = self.config.pluginmanager.getplugin("terminalreporter")
-        if reporter is not None:
-            reporter.ensure_newline()  # don't draw the bar after "file.yaml " on the same line
-        bar = tqdm(total=total, desc=desc, file=sys.stderr, mininterval=1.0,
-                   disable=self.config.getoption("verbose") < 0, **kwargs)
-        original_close = bar.close
-
-        def close() -> None:
-            original_close()
-            if ctx is not None:
-                ctx.__exit__(None, None, None)
-
-        bar.close = close  # type: ignore[method-assign]
-        return bar
 
     # --- results -------------------------------------------------------------
 

@@ -26,7 +26,8 @@ from hypothesis import strategies as st
 
 from jallm_toy import cache_rows
 from pytest_jallm.backends.base import Backend, BackendIdentity, GenerationRequest, ItemRef, SamplingSettings
-from pytest_jallm.cache import CacheError, CacheWriteWarning, GenerationCache, _canon, cached_generate
+from pytest_jallm.cache import CacheError, CacheWriteWarning, GenerationCache, _canon
+from pytest_jallm.generation import cached_generate
 
 ROOT = Path(__file__).resolve().parents[1]
 SLOW_BACKEND_PY = Path(__file__).resolve().parent / "fakes" / "slow_backend.py"

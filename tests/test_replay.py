@@ -14,7 +14,8 @@ import pytest
 from pytest_jallm.backends import backend_factory
 from pytest_jallm.backends.base import BackendError, GenerationRequest, ItemRef, RequestErrors, SamplingSettings
 from pytest_jallm.backends.replay import ReplayBackend, ReplayWarning
-from pytest_jallm.cache import GenerationCache, cached_generate
+from pytest_jallm.cache import GenerationCache
+from pytest_jallm.generation import cached_generate
 from pytest_jallm.recordings import OutputsWriter, RecordingError, read_recordings, start_outputs_file
 
 ROOT = Path(__file__).resolve().parents[1]

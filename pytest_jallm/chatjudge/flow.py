@@ -35,9 +35,9 @@ from ..backends.base import (
     RequestErrors,
     SamplingSettings,
 )
-from ..cache import cached_generate
 from ..data import DataError, load_source
 from ..evaluation import BenchmarkResult, Evaluation, ItemOutcome, PreparedBenchmark
+from ..generation import cached_generate
 from ..metrics import get_metric
 from ..spec import JUDGE_METRIC, JudgeSpec
 from . import fastchat, item_id

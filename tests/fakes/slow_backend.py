@@ -125,7 +125,8 @@ def count_generated(counter_path: str | os.PathLike) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from pytest_jallm.cache import GenerationCache, cached_generate
+    from pytest_jallm.cache import GenerationCache
+    from pytest_jallm.generation import cached_generate
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--cache", required=True)

@@ -13,7 +13,8 @@ import pytest
 from fakes.openai_stub import OpenAIStub, Reply, completion_json
 from pytest_jallm.backends.base import GenerationRequest, SamplingSettings
 from pytest_jallm.backends.scripted import ScriptedBackend
-from pytest_jallm.cache import GenerationCache, cached_generate
+from pytest_jallm.cache import GenerationCache
+from pytest_jallm.generation import cached_generate
 
 from .toy import write_suite
 
