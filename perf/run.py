@@ -110,7 +110,7 @@ def render_prompts(suite: Path) -> list[dict[str, Any]]:
     spec_path = suite / "benchmarks" / "perf_mc.yaml"
     prep = prepare(load_spec(spec_path), spec_path, RunSettings(model=""))
     return [{"id": ex.id, "prompt": r.prompt, "gold": ex.gold, "max_new_tokens": r.max_new_tokens, "stop": list(r.stop)}
-            for ex, r in zip(prep.examples, prep.requests)]
+            for ex, r in zip(prep.examples, prep.requests, strict=False)]
 
 
 # --------------------------------------------------------------------------- measuring

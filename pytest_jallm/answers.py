@@ -29,6 +29,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 import regex
 
+from .errors import JallmError
+
 __all__ = [
     "ANSWER_PATTERN_TIMEOUT_S",
     "Answer",
@@ -82,7 +84,7 @@ def normalize(text: str) -> str:
 ANSWER_PATTERN_TIMEOUT_S = 1.0  # per model output; a sane pattern needs microseconds
 
 
-class AnswerPatternTimeout(ValueError):
+class AnswerPatternTimeout(JallmError, ValueError):
     """A spec's answer pattern backtracked past :data:`ANSWER_PATTERN_TIMEOUT_S` on one output."""
 
     def __init__(self, pattern: str, chars: int, where: str = "") -> None:

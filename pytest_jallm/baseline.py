@@ -43,6 +43,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .atomic import atomic_write_text, remove_stale_temps
+from .errors import JallmError
 from .strict_yaml import DuplicateKeyError, FileKeyError, error_location, load_strict, validation_problem
 
 DEFAULT_MAX_DROP = 2.0
@@ -57,7 +58,9 @@ MAX_PREDICTION_CHARS = 200  # of each extracted prediction kept in a baseline
 ThresholdError = FileKeyError  # a thresholds file is invalid
 
 
-class BaselineError(Exception):
+class BaselineError(JallmError):
+    show_type = False
+
     """A baseline file is unreadable or inconsistent; the message names the file and where."""
 
     def __init__(self, path: Path | str, where: str, problem: str):
@@ -358,9 +361,9 @@ def _items_of(rows: list[Any], path: Path) -> tuple[dict[str, float], dict[str, 
     except (KeyError, TypeError, AttributeError):
         ok = False
     if ok:
-        items = dict(zip(ids, map(float, scores)))
+        items = dict(zip(ids, map(float, scores), strict=True))
         if len(items) == len(ids):
-            return items, dict(zip(ids, preds))
+            return items, dict(zip(ids, preds, strict=True))
     seen: set[str] = set()
     for offset, row in enumerate(rows):
         where = f"line {offset + 3}"

@@ -56,6 +56,7 @@ from .backends.base import (
     GenerationRequest,
     SamplingSettings,
 )
+from .errors import JallmError
 
 __all__ = ["CacheError", "CacheWriteWarning", "GenerationCache"]
 
@@ -78,7 +79,7 @@ _SQLITE_LOCKED = 6
 _SQLITE_PERM = 3
 
 
-class CacheError(RuntimeError):
+class CacheError(JallmError, RuntimeError):
     """The cache file cannot be used (corrupt, not a database, wrong schema)."""
 
 

@@ -324,7 +324,7 @@ def _unanchored(expr: ast.expr) -> str | None:
     for n in ast.walk(expr):
         if isinstance(n, ast.Compare):
             operands = [n.left, *n.comparators]
-            if any(has_leaf(a) and has_leaf(b) for a, b in zip(operands, operands[1:])):
+            if any(has_leaf(a) and has_leaf(b) for a, b in zip(operands, operands[1:], strict=False)):
                 return "compares two values that both come from the generated code's process"
         if isinstance(n, ast.Call) and isinstance(n.func, Obj) and n.func.value is te.math_isclose:
             if len(n.args) >= 2 and has_leaf(n.args[0]) and has_leaf(n.args[1]):

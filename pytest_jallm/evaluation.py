@@ -138,7 +138,7 @@ class Evaluation:
             outcomes = [e] * len(todo)
             raise
         finally:
-            for p, outcome in zip(todo, outcomes):
+            for p, outcome in zip(todo, outcomes, strict=True):
                 (self.results if isinstance(outcome, BenchmarkResult) else self.errors)[p.spec.name] = outcome
 
     def generate_and_score(self, todo: Sequence[PreparedBenchmark], *, tally: bool = True) -> list[BenchmarkResult | Exception]:

@@ -7,12 +7,10 @@ from typing import Any
 
 import pytest
 
-from .answers import AnswerPatternTimeout
 from .backends.base import BackendError
-from .baseline import BaselineError, ThresholdError
-from .cache import CacheError
 from .data import DataError, resolve_files
 from .display import shorten
+from .errors import JallmError
 from .session import SESSION_KEY, JallmSession
 from .spec import SpecError, license_markers
 from .specfile import load_spec, with_harness_template
@@ -94,10 +92,11 @@ class _JallmItem(pytest.Item):
         return self.jallm.result_for(self)
 
     def repr_failure(self, excinfo, style=None):
-        if isinstance(excinfo.value, (BenchmarkFailure, DataError, ThresholdError, BaselineError)):
-            return str(excinfo.value)
-        if isinstance(excinfo.value, (BackendError, CacheError, AnswerPatternTimeout)):  # a clear message, not a traceback
-            return f"{type(excinfo.value).__name__}: {excinfo.value}"
+        error = excinfo.value
+        if isinstance(error, BenchmarkFailure):
+            return str(error)
+        if isinstance(error, JallmError):  # a message that names what went wrong, not a traceback
+            return f"{type(error).__name__}: {error}" if error.show_type else str(error)
         return super().repr_failure(excinfo, style=style)
 
     def reportinfo(self):

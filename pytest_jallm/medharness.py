@@ -114,7 +114,7 @@ def harness_input(template: str, choices: Sequence[str]) -> str:
                 f"template {template!r} lists choices (A)-(E) and needs 5 choices, got {len(choices)} "
                 "(the harness fails with IndexError on such items)"
             )
-        return "\n".join(f"({letter}){choice}" for letter, choice in zip("ABCDE", choices))
+        return "\n".join(f"({letter}){choice}" for letter, choice in zip("ABCDE", choices, strict=False))
     return ",".join(choices)
 
 

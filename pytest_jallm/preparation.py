@@ -121,7 +121,7 @@ def shuffle_choices(spec: BenchmarkSpec, examples: Sequence[Example], seed: int)
     perms = shuffle_permutations(seed, [len(ex.choices) for ex in examples])
     labels = list(spec.labels or [])
     out = []
-    for ex, order in zip(examples, perms):
+    for ex, order in zip(examples, perms, strict=True):
         if not ex.choices:
             out.append(ex)
             continue
@@ -185,7 +185,7 @@ def prepare(spec: BenchmarkSpec, spec_path: Path, settings: RunSettings) -> Prep
 def request_records(prep: PreparedBenchmark) -> list[dict[str, Any]]:
     """What `python -m pytest_jallm prompts` writes: one record per request, in evaluation order."""
     records = []
-    for ex, req in zip(prep.examples, prep.requests):
+    for ex, req in zip(prep.examples, prep.requests, strict=True):
         record: dict[str, Any] = {"benchmark": prep.spec.name, "id": ex.id, "prompt": req.prompt, "gold": ex.gold}
         if req.messages is not None:
             record["messages"] = [dict(m) for m in req.messages]

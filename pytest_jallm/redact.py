@@ -87,7 +87,7 @@ def url_secrets(url: str) -> list[str]:
         return []
     found = [password] if password else [user] if user else []
     segments = parts.path.split("/")
-    found += [value for name, value in zip(segments, segments[1:]) if value and _SECRET_NAME.search(name)]
+    found += [value for name, value in zip(segments, segments[1:], strict=False) if value and _SECRET_NAME.search(name)]
     found += [value for name, value in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
               if value and _SECRET_NAME.search(name)]
     found += [urllib.parse.unquote(s) for s in found]

@@ -20,10 +20,12 @@ import types
 from collections.abc import Iterator, Mapping
 from typing import Any, Callable, Generic, TypeVar
 
+from .errors import JallmError
+
 T = TypeVar("T")
 
 
-class ExtensionError(Exception):
+class ExtensionError(JallmError):
     """A name registered twice, or an installed extension that cannot be loaded or is not of its kind."""
 
 

@@ -238,7 +238,7 @@ class SourceFiles:
         self.config = config
         self.where = where
         self.pins = dict(pins)
-        self.pairs = list(zip(urls, mirrors)) if len(urls) == len(mirrors) else []
+        self.pairs = list(zip(urls, mirrors, strict=True)) if len(urls) == len(mirrors) else []
         self._prefixes = sorted((pair_prefixes(u, m) for u, m in self.pairs), key=lambda p: -len(p[0]))
         self.touched: dict[str, str] = {}  # original URL (or mirror path) -> local path, for `data fetch`
         self.unpinned: list[str] = []

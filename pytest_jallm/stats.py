@@ -98,7 +98,7 @@ def _subset_sum_pmf(weights):
     cos_table, log_table = _cos_tables(n)
     log_mag = np.zeros(n)
     negative = np.zeros(n, dtype=bool)
-    for value, count in zip(values.tolist(), counts.tolist()):
+    for value, count in zip(values.tolist(), counts.tolist(), strict=True):
         idx = (value * j) % (2 * n)
         log_mag += count * log_table[idx]
         if count % 2:

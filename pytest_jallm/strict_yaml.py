@@ -13,6 +13,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from .errors import JallmError
+
 _Base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C parser when PyYAML was built with it
 
 
@@ -49,7 +51,9 @@ def error_location(e: yaml.YAMLError) -> str:
     return f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
 
 
-class FileKeyError(Exception):
+class FileKeyError(JallmError):
+    show_type = False
+
     """A hand-written file is invalid; the message names the file, the key and what was expected."""
 
     def __init__(self, path: Path | str, key: str, problem: str):

@@ -375,13 +375,13 @@ class _Closure:
             raise TypeError("only plain lambda parameters are evaluated by the checker")
         self.names = [a.arg for a in args.args]
         defaults = [ev.eval(d, env) for d in args.defaults]
-        self.defaults = dict(zip(self.names[len(self.names) - len(defaults):], defaults))
+        self.defaults = dict(zip(self.names[len(self.names) - len(defaults):], defaults, strict=True))
         self.node, self.ev, self.env = node, ev, env
 
     def __call__(self, *args: Any, **kw: Any) -> Any:
         if len(args) > len(self.names):
             raise TypeError("too many arguments for a lambda")
-        bound = {**self.defaults, **dict(zip(self.names, args)), **kw}
+        bound = {**self.defaults, **dict(zip(self.names, args, strict=False)), **kw}
         if set(bound) != set(self.names):
             raise TypeError("lambda arguments do not match")
         return self.ev.eval(self.node.body, {**self.env, **bound})
@@ -435,7 +435,7 @@ class _Evaluator:
             values = _items(value)
             if len(values) != len(target.elts):
                 raise ValueError("cannot unpack %d values into %d names" % (len(values), len(target.elts)))
-            for t, v in zip(target.elts, values):
+            for t, v in zip(target.elts, values, strict=False):
                 self.bind(t, v, env)
         else:
             raise TypeError("this loop target is not evaluated by the checker")
@@ -470,7 +470,7 @@ class _Evaluator:
             return set(crowd_check(self.elements(node.elts, env)))
         if isinstance(node, ast.Dict):
             pairs: list = []
-            for k, v in zip(node.keys, node.values):
+            for k, v in zip(node.keys, node.values, strict=True):
                 pairs.extend(_pairs(self.eval(v, env)) if k is None else [(self.eval(k, env), self.eval(v, env))])
             return dict(_pairs(pairs))
         if isinstance(node, ast.UnaryOp):
@@ -489,7 +489,7 @@ class _Evaluator:
             return v
         if isinstance(node, ast.Compare):
             left = self.eval(node.left, env)
-            for op, comparator in zip(node.ops, node.comparators):
+            for op, comparator in zip(node.ops, node.comparators, strict=True):
                 right = self.eval(comparator, env)
                 if not truth(_CMPOPS[type(op)](left, right)):
                     return False

@@ -547,7 +547,7 @@ def evaluate(model, tok, data, batch_size=64):
         prompts = [training_prompt(task, r) for r in rows]
         got = generate_answers(model, tok, prompts, MAX_NEW_TOKENS[task], batch_size)
         gold = [gold_answer(task, r) for r in rows]
-        acc[task] = sum(g == p for g, p in zip(gold, got)) / len(rows)
+        acc[task] = sum(g == p for g, p in zip(gold, got, strict=True)) / len(rows)
         preds[task] = got
     if was_training:
         model.train()

@@ -24,7 +24,7 @@ def _on_slices(source: Source, partial: bool) -> Source:
     if "skip" in source.loader_options:
         update["loader_options"] = {k: v for k, v in source.loader_options.items() if k != "skip"}
     if partial:
-        pairs = [(u, m) for u, m in zip(source.locations(), source.mirrors()) if glob.glob(str(SLICES / m))]
+        pairs = [(u, m) for u, m in zip(source.locations(), source.mirrors(), strict=True) if glob.glob(str(SLICES / m))]
         update.update(url=[u for u, _ in pairs], mirror=[m for _, m in pairs])
         if source.format == "jmmlu":
             update["loader_options"] = {**source.loader_options, "fewshot_pool": 4}

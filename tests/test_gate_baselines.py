@@ -208,7 +208,7 @@ def test_update_baseline_writes_machine_files_and_never_the_thresholds_yaml(toy:
     again.stdout.fnmatch_lines(["pytest-jallm: baselines written: 1 changed, 2 unchanged", "*toy_he.baseline.jsonl (unchanged)",
                                 "*toy_mc.baseline.jsonl (changed)"])
     after = (thresholds / "model" / "toy_mc.baseline.jsonl").read_text(encoding="utf-8").splitlines()
-    changed = [(a, b) for a, b in zip(before, after) if a != b]
+    changed = [(a, b) for a, b in zip(before, after, strict=True) if a != b]
     assert [json.loads(b)["id"] for _, b in changed[1:]] == ["toy_mc-0"]  # the header's score, then the one flipped item
     assert json.loads(changed[0][1])["score"] == 90.0
 

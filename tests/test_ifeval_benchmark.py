@@ -100,7 +100,7 @@ def test_metrics_give_the_references_figures_and_say_what_failed(model: str) -> 
     for ex, score, detail in zip(examples, strict.per_item, strict.details, strict=True):
         ref = by_prompt[ex.fields["prompt"]]
         assert score == float(ref["follow_all_instructions"])
-        failed = [i for i, ok in zip(ref["instruction_id_list"], ref["follow_instruction_list"]) if not ok]
+        failed = [i for i, ok in zip(ref["instruction_id_list"], ref["follow_instruction_list"], strict=True) if not ok]
         assert detail == (f"strict: {len(failed)} of {len(ref['instruction_id_list'])} not followed: {', '.join(failed)}"
                           if failed else f"strict: all {len(failed) + len(ref['instruction_id_list'])} instruction(s) followed")
 

@@ -185,7 +185,7 @@ def test_shuffle_is_random_shuffle_after_seeding_once() -> None:
         random.shuffle(t)
         expected.append(t)
     perms = mh.shuffle_permutations(seed, [len(t) for t in texts])
-    assert [[t[i] for i in p] for t, p in zip(texts, perms)] == expected
+    assert [[t[i] for i in p] for t, p in zip(texts, perms, strict=True)] == expected
 
 
 # --- loader ---------------------------------------------------------------------------------------
@@ -456,22 +456,22 @@ def test_igakuqa_harness_specs_select_and_prompt_as_the_harness_on_the_real_file
     jp_files = sorted(glob.glob(root + "/20*/*-[ABCDEF].jsonl"))
     files = sorted(glob.glob(root + "/20*/*_translate.jsonl")) if lang == "en" else jp_files
     reference = []
-    for f, g in zip(files, jp_files):
+    for f, g in zip(files, jp_files, strict=True):
         with open(f, encoding="utf-8") as fh, open(g, encoding="utf-8") as gh:
-            for line, jp_line in zip(fh, gh):
+            for line, jp_line in zip(fh, gh, strict=False):
                 item, jp = json.loads(line), json.loads(jp_line)
                 if jp["text_only"] is not True or len(jp["choices"]) != 5:
                     continue
                 question = item["problem_text"] if lang == "ja" else item["problem_text_en"]
                 choices = item["choices"] if lang == "ja" else item["choices_en"]
                 if len(question) <= (1024 if lang == "ja" else 2048):
-                    gold = ",".join(dict(zip("abcde", choices))[a] for a in item["answer"])
+                    gold = ",".join(dict(zip("abcde", choices, strict=True))[a] for a in item["answer"])
                     reference.append((str(item["problem_id"]), question, choices, gold))
     spec = load_spec(ROOT / "benchmarks" / ("igakuqa_harness.yaml" if lang == "ja" else "igakuqa_harness_en.yaml"))
     examples = load_examples(spec, ROOT / "benchmarks", data_dir)
     assert len(reference) == expected
     assert [ex.id for ex in examples] == [r[0] for r in reference]
-    for ex, (pid, question, choices, gold) in zip(examples, reference):
+    for ex, (pid, question, choices, gold) in zip(examples, reference, strict=True):
         assert render_prompt(spec, ex, []) == mh.render_harness_prompt(spec.prompt_template, question, choices), pid
         assert harness_gold(ex.gold, ex.context) == gold, pid
 
@@ -491,7 +491,7 @@ def test_shuffle_moves_a_positional_label_gold_and_refuses_an_unmovable_one() ->
              for i in range(6)]
     shuffled = shuffle_choices(spec, items, seed=11)
     orders = mh.shuffle_permutations(11, [3] * 6)
-    for before, after, order in zip(items, shuffled, orders):
+    for before, after, order in zip(items, shuffled, orders, strict=True):
         assert after.choices == tuple(before.choices[k] for k in order)
         # the gold label names the same choice text in its new position
         assert after.choices[int(after.gold)] == before.choices[int(before.gold)]

@@ -407,13 +407,13 @@ PARITY_GOLDS = ["entailment", "東京", "a\nc\nb", "5", "しぶや", "x", "答�
 def _reference_scores() -> dict[str, float]:
     """llm-jp-eval's formulas written out independently of pytest_jallm.metrics."""
     n = len(PARITY_PREDS)
-    em = sum(p == g for p, g in zip(PARITY_PREDS, PARITY_GOLDS)) / n  # 1/7
+    em = sum(p == g for p, g in zip(PARITY_PREDS, PARITY_GOLDS, strict=True)) / n  # 1/7
     fw = {("東京都", "東京"): 80, ("しんじゅく", "しぶや"): 25, ("「答え」", "答え"): 100}
-    char = [100 if p == g else fw.get((p, g), 0) for p, g in zip(PARITY_PREDS, PARITY_GOLDS)]
+    char = [100 if p == g else fw.get((p, g), 0) for p, g in zip(PARITY_PREDS, PARITY_GOLDS, strict=True)]
     # the remaining pairs share no character after processing: a\nb / a\nc\nb are "a b" vs "a b c"
     char[2] = round(100 * (2 * 3) / (3 + 5))  # "a b" vs "a b c": LCS 3 of 3+5 -> 75
     sets = []
-    for p, g in zip(PARITY_PREDS, PARITY_GOLDS):
+    for p, g in zip(PARITY_PREDS, PARITY_GOLDS, strict=True):
         pl, gl = list({x.strip() for x in p.split("\n")}), [x.strip() for x in g.split("\n")]
         hit = sum(x in gl for x in pl)
         pr, rc = hit / len(pl), hit / len(gl)
@@ -448,7 +448,7 @@ def test_parity_bleu_with_sacrebleu_sentence_score() -> None:
 
     preds = ["The quick brown fox jumps.", "A dog.", "completely different words here"]
     golds = ["The quick brown fox jumped.", "A dog barked.", "nothing in common at all"]
-    ref = [BLEU(effective_order=True).corpus_score([p], [[g]]).score / 100 for p, g in zip(preds, golds)]
+    ref = [BLEU(effective_order=True).corpus_score([p], [[g]]).score / 100 for p, g in zip(preds, golds, strict=True)]
     r = get_metric("bleu_en")(preds, golds)
     assert r.per_item == pytest.approx(ref, abs=1e-6)
     assert r.score == pytest.approx(sum(ref) / 3, abs=1e-6)

@@ -72,7 +72,7 @@ def _prepared(name: str, num_fewshot: int, limit: int | None) -> PreparedBenchma
 def _assert_same_items(what: str, ours: list[str], theirs: list[str]) -> None:
     """Compare long lists and report the first differences readably (not a 5,000-line diff)."""
     assert len(ours) == len(theirs), f"{what}: {len(ours)} items, llm-jp-eval has {len(theirs)}"
-    bad = [i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b]
+    bad = [i for i, (a, b) in enumerate(zip(ours, theirs, strict=False)) if a != b]
     if bad:
         shown = "\n".join(f"  item {i}: ours {ours[i]!r}\n  {' ' * len(str(i))}       theirs {theirs[i]!r}" for i in bad[:3])
         pytest.fail(f"{what}: {len(bad)} of {len(ours)} differ, first at item {bad[0]}:\n{shown}")

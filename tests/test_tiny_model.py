@@ -188,7 +188,7 @@ def answers(checkpoints, test_prompts):
 
 
 def _accuracy(got: list[str], gold: list[str]) -> float:
-    return sum(g == p for g, p in zip(gold, got)) / len(gold)
+    return sum(g == p for g, p in zip(gold, got, strict=True)) / len(gold)
 
 
 @pytest.mark.slow

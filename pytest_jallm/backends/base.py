@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Protocol, Sequence, runtime_checkable
 
+from ..errors import JallmError
 from ..registry import Registry
 
 ResultCallback = Callable[[int, str], None]
@@ -91,7 +92,7 @@ class BackendIdentity:
         return out
 
 
-class BackendError(RuntimeError):
+class BackendError(JallmError, RuntimeError):
     """A backend could not be created or failed while generating."""
 
 
@@ -212,7 +213,7 @@ class BackendOption:
         return kwargs
 
 
-class BackendOptionError(ValueError):
+class BackendOptionError(JallmError, ValueError):
     """A backend's required option is missing; the message names the option."""
 
 

@@ -213,7 +213,7 @@ class HFBackend:
                     out = self.model.generate(**enc, max_new_tokens=max_new, **gen_kwargs, **extra)
                 new_tokens = out[:, enc["input_ids"].shape[1] :]
                 decoded = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
-                for i, text in zip(batch, decoded):
+                for i, text in zip(batch, decoded, strict=True):
                     text = apply_stop(text, stop)
                     results[i] = text
                     if on_result is not None:

@@ -334,7 +334,7 @@ class VLLMBackend:
                 else:
                     batch = [requests[i].prompt for i in chunk]
                 texts = self._run(kind, batch, [params[i] for i in chunk])
-                for i, text in zip(chunk, texts):
+                for i, text in zip(chunk, texts, strict=True):
                     text = apply_stop(text, requests[i].stop)
                     results[i] = text
                     if on_result is not None:

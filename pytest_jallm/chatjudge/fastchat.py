@@ -38,6 +38,8 @@ import string
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
+from ..errors import JallmError
+
 NEED_REF_CATS = ("math", "reasoning", "coding")
 # The leaderboards' radar order (FastChat's MT-Bench radar): axes clockwise from the top.
 CATEGORY_ORDER = ("writing", "roleplay", "reasoning", "math", "coding", "extraction", "stem", "humanities")
@@ -62,7 +64,7 @@ _FIELDS = {
 }
 
 
-class JudgePromptError(ValueError):
+class JudgePromptError(JallmError, ValueError):
     """A judge prompt file or template that cannot be used; the message names the file and prompt."""
 
 

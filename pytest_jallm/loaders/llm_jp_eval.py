@@ -220,7 +220,7 @@ def load_jmmlu(files: Sequence[str], options: Mapping[str, Any]) -> Rows:
         for i, cells in enumerate(csv.reader(io.StringIO(text, newline=""))):
             if len(cells) != len(_JMMLU_COLUMNS):
                 raise bad_row(path, i, "<row>", f"expected {len(_JMMLU_COLUMNS)} cells (question, A, B, C, D, answer), got {len(cells)}")
-            row: dict[str, Any] = dict(zip(_JMMLU_COLUMNS, cells))
+            row: dict[str, Any] = dict(zip(_JMMLU_COLUMNS, cells, strict=True))
             row.update(_file=file_stem(path), _row=i)
             rows.append(row)
         subjects.append(rows)

@@ -113,7 +113,7 @@ def _table_rows(path: str, columns: Sequence[str] | None) -> Iterable[dict[str, 
         if len(cells) != len(header):
             missing = header[len(cells)] if len(cells) < len(header) else "<extra cell>"
             raise bad_row(path, i, missing, f"the row has {len(cells)} cells, expected {len(header)}")
-        yield dict(zip(header, cells))
+        yield dict(zip(header, cells, strict=False))
 
 
 @register_loader("mcq")

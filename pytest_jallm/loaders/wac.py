@@ -30,7 +30,7 @@ _NE_TEXT = {
 _LETTER_READING = dict(zip("ABCDEFGHIJKLMNOPQRSTUVWXYZ", [
     "えー", "びー", "しー", "でぃー", "いー", "えふ", "じー", "えいち", "あい", "じぇー", "けー", "える", "えむ",
     "えぬ", "おー", "ぴー", "きゅー", "あーる", "えす", "てぃー", "ゆー", "ぶい", "だぶりゅー", "えっくす", "わい", "ぜっと",
-]))
+], strict=True))
 # The cases llm-jp-eval lists, in its order; ガ２ (a second nominative) is written ガ.
 _PAS_CASES = ("ガ", "デ", "ト", "ニ", "ヘ", "ヲ", "カラ", "ガ２", "マデ", "ヨリ")
 _FUNCTION_POS = ("助詞", "特殊", "判定詞")

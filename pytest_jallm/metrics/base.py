@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
 from ..answers import as_str
+from ..errors import JallmError
 from ..registry import Registry
 
 
@@ -23,7 +24,7 @@ class MetricResult:
     details: list[str] | None = None
 
 
-class UnknownMetricError(KeyError):
+class UnknownMetricError(JallmError, KeyError):
     """A metric name that this module does not define."""
 
     def __init__(self, name: str) -> None:
@@ -34,7 +35,7 @@ class UnknownMetricError(KeyError):
         return f"unknown metric {self.name!r}; known metrics: {', '.join(sorted(METRICS))}"
 
 
-class MissingDependencyError(ImportError):
+class MissingDependencyError(JallmError, ImportError):
     """An optional scorer's package is not installed; the message says what to install."""
 
 
@@ -70,7 +71,7 @@ def mean(values: list[float]) -> float:
 
 def per_item(fn: Callable[[str, str], float]) -> Callable[..., MetricResult]:
     def run(preds: list[str], golds: list[str], contexts: list[Mapping[str, Any]]) -> MetricResult:
-        scores = [float(fn(p, g)) for p, g in zip(preds, golds)]
+        scores = [float(fn(p, g)) for p, g in zip(preds, golds, strict=True)]
         return MetricResult(mean(scores), scores)
 
     return run

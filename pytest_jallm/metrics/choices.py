@@ -25,7 +25,7 @@ def _answer_lines(text: str) -> list[str]:
 
 def _gestalt_accuracy(preds: list[str], golds: list[str], contexts: list[Mapping[str, Any]]) -> MetricResult:
     scores: list[float] = []
-    for i, (pred, gold, ctx) in enumerate(zip(preds, golds, contexts)):
+    for i, (pred, gold, ctx) in enumerate(zip(preds, golds, contexts, strict=True)):
         normed = _context_choices("gestalt_accuracy", i, ctx, "(use gestalt_score for the plain similarity)")
         gold_lines = _answer_lines(gold)
         if len(gold_lines) <= 1:
@@ -96,7 +96,7 @@ def _choice_set(partial: bool) -> Callable[..., MetricResult]:
 
     def run(preds: list[str], golds: list[str], contexts: list[Mapping[str, Any]]) -> MetricResult:
         scores: list[float] = []
-        for i, (pred, gold, ctx) in enumerate(zip(preds, golds, contexts)):
+        for i, (pred, gold, ctx) in enumerate(zip(preds, golds, contexts, strict=True)):
             choices = _context_choices(name, i, ctx, "to read it as answer letters")
             if ctx.get("any_answer_correct"):
                 scores.append(1.0)
@@ -119,7 +119,7 @@ def _choice_set_points(preds: list[str], golds: list[str], contexts: list[Mappin
     right = _choice_set(partial=False)(preds, golds, contexts).per_item or []
     points = [float(ctx.get("points", 1)) for ctx in contexts]
     total = math.fsum(points)
-    return MetricResult(math.fsum(p * r for p, r in zip(points, right)) / total if total else 0.0, None)
+    return MetricResult(math.fsum(p * r for p, r in zip(points, right, strict=True)) / total if total else 0.0, None)
 
 
 # japanese-lm-med-harness's evaluate() ------------------------------------------------------------
@@ -129,7 +129,7 @@ def _harness_gestalt_match(preds: list[str], golds: list[str], contexts: list[Ma
     from ..medharness import gestalt_match_item, harness_gold
 
     scores: list[float] = []
-    for i, (pred, gold, ctx) in enumerate(zip(preds, golds, contexts)):
+    for i, (pred, gold, ctx) in enumerate(zip(preds, golds, contexts, strict=True)):
         choices = ctx.get("choices")
         if not isinstance(choices, (list, tuple)) or not choices:
             raise ValueError(f"gestalt_match: item {i} has no 'choices' in its context (the harness picks among them)")
@@ -140,7 +140,7 @@ def _harness_gestalt_match(preds: list[str], golds: list[str], contexts: list[Ma
 def _harness_exact(preds: list[str], golds: list[str], contexts: list[Mapping[str, Any]]) -> MetricResult:
     from ..medharness import harness_exact_match_item, harness_gold
 
-    scores = [harness_exact_match_item(p, harness_gold(g, c)) for p, g, c in zip(preds, golds, contexts)]
+    scores = [harness_exact_match_item(p, harness_gold(g, c)) for p, g, c in zip(preds, golds, contexts, strict=True)]
     return MetricResult(mean(scores), scores)
 
 

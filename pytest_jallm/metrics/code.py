@@ -32,7 +32,7 @@ def _tests_for(gold: str, ctx: Mapping[str, Any]) -> str:
 def _code_exec(preds: list[str], golds: list[str], contexts: list[Mapping[str, Any]]) -> MetricResult:
     from .. import code_check, sandbox
 
-    jobs = [(pred, _tests_for(gold, ctx)) for pred, gold, ctx in zip(preds, golds, contexts)]
+    jobs = [(pred, _tests_for(gold, ctx)) for pred, gold, ctx in zip(preds, golds, contexts, strict=True)]
     for i, (_, tests) in enumerate(jobs):  # tests that cannot be checked are the data's fault: say which item
         try:
             code_check.plan(tests, "")

@@ -92,7 +92,7 @@ def _bleu(lang: str) -> Callable[..., MetricResult]:
     def run(preds: list[str], golds: list[str], contexts: list[Mapping[str, Any]]) -> MetricResult:
         scorer = bleu_scorer(lang)
         scores: list[float] = []
-        for pred, gold in zip(preds, golds):
+        for pred, gold in zip(preds, golds, strict=True):
             p, g = _for_tokenizer(pred).strip(), _for_tokenizer(gold).strip()
             if p and g:
                 with _lock:  # sacrebleu's tokenizer caches are not thread-safe
@@ -141,7 +141,7 @@ def rouge_n_f1(pred_tokens: Sequence[str], gold_tokens: Sequence[str], n: int = 
 
 
 def _rouge2(preds: list[str], golds: list[str], contexts: list[Mapping[str, Any]]) -> MetricResult:
-    scores = [rouge_n_f1(_ja_words(p), _ja_words(g), 2) for p, g in zip(preds, golds)]
+    scores = [rouge_n_f1(_ja_words(p), _ja_words(g), 2) for p, g in zip(preds, golds, strict=True)]
     return MetricResult(mean(scores), scores)
 
 
@@ -177,7 +177,7 @@ def _comet(preds: list[str], golds: list[str], contexts: list[Mapping[str, Any]]
         gpus = 1 if torch.cuda.is_available() else 0
     except ImportError:  # pragma: no cover - comet depends on torch
         gpus = 0
-    data = [{"src": s, "mt": p, "ref": g} for s, p, g in zip(sources, preds, golds)]
+    data = [{"src": s, "mt": p, "ref": g} for s, p, g in zip(sources, preds, golds, strict=True)]
     out = _comet_model.predict(data, batch_size=8, gpus=gpus, progress_bar=False)
     return MetricResult(float(out.system_score), None)
 

@@ -102,7 +102,7 @@ def build(docs: Sequence[tuple[str, Mapping[str, Any]]]) -> list[Entry]:
             medical=medtable.medical_rows(rows),
         ))
     labels = [label_for(e.model, e.meta, False) for e in entries]
-    for e, base in zip(entries, labels):
+    for e, base in zip(entries, labels, strict=True):
         e.label = label_for(e.model, e.meta, labels.count(base) > 1)
     entries.sort(key=lambda e: (e.avg is None, -(e.avg or 0.0), e.label))
     return entries
@@ -185,7 +185,7 @@ def _medical_text(entries: Sequence[Entry], tablefmt: str) -> str:
 def render_terminal(entries: Sequence[Entry]) -> str:
     headers, body = table(entries, benchmarks=False, meta=False)
     extra_h = ["few-shot", "#params (B)", "precision"]
-    body = [row + [_meta_cell(e.meta.get(k)) for k in ("num_fewshot", "params_b", "precision")] for row, e in zip(body, entries)]
+    body = [row + [_meta_cell(e.meta.get(k)) for k in ("num_fewshot", "params_b", "precision")] for row, e in zip(body, entries, strict=True)]
     text = tabulate(body, headers=headers + extra_h, tablefmt="simple", disable_numparse=True) + "\n\n" + "\n".join(notes(entries))
     medical = _medical_text(entries, "simple")
     return text + ("\n\nMedical\n\n" + medical if medical else "")

@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .. import __version__
 from ..atomic import atomic_write_text
+from ..errors import JallmError
 from ..gate import refamily
 from ..scale import ShardPlan, check_coverage
 from ..strict_yaml import validation_problem
@@ -45,7 +46,7 @@ SCHEMA_VERSION = 3
 READABLE_VERSIONS = (1, 2, 3)
 
 
-class ResultsError(ValueError):
+class ResultsError(JallmError, ValueError):
     """A results file is unreadable, invalid, or does not combine with the others."""
 
 

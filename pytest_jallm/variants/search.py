@@ -169,7 +169,7 @@ class VariantSearch:
         todo = [p for p in dict.fromkeys(pairs) if p not in self._scores]
         if todo:
             outcomes = self.evaluation.generate_and_score([self.prepared(*p) for p in todo], tally=False)
-            for (name, fmt), outcome in zip(todo, outcomes):
+            for (name, fmt), outcome in zip(todo, outcomes, strict=True):
                 if not isinstance(outcome, BenchmarkResult):
                     raise outcome
                 self._scores[(name, fmt)] = FormatScore(fmt, outcome.score, outcome.ooc_rate, outcome.n)

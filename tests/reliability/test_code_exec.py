@@ -98,7 +98,7 @@ def test_hostile_programs_score_zero_and_leave_the_host_alone(tmp_path: Path, mo
         if leaked:
             repo_probe.unlink()
 
-    scores = dict(zip(["correct", *hostile], result.per_item))
+    scores = dict(zip(["correct", *hostile], result.per_item, strict=True))
     assert scores.pop("correct") == 1.0
     assert scores == {name: 0.0 for name in scores}, scores
     assert sentinel.read_text(encoding="utf-8") == "untouched"
@@ -157,7 +157,7 @@ def test_forged_passes_score_zero_and_correct_code_still_scores_one(monkeypatch:
     preds = [p for p, _ in legit.values()] + list(FORGERIES.values())
     golds = [g for _, g in legit.values()] + [GOLD] * len(FORGERIES)
     result = get_metric("code_exec")(preds, golds, [{} for _ in preds])
-    scores = dict(zip([*legit, *FORGERIES], result.per_item))
+    scores = dict(zip([*legit, *FORGERIES], result.per_item, strict=True))
     assert {k: scores[k] for k in legit} == {k: 1.0 for k in legit}, scores
     assert {k: scores[k] for k in FORGERIES} == {k: 0.0 for k in FORGERIES}, scores
 

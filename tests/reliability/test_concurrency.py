@@ -40,7 +40,7 @@ def test_concurrent_runs_share_one_cache_and_one_thresholds_file(tmp_path: Path)
             if p.poll() is None:
                 p.kill()
                 p.wait()
-    for p, out in zip(procs, outputs):
+    for p, out in zip(procs, outputs, strict=True):
         assert p.returncode == 0, out[-3000:]
 
     from pytest_jallm.baseline import read_baseline

@@ -222,7 +222,7 @@ class LLM:
 
     def _run(self, sources: list[str], prompts: list[str | None], params: Sequence[SamplingParams]) -> list[RequestOutput]:
         outputs = []
-        for source, prompt, p in zip(sources, prompts, params):
+        for source, prompt, p in zip(sources, prompts, params, strict=True):
             text, reason = _complete(source, p)
             outputs.append(
                 RequestOutput(
