@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
+from .atomic import atomic_file, atomic_write_text
 from .reporting.html import render_html
 from .reporting.markdown import render_markdown
 from .reporting.results_json import (
@@ -39,9 +43,9 @@ def _merge(args: argparse.Namespace) -> int:
     if args.output:
         write_results(Path(args.output), rows, model=model, meta=doc["meta"])
     if args.markdown:
-        Path(args.markdown).write_text(render_markdown(rows, title=title, meta=doc["meta"]), encoding="utf-8")
+        atomic_write_text(Path(args.markdown), render_markdown(rows, title=title, meta=doc["meta"]))
     if args.html:
-        Path(args.html).write_text(render_html(rows, title=title, meta=doc["meta"]), encoding="utf-8")
+        atomic_write_text(Path(args.html), render_html(rows, title=title, meta=doc["meta"]))
     failed = sorted(r.name for r in rows if r.outcome != "passed")
     if failed:
         print(f"gate failed: {', '.join(failed)}", file=sys.stderr)
@@ -59,9 +63,9 @@ def _leaderboard(args: argparse.Namespace) -> int:
         return 2
     print(leaderboard.render_terminal(entries))
     if args.markdown:
-        Path(args.markdown).write_text(leaderboard.render_markdown(entries, title=args.title), encoding="utf-8")
+        atomic_write_text(Path(args.markdown), leaderboard.render_markdown(entries, title=args.title))
     if args.html:
-        Path(args.html).write_text(leaderboard.render_html(entries, title=args.title), encoding="utf-8")
+        atomic_write_text(Path(args.html), leaderboard.render_html(entries, title=args.title))
     return 0
 
 
@@ -130,7 +134,6 @@ def _prompts(args: argparse.Namespace) -> int:
     chat, num_fewshot, _ = resolve_mode(args.mode, chat=args.chat, num_fewshot=args.num_fewshot, reasoning=None)
     settings = RunSettings(model="", data_dir=data_dir_from_env(args.data_dir), data_config=data_config, limit=args.limit,
                            chat=chat, num_fewshot=num_fewshot, shuffle_choices=args.shuffle_choices, mode=args.mode)
-    out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     seen: set[str] = set()
     failed: list[str] = []
     try:
@@ -139,29 +142,31 @@ def _prompts(args: argparse.Namespace) -> int:
         print(f"pytest-jallm prompts: {e}", file=sys.stderr)
         return 2
     try:
-        for path in paths:
-            # One benchmark whose spec or data is broken is reported, and the others are still written.
-            try:
-                spec = load_spec(path)
-                if args.med_template:
-                    spec = with_harness_template(spec, args.med_template, str(path))
-                if spec.name in seen:
+        with contextlib.ExitStack() as stack:
+            out: Any = sys.stdout
+            if args.output:  # written whole or not at all (atomic): an interrupted run leaves no half file
+                out = io.TextIOWrapper(stack.enter_context(atomic_file(Path(args.output))), encoding="utf-8")
+                stack.callback(out.detach)  # runs first: flushes into the temp file, which atomic_file then renames
+            for path in paths:
+                # One benchmark whose spec or data is broken is reported, and the others are still written.
+                try:
+                    spec = load_spec(path)
+                    if args.med_template:
+                        spec = with_harness_template(spec, args.med_template, str(path))
+                    if spec.name in seen:
+                        continue
+                    seen.add(spec.name)
+                    prep = prepare(spec, path, settings)
+                except (SpecError, DataError) as e:
+                    message = str(e) if str(e).startswith(str(path)) else f"{path}: {e}"
+                    failed.append(path.name)
+                    print(f"pytest-jallm prompts: {as_own_flags(message, args.parser)}", file=sys.stderr)
                     continue
-                seen.add(spec.name)
-                prep = prepare(spec, path, settings)
-            except (SpecError, DataError) as e:
-                message = str(e) if str(e).startswith(str(path)) else f"{path}: {e}"
-                failed.append(path.name)
-                print(f"pytest-jallm prompts: {as_own_flags(message, args.parser)}", file=sys.stderr)
-                continue
-            for record in request_records(prep):
-                out.write(json.dumps(record, ensure_ascii=False) + "\n")
+                for record in request_records(prep):
+                    out.write(json.dumps(record, ensure_ascii=False) + "\n")
     except OSError as e:
         print(f"pytest-jallm prompts: {e}", file=sys.stderr)
         return 2
-    finally:
-        if out is not sys.stdout:
-            out.close()
     if failed:
         print(f"pytest-jallm prompts: {len(failed)} of {len(paths)} spec(s) failed: {', '.join(failed)}", file=sys.stderr)
         return 1

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
+from .atomic import atomic_write_text
 from .backends.base import BackendError, GenerationRequest
 
 log = logging.getLogger(__name__)
@@ -266,9 +267,7 @@ def _baseline(path: Path) -> list[Recording]:
 
 def start_outputs_file(path: Path) -> None:
     """Begin a run's outputs file: created empty (a previous run's outputs are replaced)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8"):
-        pass
+    atomic_write_text(path, "")
 
 
 def output_record(request: GenerationRequest, text: str) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from typing import Any, Mapping, Sequence
 
 import pytest
 
+from ..atomic import atomic_write_text
 from ..display import shorten
 from ..items import BenchmarkFailure, _JallmItem
 from ..prompt_format import CANONICAL
@@ -160,7 +161,7 @@ class Reporter:
         terminalreporter.write_line(render_table(self.rows, details=self.config.getoption("verbose") >= 0))
         path = self.config.getoption("jallm_variants_json", None)
         if path:
-            Path(path).write_text(json.dumps({"variants": self.rows}, ensure_ascii=False, indent=2), encoding="utf-8")
+            atomic_write_text(Path(path), json.dumps({"variants": self.rows}, ensure_ascii=False, indent=2))
 
 
 def _fmt(x: float | None) -> str:
