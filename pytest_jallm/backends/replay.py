@@ -60,6 +60,7 @@ from .base import (
     register_backend,
 )
 
+JUDGMENT_BY_ITEM = "question id and turn"  # how a FastChat judgment matched a judge prompt it was not recorded for
 MATCHING_VERSION = "1"  # bump when the matching rules change: cached replays then stop matching
 _LISTED = 5  # file names listed in a failure message
 
@@ -208,7 +209,7 @@ class ReplayBackend:
                 r for r in self._by_item.get((item.benchmark, item.item_id, item.turn), ()) if r.kind == "fastchat-judgment"]
             if found:
                 judgments = all(r.kind == "fastchat-judgment" for r in found)
-                return ("judgment by item id" if judgments else "item id"), found
+                return (JUDGMENT_BY_ITEM if judgments else "item id"), found
             if item.turn == 1:
                 found = self._from_baselines.get((item.benchmark, item.item_id))
                 if found:
@@ -239,9 +240,13 @@ class ReplayBackend:
             what = "this request" if item is None else f"{item.benchmark} item {item.item_id!r}"
             places = ", ".join(r.where for r in distinct[:3]) + (" …" if len(distinct) > 3 else "")
             judged = sorted({r.judged_model for r in distinct if r.judged_model is not None})
-            remedy = (f"judgments of {len(judged)} models ({', '.join(judged[:3])}{' …' if len(judged) > 3 else ''}): "
-                      "choose one with --jallm-replay-judged-model" if len(judged) > 1 else
-                      "keep one, or record item ids (--jallm-save-outputs does) so each item gets its own")
+            if len(judged) > 1:
+                remedy = (f"judgments of {len(judged)} models ({', '.join(judged[:3])}{' …' if len(judged) > 3 else ''}): "
+                          "choose one with --jallm-replay-judged-model")
+            elif all(r.kind == "fastchat-judgment" for r in distinct):  # one model's answer, judged twice
+                remedy = "FastChat judged this answer more than once (it appends re-runs to the file): keep one"
+            else:
+                remedy = "keep one, or record item ids (--jallm-save-outputs does) so each item gets its own"
             return None, f"{what}: {len(distinct)} different recorded outputs match its {how} ({places}); {remedy}"
         return apply_stop(distinct[0].output, request.stop), how
 
@@ -263,7 +268,7 @@ class ReplayBackend:
                 failures[i] = how
                 continue
             from_baseline += how == "baseline prediction"
-            judged_by_item += how == "judgment by item id"
+            judged_by_item += how == JUDGMENT_BY_ITEM
             if on_result is not None:
                 on_result(i, text)
         if from_baseline:
