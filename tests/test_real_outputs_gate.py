@@ -217,6 +217,10 @@ def test_m_ifeval_gate_agrees_with_the_reference_per_prompt_results(pytester: py
     if verdict == "regressed":
         result.stdout.fnmatch_lines([f"*regression vs baseline: {record['baseline']:.2f} -> {record['score']:.2f}*"
                                      f"{len(worse)} flipped worse: {', '.join(worse[:3])}*"])
+    # the current run's own per-prompt scores, as a baseline accepted from it holds them
+    _if_run(pytester, model, "current", "again.json", "--jallm-update-baseline").assert_outcomes(passed=1)
+    assert _baseline_items(pytester, "current", "m_ifeval_ja") == {k: float(r["follow_all_instructions"])
+                                                                   for k, r in ref.items()}
     assert doc_row("m_ifeval_ja", f"{_short(base_model)} → {_short(model)}")[2:] == [*table_cells(record), "yes"]
 
 
@@ -312,6 +316,9 @@ def test_mt_bench_gate_agrees_with_the_recorded_judgments(pytester: pytest.Pytes
     assert record["baseline"] - record["score"] == pytest.approx(drop, abs=1e-3)
     assert record["verdict"] == verdict == expected_verdict(drop, p_worse, p_better)
     result.assert_outcomes(**({"failed": 1} if verdict == "regressed" else {"passed": 1}))
+    # the current run's own per-question scores, as a baseline accepted from it holds them
+    _mt_run(pytester, spec, model, "current", "again.json", "--jallm-update-baseline").assert_outcomes(passed=1)
+    assert _baseline_items(pytester, "current", "japanese_mt_bench") == pytest.approx(items, abs=1e-6)
     pair = f"{base_model.removeprefix('jslma-7b-ja-orca-')} → {model.removeprefix('jslma-7b-ja-orca-')}"
     assert doc_row("japanese_mt_bench", f"jslma-7b-ja-orca {pair}")[2:] == [*table_cells(record), "yes"]
 
