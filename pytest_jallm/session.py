@@ -49,8 +49,12 @@ class JallmSession:
         self.update_baseline: bool = opt("jallm_update_baseline")
         self.is_worker = hasattr(config, "workerinput")
         root = Path(config.rootpath)
-        thresholds_dir = Path(opt("jallm_thresholds_dir") or config.getini("jallm_thresholds_dir"))
-        self.thresholds_dir = thresholds_dir if thresholds_dir.is_absolute() else root / thresholds_dir
+        # A relative --jallm-thresholds-dir is the caller's (pytest may take `/` as the rootdir: without an
+        # ini file, option values such as --model's path count among the arguments); the ini's, the rootdir's.
+        given = opt("jallm_thresholds_dir")
+        thresholds_dir = Path(given or config.getini("jallm_thresholds_dir"))
+        relative_to = Path(config.invocation_params.dir) if given else root
+        self.thresholds_dir = thresholds_dir if thresholds_dir.is_absolute() else relative_to / thresholds_dir
         self.baseline_name: str | None = opt("jallm_baseline") or (model_slug(self.model) if self.model else None)
         self.spec_paths: dict[str, Path] = {}  # every benchmark collected (before -k/-m/shards deselect)
         self.selected: list[tuple[Any, Path]] = []  # (spec, spec file) of every selected benchmark; plugin.py sets it
