@@ -111,8 +111,9 @@ class PromptFormat:
 
     def input_template(self, spec: BenchmarkSpec) -> str:
         template = spec.input
-        if self.separator is not None:
-            template = _LABEL_SEP.sub(lambda m: _new_separator(m, self.separator), template)
+        separator = self.separator
+        if separator is not None:
+            template = _LABEL_SEP.sub(lambda m: _new_separator(m, separator), template)
         if self.spacing == "spaced":
             template = _LABEL_SEP.sub(lambda m: m.group(0) if m.group(0).endswith((" ", "\n")) else m.group(0) + " ", template)
         elif self.spacing == "blank-lines":

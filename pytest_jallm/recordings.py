@@ -132,9 +132,9 @@ def _json_lines(path: Path) -> Iterator[tuple[int, Any]]:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
+        line_no = data.count(b"\n", 0, e.start) + 1
         start = data.rfind(b"\n", 0, e.start) + 1
-        raise RecordingError(f"{path}: line {line}: not UTF-8 text ({e.reason} at byte {e.start - start} of the "
+        raise RecordingError(f"{path}: line {line_no}: not UTF-8 text ({e.reason} at byte {e.start - start} of the "
                              "line): not a recorded-outputs file") from None
     lines = text.split("\n")  # not splitlines(): U+2028 may sit inside a JSON string
     for number, line in enumerate(lines, 1):

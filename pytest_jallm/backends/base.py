@@ -80,7 +80,7 @@ class BackendIdentity:
     outputs_per_item: bool = False
 
     def as_dict(self) -> dict[str, Any]:
-        out = {
+        out: dict[str, Any] = {
             "backend": self.backend,
             "backend_version": self.backend_version,
             "model": self.model,

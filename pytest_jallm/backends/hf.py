@@ -122,7 +122,7 @@ class HFBackend:
             )
         except OSError as e:
             raise BackendError(f"could not load model {model!r}: {e}") from e
-        self.model.to(device)
+        self.model.to(device)  # type: ignore[arg-type]  # transformers' stubs type .to() for modules, not devices
         self.model.eval()
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token_id is None:
@@ -147,11 +147,10 @@ class HFBackend:
                         f"chat mode was requested but {self.model_name!r} has no chat template; "
                         "drop --jallm-chat or use a chat model"
                     )
-                texts.append(
-                    self.tokenizer.apply_chat_template(
-                        [dict(m) for m in r.messages], tokenize=False, add_generation_prompt=True
-                    )
+                rendered = self.tokenizer.apply_chat_template(
+                    [dict(m) for m in r.messages], tokenize=False, add_generation_prompt=True
                 )
+                texts.append(str(rendered))
             else:
                 texts.append(r.prompt)
         return texts

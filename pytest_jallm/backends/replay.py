@@ -211,9 +211,9 @@ class ReplayBackend:
                 judgments = all(r.kind == "fastchat-judgment" for r in found)
                 return (JUDGMENT_BY_ITEM if judgments else "item id"), found
             if item.turn == 1:
-                found = self._from_baselines.get((item.benchmark, item.item_id))
-                if found:
-                    return "baseline prediction", found
+                from_baseline = self._from_baselines.get((item.benchmark, item.item_id))
+                if from_baseline:
+                    return "baseline prediction", from_baseline
         return "", []
 
     def _missing(self, request: GenerationRequest) -> str:
