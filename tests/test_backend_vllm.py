@@ -9,6 +9,7 @@ adapter passes no name outside them.
 
 from __future__ import annotations
 
+import gc
 import inspect
 import sys
 from dataclasses import fields
@@ -691,6 +692,27 @@ def test_without_chunking_a_crash_reports_nothing(fake_vllm, monkeypatch):
     with pytest.raises(BackendError, match="CUDA out of memory"):
         b.generate([req(f"p{i}") for i in range(12)], GREEDY, on_result=lambda i, t: saved.append(i))
     assert saved == []
+
+
+def test_close_lets_an_engine_held_in_a_cycle_be_collected_from_a_frozen_heap(fake_vllm):
+    # The session freezes the heap after loading the model (session.py); vLLM shuts its workers
+    # down when the engine is collected, so close() must unfreeze before it collects.
+    import weakref
+
+    import vllm.entrypoints.llm as fake_llm
+
+    b = make_backend()
+    engine = llm_of(b)
+    engine.cycle = engine
+    alive = weakref.ref(engine)
+    fake_llm.INSTANCES.clear()
+    del engine
+    gc.freeze()
+    try:
+        b.close()
+        assert alive() is None
+    finally:
+        gc.unfreeze()
 
 
 def test_close(fake_vllm):

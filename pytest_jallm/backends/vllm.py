@@ -365,6 +365,8 @@ class VLLMBackend:
         return [t if t is not None else "" for t in results]
 
     def close(self) -> None:
-        # vLLM's engine shuts its workers down when it is garbage-collected.
+        # vLLM's engine shuts its workers down when it is garbage-collected; the session froze the
+        # heap after loading it (session.py), so unfreeze it or a cycle holding the engine stays.
+        gc.unfreeze()
         self._llm = None
         gc.collect()
