@@ -21,6 +21,7 @@ that score equals the plugin's (same prompts, same greedy decoding: it must).
 
     python perf/real_runs.py --data-dir ../shared/data              # about 25 minutes on 2 cores
     python perf/real_runs.py --data-dir ../shared/data --repeat 1 --limit 200   # a quick look
+    python perf/real_runs.py --data-dir ../shared/data --raw-gc-freeze   # raw script with the plugin's gc.freeze()
 
 It is a script, not a test: its figures are printed, never asserted.
 """
@@ -60,7 +61,7 @@ import json, sys, time
 t0 = time.perf_counter()
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
-model_dir, prompts_file, batch_size, out_file = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+model_dir, prompts_file, batch_size, out_file, freeze = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5] == "1"
 rows = [json.loads(line) for line in open(prompts_file, encoding="utf-8") if line.strip()]
 # A prompt that occurs twice is generated once, as the plugin does (JNLI valid has 11 such).
 first = {}
@@ -72,6 +73,9 @@ model = AutoModelForCausalLM.from_pretrained(model_dir, dtype="auto").to("cpu").
 tok.padding_side = "left"
 if tok.pad_token_id is None:
     tok.pad_token = tok.eos_token
+if freeze:  # as the plugin's session does once the model is loaded (--raw-gc-freeze)
+    import gc
+    gc.freeze()
 t1 = time.perf_counter()
 groups = {}
 for i in unique:
@@ -150,14 +154,14 @@ def score_raw_outputs(spec_path: Path, data_dir: Path, num_fewshot: int, limit: 
 
 
 def compare_one(h: Any, work: Path, model: Path, data_dir: Path, name: str, num_fewshot: int, limit: int | None,
-                repeat: int) -> dict[str, Any]:
+                repeat: int, raw_freeze: bool) -> dict[str, Any]:
     env = h.base_env()
     env["PYTHONPATH"] = str(ROOT) + (":" + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     spec = ROOT / "benchmarks" / f"{name}.yaml"
     prompts = work / f"{name}.prompts.jsonl"
     n = write_prompts(spec, data_dir, num_fewshot, limit, prompts, env)
     outputs = work / f"{name}.raw-outputs.json"
-    raw_cmd = [sys.executable, "-c", RAW_SCRIPT, str(model), str(prompts), str(BATCH_SIZE), str(outputs)]
+    raw_cmd = [sys.executable, "-c", RAW_SCRIPT, str(model), str(prompts), str(BATCH_SIZE), str(outputs), "1" if raw_freeze else "0"]
     plug_cmd = plugin_cmd(spec, model, data_dir, num_fewshot, limit)
     # Warm-up, untimed: bytecode caches written and files in the page cache on both sides.
     h.measure(plug_cmd[:3] + ["--co"] + plug_cmd[3:], cwd=ROOT, env=env)
@@ -228,23 +232,27 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--benchmarks", default=DEFAULT_BENCHMARKS, help="NAME:SHOTS,… (specs in benchmarks/)")
     ap.add_argument("--repeat", type=int, default=3, help="runs of each side (the fastest counts)")
     ap.add_argument("--limit", type=int, default=None, help="the first K items only (a quick look)")
+    ap.add_argument("--raw-gc-freeze", action="store_true",
+                    help="the raw script also freezes the heap after loading the model, as the plugin does")
     ap.add_argument("--json", type=Path, default=None, help="where to write the figures")
     args = ap.parse_args(argv)
     if not (args.data_dir / "jglue").is_dir():
         raise SystemExit(f"--data-dir {args.data_dir}: no jglue/ folder (the real JGLUE files are needed)")
     h = _harness()
     started = time.perf_counter()
-    results: dict[str, Any] = {"machine": h.machine(), "model": str(args.model), "batch_size": BATCH_SIZE, "rows": []}
+    results: dict[str, Any] = {"machine": h.machine(), "model": str(args.model), "batch_size": BATCH_SIZE,
+                               "raw_gc_freeze": args.raw_gc_freeze, "rows": []}
     with tempfile.TemporaryDirectory(prefix="jallm-real-") as tmp:
         for item in args.benchmarks.split(","):
             name, _, shots = item.partition(":")
             print(f"[{name}] {shots or '?'}-shot, {args.repeat} run(s) of each side", flush=True)
             results["rows"].append(compare_one(h, Path(tmp), args.model.resolve(), args.data_dir.resolve(), name,
-                                               int(shots or 0), args.limit, args.repeat))
+                                               int(shots or 0), args.limit, args.repeat, args.raw_gc_freeze))
     results["harness_wall_s"] = time.perf_counter() - started
     m = results["machine"]
     print(f"\npytest-jallm {m['pytest_jallm']} ({m['git']}) on {m['cpu']}, {m['cores']} cores; torch {m['torch']}, "
           f"transformers {m['transformers']}; model {args.model.name}; batch {BATCH_SIZE}; fastest of {args.repeat}; "
+          f"raw script {'with' if args.raw_gc_freeze else 'without'} gc.freeze(); "
           f"{m['when']}\n")
     print(table(results["rows"]))
     for r in results["rows"]:
