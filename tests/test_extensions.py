@@ -154,8 +154,10 @@ def test_broken_entry_point_names_the_package(pytester: pytest.Pytester, monkeyp
     monkeypatch.syspath_prepend(str(site))
     metrics = Registry("metric", "pytest_jallm.metrics", lambda name, obj: _must_be_callable(obj))
     expected = r"entry point broken = jallm_broken_ext:NOT_A_METRIC .*jallm_broken_ext 0.1.*not callable"
+    assert "anything" not in metrics  # another name's lookup does not fail (it used to)
     with pytest.raises(ExtensionError, match=expected):
-        "anything" in metrics  # noqa: B015 - the lookup loads the entry points
+        "broken" in metrics  # noqa: B015 - the lookup imports the entry point
+    assert list(metrics) == [] and metrics.broken().keys() == {"broken"}
 
 
 def _must_be_callable(obj: object) -> object:
