@@ -132,9 +132,12 @@ class Registry(Mapping[str, T], Generic[T]):
             return  # the module's own decorator registered it on import
         self._add(ep.name, obj, origin)
 
-    def _load_rest(self) -> None:
-        """Import every entry point not imported yet; one that fails is left out (its own lookups fail)."""
-        for name in list(self._prepare()):
+    def _load_rest(self, modules_only: bool = False) -> None:
+        """Import every entry point not imported yet (with `modules_only`, those naming a module); one
+        that fails is left out (its own lookups fail)."""
+        for name, eps in list(self._prepare().items()):
+            if modules_only and all(":" in ep.value for ep in eps):
+                continue
             try:
                 self._load(name)
             except ExtensionError:
@@ -142,12 +145,12 @@ class Registry(Mapping[str, T], Generic[T]):
 
     def _lookup(self, name: str) -> bool:
         """Whether `name` is registered, importing what may register it: its own entry points, else
-        (an entry point naming a module may register more names) every one not imported yet."""
+        the entry points that name a module (importing one may register more names than its own)."""
         if not isinstance(name, str):
             return False
         self._load(name)
         if name not in self._items and self._pending:
-            self._load_rest()
+            self._load_rest(modules_only=True)
         return name in self._items
 
     def broken(self) -> dict[str, ExtensionError]:

@@ -26,10 +26,9 @@ from .baseline import (
 from .evaluation import BenchmarkResult, Evaluation
 from .gate import Acceptance, BenchmarkRecord, Gate, GateOptions, Judgement
 from .gate.family import FAMILY_METHODS
+from .keys import SESSION_KEY  # noqa: F401 - the run's session, which plugin.py sets up; importable from here too
 from .options import run_settings, start_outputs_file
 from .progress import TerminalProgress
-
-SESSION_KEY = pytest.StashKey["JallmSession"]()  # the run's session, which plugin.py sets up
 
 
 def model_slug(model: str) -> str:

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 from typing import Any, Sequence
 
+from ..backend_options import HF_OPTIONS
 from .base import (
-    DTYPE,
-    REVISION,
-    TRUST_REMOTE_CODE,
     BackendError,
     BackendIdentity,
-    BackendOption,
     GenerationRequest,
     ResultCallback,
     SamplingSettings,
@@ -45,16 +41,7 @@ def _configured_dtype(model_dir: str) -> str | None:
 
 @register_backend("hf")
 class HFBackend:
-    cli_options = (
-        REVISION,
-        BackendOption("device", "--jallm-device", default="auto", help="hf backend device: auto, cpu, cuda, cuda:1 …"),
-        DTYPE,
-        BackendOption("batch_size", "--jallm-batch-size", type=int, default=32, help="hf backend batch size"),
-        TRUST_REMOTE_CODE,
-        BackendOption("add_special_tokens", "--jallm-add-special-tokens", action=argparse.BooleanOptionalAction,
-                      default=True,
-                      help="tokenize prompts with the tokenizer's special tokens (BOS); recorded with the run"),
-    )
+    cli_options = HF_OPTIONS  # declared in backend_options.py, so that start-up imports no backend
 
     @classmethod
     def peek_identity(

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .. import __version__
+from ..backend_options import REPLAY_OPTIONS
 from ..recordings import (
     USER_PROMPT_KINDS,
     Recording,
@@ -51,7 +52,6 @@ from ..recordings import (
 )
 from .base import (
     BackendIdentity,
-    BackendOption,
     GenerationRequest,
     RequestErrors,
     ResultCallback,
@@ -91,14 +91,7 @@ def _last_user_turn(request: GenerationRequest) -> str | None:
 class ReplayBackend:
     """Recorded outputs as a backend; ``model`` is a recorded-outputs file or a directory of them."""
 
-    cli_options = (
-        BackendOption("benchmark", "--jallm-replay-benchmark", default=None, metavar="NAME",
-                      help="replay backend: the benchmark whose items recordings that name none answer (FastChat "
-                           "model_answer files); default: any benchmark's item with that id and turn"),
-        BackendOption("judged_model", "--jallm-replay-judged-model", default=None, metavar="NAME",
-                      help="replay backend: of FastChat model_judgment files, serve only the judgments of this model's "
-                           "answers (their 'model' field); for a judge: --jallm-judge-replay-judged-model"),
-    )
+    cli_options = REPLAY_OPTIONS  # declared in backend_options.py, so that start-up imports no backend
 
     def __init__(self, model: str, *, benchmark: str | None = None, judged_model: str | None = None):
         self.model = model

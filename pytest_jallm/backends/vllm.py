@@ -30,18 +30,14 @@ import gc
 import inspect
 from typing import Any, Mapping, Sequence
 
+from ..backend_options import VLLM_OPTIONS
 from .base import (
-    DTYPE,
-    REVISION,
-    TRUST_REMOTE_CODE,
     BackendError,
     BackendIdentity,
-    BackendOption,
     GenerationRequest,
     ResultCallback,
     SamplingSettings,
     apply_stop,
-    parse_engine_args,
     register_backend,
 )
 from .revision import resolve_revision
@@ -158,22 +154,7 @@ def _identity(vllm_version: str, model: str, args: Mapping[str, Any]) -> Backend
 class VLLMBackend:
     """Backend over ``vllm.LLM`` (offline, in-process, GPU)."""
 
-    cli_options = (
-        REVISION,
-        BackendOption("tensor_parallel_size", "--jallm-tp", type=int, default=1, help="vllm tensor_parallel_size"),
-        BackendOption("pipeline_parallel_size", "--jallm-pp", type=int, default=1, help="vllm pipeline_parallel_size"),
-        DTYPE,
-        BackendOption("max_model_len", "--jallm-max-model-len", type=int, default=None, help="vllm max_model_len"),
-        BackendOption("gpu_memory_utilization", "--jallm-gpu-memory-utilization", type=float, default=0.9,
-                      help="vllm gpu_memory_utilization"),
-        BackendOption("quantization", "--jallm-quantization", default=None,
-                      help="vllm quantization method (awq, gptq, fp8 …)"),
-        TRUST_REMOTE_CODE,
-        BackendOption("seed", dest="jallm_seed"),
-        BackendOption("engine_kwargs", dest="jallm_engine_arg", convert=parse_engine_args),
-        BackendOption("guided_choice", "--jallm-guided-choice", action="store_true", default=False,
-                      help="vllm: constrain closed-label answers to the label set (hides OoC; reported separately)"),
-    )
+    cli_options = VLLM_OPTIONS  # declared in backend_options.py, so that start-up imports no backend
 
     def __init__(
         self,
