@@ -2,9 +2,10 @@
 
 `--jallm-judge-model M` names the judge and `--jallm-judge-backend NAME` (default: openai, an
 OpenAI-compatible server) how it runs; any registered backend works, a local hf or vllm judge too.
-The judge's backend takes the same keyword arguments as the model's: every option a registered
-backend declares with a flag has a judge copy, `--jallm-X` -> `--jallm-judge-X`
-(`--jallm-judge-base-url`, `--jallm-judge-api-key-env`, `--jallm-judge-dtype`, …). Of the options a
+The judge's backend takes the same keyword arguments as the model's: every option a backend
+declares with a flag has a judge copy, `--jallm-X` -> `--jallm-judge-X` (`--jallm-judge-base-url`,
+`--jallm-judge-api-key-env`, `--jallm-judge-dtype`, …): the built-ins' always, an installed
+backend's when the run selects it (for the model or the judge) and in --help. Of the options a
 backend declares without a flag, the revision and the engine arguments get judge copies
 (`--jallm-judge-revision`, `--jallm-judge-engine-arg`), the judge is always asked through its chat
 template, and the rest (the seed) are the run's own.
