@@ -89,6 +89,13 @@ def flagged(options: Iterable[BackendOption]) -> list[BackendOption]:
     return list(seen.values())
 
 
+def add_flags(group: Any, options: Iterable[BackendOption]) -> None:
+    """Each option's flag in pytest's option group (options without a flag have none to add)."""
+    for option in options:
+        if option.flag:
+            group.addoption(option.flag, **option.addoption_kwargs())
+
+
 def judge_flag(flag: str) -> str:
     """``--jallm-base-url`` -> ``--jallm-judge-base-url`` (another package's ``--x`` -> ``--jallm-judge-x``)."""
     name = flag[len("--jallm-"):] if flag.startswith("--jallm-") else flag.lstrip("-")

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from . import failure_summary, scale
-from .backend_options import BackendOptionError, builtin_cli_options, flagged, is_installed_backend_name
+from .backend_options import BackendOptionError, add_flags, builtin_cli_options, flagged, is_installed_backend_name
 from .chatjudge.judge import add_judge_copies, add_judge_options
 from .keys import SESSION_KEY
 from .markers import CATEGORIES, LICENSE_MARKERS
@@ -105,8 +105,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--jallm-engine-arg", action="append", default=[], metavar="KEY=VALUE",
                 help="extra engine argument passed through to the backend (repeatable)")
     builtin = builtin_cli_options()  # hf, vllm, openai, replay: declared in a table (an installed backend's: below)
-    for option in builtin:
-        g.addoption(option.flag, **option.addoption_kwargs())
+    add_flags(g, builtin)
     add_judge_options(g, builtin)  # the LLM judge of judged benchmarks: --jallm-judge-model, --jallm-judge-base-url …
     g.addoption("--jallm-max-backend-errors", type=float, default=0.0, metavar="PERCENT",
                 help="share of a benchmark's requests that may fail in the backend on their own (a malformed "
@@ -164,8 +163,7 @@ def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Pa
     group = parser.getgroup("jallm")
     taken = {name for o in group.options for name in o.names()}
     new = flagged(o for o in options if o.flag not in taken)
-    for option in new:
-        group.addoption(option.flag, **option.addoption_kwargs())
+    add_flags(group, new)
     add_judge_copies(group, new)
 
 
@@ -198,7 +196,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def _session(config: pytest.Config) -> JallmSession:
     """The run's benchmark session, started at the first need: importing it imports the engine."""
-    jallm = config.stash.get(SESSION_KEY, None)
+    jallm = _started(config)
     if jallm is not None:
         return jallm
     from .items import EXTRA_ITEMS_KEY
@@ -286,7 +284,7 @@ class _SummaryCollector:
                 from .gate import BenchmarkRecord
 
                 jallm = _session(self.config)  # an xdist controller that collected nothing starts it here
-                record = BenchmarkRecord.model_validate_json(value)
+                record = BenchmarkRecord.model_validate_json(str(value))
                 record.outcome = report.outcome
                 if report.failed:  # not longreprtext: under xdist that starts with the worker's name
                     record.message = str(report.longrepr)
