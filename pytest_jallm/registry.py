@@ -17,7 +17,9 @@ installed extension that fails to import fails only the lookups (the runs) that 
 from __future__ import annotations
 
 import importlib.metadata
+import sys
 import types
+import weakref
 from collections.abc import Iterator, Mapping
 from typing import Any, Callable, Generic, TypeVar
 
@@ -48,6 +50,7 @@ class Registry(Mapping[str, T], Generic[T]):
         self._builtin_modules = builtin_modules
         self._items: dict[str, T] = {}
         self._origins: dict[str, str] = {}
+        self._modules: dict[str, weakref.ref[types.ModuleType] | None] = {}  # the module object that registered each name
         self._builtins_error: ExtensionError | None = None  # a built-in module that cannot be imported
         self._builtins_loaded = False
         self._pending: dict[str, list[importlib.metadata.EntryPoint]] | None = None  # not yet imported, by name
@@ -69,12 +72,22 @@ class Registry(Mapping[str, T], Generic[T]):
     def _add(self, name: str, obj: Any, origin: str) -> None:
         if not isinstance(name, str) or not name:
             raise ExtensionError(f"{self.kind} name must be a non-empty string, got {name!r} (from {origin})")
-        if name in self._items and self._items[name] is not obj and not _same_definition(self._items[name], obj):
+        if (name in self._items and self._items[name] is not obj and not _same_definition(self._items[name], obj)
+                and not self._reimported(name, origin)):
             raise ExtensionError(
                 f"{self.kind} {name!r} is registered twice: by {self._origins[name]} and by {origin}; rename one"
             )
         self._items[name] = obj
         self._origins[name] = origin
+        module = sys.modules.get(origin)
+        self._modules[name] = weakref.ref(module) if module is not None else None
+
+    def _reimported(self, name: str, origin: str) -> bool:
+        """`origin`, the module that registered `name`, has been imported anew since (a module
+        dropped from sys.modules and imported again, as pytester's in-process runs do): it registers
+        its names again, Metric and Template objects included, which is not a clash."""
+        then, now = self._modules.get(name), sys.modules.get(origin)
+        return self._origins[name] == origin and then is not None and now is not None and then() is not now
 
     # --- loading ----------------------------------------------------------------------------
 
