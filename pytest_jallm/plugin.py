@@ -9,7 +9,15 @@ import pytest
 from . import failure_summary, scale
 from .backends import cli_options as backend_cli_options
 from .gate import BenchmarkRecord
-from .items import EXTRA_ITEMS_KEY, BenchmarkFile, _JallmItem, is_spec_file, selected_benchmarks
+from .items import (
+    EXTRA_ITEMS_KEY,
+    BenchmarkFile,
+    BenchmarkItem,
+    _JallmItem,
+    is_spec_file,
+    selected_benchmarks,
+    unscored_summary,
+)
 from .reporting.results_json import parse_meta_pairs
 from .reporting.terminal import render_terminal
 from .session import SESSION_KEY, JallmSession
@@ -186,6 +194,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_collection_finish(session: pytest.Session) -> None:
     jallm = session.config.stash[SESSION_KEY]
     jallm.selected = selected_benchmarks(session.items)  # after -k/-m and shards deselected
+    jallm.benchmark_tests = [it.spec for it in session.items if isinstance(it, BenchmarkItem)]  # each is a report row
     selected = any(isinstance(it, _JallmItem) for it in session.items)
     if selected and not jallm.model and not session.config.option.collectonly:
         raise pytest.UsageError("benchmark tests were collected but no model was given: pass --model <hf-id-or-local-dir>")
@@ -200,6 +209,20 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             GenerationCache.delete_file(jallm.settings.cache_path)
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """A benchmark test that failed before the gate recorded it (its data, spec or backend) or was
+    skipped still gets its record, so every report has a row for it (verdict `error` or `skipped`)."""
+    report = yield
+    record = unscored_summary(item, call, report)
+    if record is not None:
+        props = [("jallm_summary", record.model_dump_json(exclude={"outcome", "message"})),
+                 ("jallm_verdict", str(record.verdict))]
+        report.user_properties += props  # this report carries it to the collector (also from an xdist worker)
+        item.user_properties += props  # the last report, which JUnit XML reads, too
+    return report
+
+
 class _SummaryCollector:
     """Gathers benchmark summaries from test reports (also those xdist workers send)."""
 
@@ -207,17 +230,19 @@ class _SummaryCollector:
         self.jallm = jallm
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if report.when != "call":
-            return
-        for key, value in report.user_properties:
-            if key == "jallm_summary":
-                record = BenchmarkRecord.model_validate_json(value)
-                record.outcome = report.outcome
-                if report.failed:  # not longreprtext: under xdist that starts with the worker's name
-                    record.message = str(report.longrepr)
-                self.jallm.summaries.append(record)
-                if not self.jallm.is_worker:  # under xdist the controller reports each result once
-                    self.jallm.config.hook.pytest_jallm_result(result=record, config=self.jallm.config)
+        summary = next((value for key, value in report.user_properties if key == "jallm_summary"), None)
+        if report.failed and summary is None:
+            self.jallm.other_failed.append(report.nodeid)  # a per-example, variants or plain test
+        # The call's record; a setup that skipped or failed has one too (an item's own properties
+        # reach its teardown report as well, which is not read).
+        if summary is not None and (report.when == "call" or (report.when == "setup" and not report.passed)):
+            record = BenchmarkRecord.model_validate_json(summary)
+            record.outcome = report.outcome
+            if report.failed:  # not longreprtext: under xdist that starts with the worker's name
+                record.message = str(report.longrepr)
+            self.jallm.summaries.append(record)
+            if not self.jallm.is_worker:  # under xdist the controller reports each result once
+                self.jallm.config.hook.pytest_jallm_result(result=record, config=self.jallm.config)
         plan = scale.plan_from_properties(report.user_properties)
         if plan is not None:  # under xdist the controller learns the shard plan from the workers' reports
             self.jallm.config.stash[scale.SHARD_KEY] = plan
@@ -256,10 +281,12 @@ def pytest_terminal_summary_linear_failures(terminalreporter, exitstatus: int, c
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
     jallm = config.stash[SESSION_KEY]
-    rows = jallm.summaries
-    if jallm.is_worker or not (rows or jallm.unused):
+    if jallm.is_worker or config.option.collectonly:
         return
-    from .reporting.terminal import gate_notes
+    rows = jallm.report_rows()
+    if not (rows or jallm.unused):
+        return
+    from .reporting.terminal import gate_notes, run_status
 
     terminalreporter.write_sep("=", f"pytest-jallm: {jallm.model}")
     if rows:
@@ -268,6 +295,10 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
         terminalreporter.write_line(line, yellow=warn, bold=warn)
     if not rows:
         return
+    other = jallm.other_failures()
+    ok, headline = run_status(rows, other)
+    terminalreporter.write_line(f"pytest-jallm: {'gate passed' if ok else 'gate failed'} — {headline}",
+                                green=ok, red=not ok, bold=True)
     ev = jallm.evaluation
     if ev.prompts_requested:  # this process generated (not an xdist controller)
         t = ev.timings
@@ -282,4 +313,5 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
         )
     from .reporting import write_reports
 
-    write_reports(rows, model=jallm.model, option=config.getoption, shard=config.stash.get(scale.SHARD_KEY, None))
+    write_reports(rows, model=jallm.model, option=config.getoption, shard=config.stash.get(scale.SHARD_KEY, None),
+                  other_failures=other)

@@ -24,10 +24,11 @@ from .baseline import (
     with_rerun,
 )
 from .evaluation import BenchmarkResult, Evaluation
-from .gate import Acceptance, BenchmarkRecord, Gate, GateOptions, Judgement
+from .gate import Acceptance, BenchmarkRecord, Gate, GateOptions, Judgement, Verdict, unscored_record
 from .gate.family import FAMILY_METHODS
 from .options import run_settings, start_outputs_file
 from .progress import TerminalProgress
+from .reporting.record import OtherFailures
 
 SESSION_KEY = pytest.StashKey["JallmSession"]()  # the run's session, which plugin.py sets up
 
@@ -62,6 +63,8 @@ class JallmSession:
         self.worker_collected: set[str] = set()  # under xdist, the controller learns from the workers what they collected
         self.unused: list[str] = []  # threshold entries and baseline files matching no collected benchmark (at the end)
         self.summaries: list[BenchmarkRecord] = []
+        self.benchmark_tests: list[Any] = []  # the spec of every selected benchmark test (each is a report row)
+        self.other_failed: list[str] = []  # node ids of failed tests that are not benchmark tests (per-example …)
         self._thresholds: ThresholdFileModel | None = None
         self._baselines: dict[str, Baseline | BaselineError | None] = {}
         self._gate: Gate | None = None
@@ -125,6 +128,20 @@ class JallmSession:
         if name in ev.errors:
             raise ev.errors[name]
         return ev.results[name]
+
+    def report_rows(self) -> list[BenchmarkRecord]:
+        """A record per selected benchmark test: those reported, then those the session never ran
+        (it stopped first: -x, --maxfail, Ctrl-C). An xdist controller knows only the reported ones."""
+        seen = {r.name for r in self.summaries}
+        why = "the session stopped before this benchmark's test ran (-x, --maxfail or an interruption)"
+        return self.summaries + [unscored_record(spec.name, spec.category, spec.primary_metric, Verdict.NOT_RUN, why,
+                                                 in_average=spec.counts_in_average)
+                                 for spec in self.benchmark_tests if spec.name not in seen]
+
+    def other_failures(self) -> OtherFailures:
+        """What failed the run besides the benchmark verdicts (for every report's headline)."""
+        return OtherFailures(failed_tests=sorted(set(self.other_failed)),
+                             strict_unused=list(self.unused) if self.strict else [])
 
     # --- thresholds and baselines -------------------------------------------
 

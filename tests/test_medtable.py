@@ -45,7 +45,7 @@ def test_terminal_report_has_one_medical_row_per_language() -> None:
     header = next(i for i, line in enumerate(lines) if line.split()[:5] == ["lang", "IgakuQA", "MedQA", "MedMCQA", "JMMLU-medical"])
     ja = next(line for line in lines[header:] if line.startswith("ja "))
     en = next(line for line in lines[header:] if line.startswith("en "))
-    assert _cells(ja) == ["ja", "40.00", "30.00", "20.00", "50.00", "35.00"]  # (40+30+20+50)/4
+    assert _cells(ja) == ["ja", "40.00", "30.00", "20.00", "50.00‡", "35.00"]  # (40+30+20+50)/4
     assert _cells(en) == ["en", "-", "60.00", "-", "-", "60.00"]
     assert "IgakuQA ja: igakuqa_harness (gestalt_match)" in out
     assert "'-' = not run; not counted in the average." in out
@@ -65,10 +65,10 @@ def test_markdown_and_html_reports_carry_the_medical_table() -> None:
     md = render_markdown(ROWS)
     section = md.split("### Medical", 1)[1]
     assert "| lang   | IgakuQA   | MedQA   | MedMCQA   | JMMLU-medical   | average   |" in section
-    assert "| ja     | 40.00     | 30.00   | 20.00     | 50.00           | 35.00     |" in section
+    assert "| ja     | 40.00     | 30.00   | 20.00     | 50.00‡          | 35.00     |" in section
     page = render_html(ROWS, charts=False)
     assert "<h2>Medical</h2><table class=\"medical\">" in page
-    assert "<tr><td>ja</td><td>40.00</td><td>30.00</td><td>20.00</td><td>50.00</td><td>35.00</td></tr>" in page
+    assert "<tr><td>ja</td><td>40.00</td><td>30.00</td><td>20.00</td><td>50.00‡</td><td>35.00</td></tr>" in page
 
 
 def _doc(model: str, scores: dict[str, float], shuffle: int | None = None) -> dict:

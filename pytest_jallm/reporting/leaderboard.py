@@ -97,7 +97,7 @@ def build(docs: Sequence[tuple[str, Mapping[str, Any]]]) -> list[Entry]:
             avg=doc["averages"]["AVG"],
             categories=dict(doc["averages"]["categories"]),
             scores={r.name: r.score for r in rows},
-            gate_passed=all(r.outcome == "passed" for r in rows),
+            gate_passed=not any(r.failed for r in rows),
             files=[p for p, _ in members],
             medical=medtable.medical_rows(rows),
         ))

@@ -11,7 +11,7 @@ from typing import Sequence
 from tabulate import tabulate
 
 from ..spec import CATEGORIES_OUT_OF_AVERAGE
-from .record import AVERAGE_CATEGORIES, Averages, BenchmarkRecord, averages, category_order
+from .record import AVERAGE_CATEGORIES, Averages, BenchmarkRecord, OtherFailures, averages, category_order
 
 
 def cell(x: float | None, signed: bool = False) -> str:
@@ -46,7 +46,7 @@ def in_table_order(rows: Sequence[BenchmarkRecord]) -> list[BenchmarkRecord]:
 
 def table_rows(rows: Sequence[BenchmarkRecord], *, stats: bool = False, verdict=lambda r: r.verdict) -> list[list[str]]:
     """One row per benchmark (HEADERS; with `stats`, the p-values, flips and MDD too: MD_HEADERS)."""
-    return [[r.name, r.category, r.metric, str(r.n), cell(r.score), cell(r.ooc_rate), cell(r.oof_rate), cell(r.baseline), cell(r.delta, signed=True),
+    return [[r.name, r.category, r.metric, str(r.n) if r.verdict.scored else "-", cell(r.score), cell(r.ooc_rate), cell(r.oof_rate), cell(r.baseline), cell(r.delta, signed=True),
              *([p_cell(r.p_value), p_cell(r.p_adjusted), flips_cell(r), mdd_cell(r)] if stats else []), verdict(r)]
             for r in in_table_order(rows)]
 
@@ -60,16 +60,56 @@ def average_lines(av: Averages) -> tuple[list[str], list[str]]:
     return headers, values
 
 
-def average_note(av: Averages) -> str:
+def average_note(av: Averages, rows: Sequence[BenchmarkRecord] = ()) -> str:
+    """What AVG is over, what it leaves out, and (given the rows) which selected benchmarks have no score."""
+    unscored = [r for r in rows if r.score is None]
+    without_score = {r.category for r in unscored}
+    not_run = [c for c in av.missing if c not in without_score]
     if av.avg is None:
-        return "AVG: no leaderboard category has results."
-    note = f"AVG over {len(av.included)} of {len(AVERAGE_CATEGORIES)} leaderboard categories"
-    if av.missing:
-        note += f" (not run, not counted as 0: {', '.join(av.missing)})"
+        note = "AVG: no leaderboard category has results"
+    else:
+        note = f"AVG over {len(av.included)} of {len(AVERAGE_CATEGORIES)} leaderboard categories"
+        if not_run:
+            note += f" (not run, not counted as 0: {', '.join(not_run)})"
     excluded = [c for c in av.categories if c in CATEGORIES_OUT_OF_AVERAGE]
     if excluded:
         note += f"; reported but not in AVG: {', '.join(excluded)}"
-    return note + "."
+    note += "."
+    names = av.unscored or [r.name for r in unscored]
+    if names:
+        counts = verdict_counts(unscored) if unscored else f"{len(names)} benchmark(s)"
+        cats = [c for c in AVERAGE_CATEGORIES if c in without_score]
+        note += (f" Not the whole run: {len(names)} selected benchmark(s) have no score ({counts}) and are left out, "
+                 "not counted as 0" + (f" (categories affected: {', '.join(cats)})" if cats else "") + ".")
+    return note
+
+
+def verdict_counts(rows: Sequence[BenchmarkRecord]) -> str:
+    """"24 error, 1 skipped": how many rows have each verdict, most first."""
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[str(r.verdict)] = counts.get(str(r.verdict), 0) + 1
+    return ", ".join(f"{n} {v}" for v, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def run_status(rows: Sequence[BenchmarkRecord], other_failures: OtherFailures | None = None) -> tuple[bool, str]:
+    """The reports' headline: (passed, "13/47 benchmarks passed (…)"). It counts every selected benchmark,
+    those with no score too, and names what else failed the run, so it agrees with pytest's exit status."""
+    failed = [r for r in rows if r.failed]
+    text = f"{sum(1 for r in rows if not r.failed and r.verdict.scored)}/{len(rows)} benchmarks passed"
+    if rows:
+        text += f" ({verdict_counts(rows)})"
+    if other_failures:
+        text += "; also failed: " + "; ".join(other_failures.lines())
+    return not failed and not other_failures, text
+
+
+UNSCORED_HEADERS = ["no score", "verdict", "what failed", "why"]
+
+
+def unscored_rows(rows: Sequence[BenchmarkRecord]) -> list[list[str]]:
+    """One line per selected benchmark with no score: its verdict and one-line reason."""
+    return [[r.name, str(r.verdict), r.error_kind or "-", r.reason or "-"] for r in in_table_order(rows) if r.score is None]
 
 
 def render_terminal(rows: Sequence[BenchmarkRecord]) -> str:
@@ -77,9 +117,12 @@ def render_terminal(rows: Sequence[BenchmarkRecord]) -> str:
         return ""
     av = averages(rows)
     parts = [tabulate(table_rows(rows), headers=HEADERS, tablefmt="simple", disable_numparse=True)]
+    unscored = unscored_rows(rows)
+    if unscored:
+        parts.append(tabulate(unscored, headers=UNSCORED_HEADERS, tablefmt="simple", disable_numparse=True))
     h, v = average_lines(av)
     parts.append(tabulate([v], headers=h, tablefmt="simple", disable_numparse=True))
-    parts.append(average_note(av))
+    parts.append(average_note(av, rows))
     guided = guided_choice_note(rows)
     if guided:
         parts.append(guided)
