@@ -251,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     merge.add_argument("--markdown", help="write the merged report as Markdown here (e.g. $GITHUB_STEP_SUMMARY)")
     merge.add_argument("--html", help="write the merged report as HTML here")
     merge.set_defaults(func=_merge)
-    board = sub.add_parser("leaderboard", help="several runs (models, 0-/4-shot) in one table sorted by AVG")
+    board = sub.add_parser("leaderboard", help="several runs (models, 0-/4-shot) ranked by AVG among runs over the same benchmarks")
     board.add_argument("files", nargs="+")
     board.add_argument("--markdown", help="write the leaderboard as Markdown here")
     board.add_argument("--html", help="write the leaderboard as HTML (with charts) here")

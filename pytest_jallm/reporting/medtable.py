@@ -106,6 +106,9 @@ def notes(med: Sequence[MedicalRow]) -> list[str]:
         for column in COLUMNS:
             if column in r.cells:
                 cell = r.cells[column]
+                if cell.score is None:  # no score, so no metric to name
+                    used.append(f"{column} {r.language}: {cell.benchmark} ({cell.verdict})")
+                    continue
                 mark = "" if cell.metric == HARNESS_METRIC else "†"
                 other_metric = other_metric or bool(mark)
                 used.append(f"{column} {r.language}: {cell.benchmark} ({cell.metric}){mark}")

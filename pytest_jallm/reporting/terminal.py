@@ -107,9 +107,17 @@ def run_status(rows: Sequence[BenchmarkRecord], other_failures: OtherFailures | 
 UNSCORED_HEADERS = ["no score", "verdict", "what failed", "why"]
 
 
-def unscored_rows(rows: Sequence[BenchmarkRecord]) -> list[list[str]]:
-    """One line per selected benchmark with no score: its verdict and one-line reason."""
-    return [[r.name, str(r.verdict), r.error_kind or "-", r.reason or "-"] for r in in_table_order(rows) if r.score is None]
+TERMINAL_REASON = 110  # characters of a reason in the terminal's table (the failure above it has the whole message)
+
+
+def unscored_rows(rows: Sequence[BenchmarkRecord], width: int | None = None) -> list[list[str]]:
+    """One line per selected benchmark with no score: its verdict, what failed, and its one-line reason
+    (cut to `width` characters)."""
+    def why(r: BenchmarkRecord) -> str:
+        text = r.reason or "-"
+        return text if width is None or len(text) <= width else text[: width - 1] + "…"
+
+    return [[r.name, str(r.verdict), r.error_kind or "-", why(r)] for r in in_table_order(rows) if r.score is None]
 
 
 def render_terminal(rows: Sequence[BenchmarkRecord]) -> str:
@@ -117,7 +125,7 @@ def render_terminal(rows: Sequence[BenchmarkRecord]) -> str:
         return ""
     av = averages(rows)
     parts = [tabulate(table_rows(rows), headers=HEADERS, tablefmt="simple", disable_numparse=True)]
-    unscored = unscored_rows(rows)
+    unscored = unscored_rows(rows, width=TERMINAL_REASON)
     if unscored:
         parts.append(tabulate(unscored, headers=UNSCORED_HEADERS, tablefmt="simple", disable_numparse=True))
     h, v = average_lines(av)
