@@ -118,8 +118,8 @@ class BenchmarkItem(_JallmItem):
                  "delta": (delta, "+.4f"), "p_value": (record.p_value, ".6g"), "p_adjusted": (record.p_adjusted, ".6g")}
         self.user_properties += [(f"jallm_{key}", format(value, spec)) for key, (value, spec) in shown.items() if value is not None]
         self.user_properties.append(("jallm_verdict", str(record.verdict)))
-        for w in judgement.decision.warnings + judgement.decision.notes:
-            self.warn(pytest.PytestWarning(f"{result.name}: {w}"))
+        # The gate's warnings and notes are in the record (gate.warnings), and the end of the run says them
+        # once per kind for all benchmarks (reporting.terminal.gate_notes), not as one pytest warning each.
         if not judgement.passed:
             raise BenchmarkFailure(judgement.failure_text)
 

@@ -226,8 +226,11 @@ class JallmSession:
         return Acceptance(file=str(path), changed=changed)
 
     def unused_thresholds(self) -> list[str]:
-        """Threshold entries and baseline files that name no benchmark collected in this run
-        (under xdist, by any worker: the controller itself collects nothing)."""
+        """Threshold entries and baseline files that name no benchmark collected in this run (under
+        xdist, by any worker: the controller itself collects nothing) and no spec of the project's
+        benchmark folders either: a typo or a removed benchmark. An entry for a benchmark this run did
+        not collect (`pytest benchmarks/` and the samples' entries, `pytest benchmarks/jnli.yaml`) could
+        not have matched, and is not one."""
         collected = set(self.spec_paths) | self.worker_collected
         if not collected or self.baseline_name is None:
             return []
@@ -237,13 +240,20 @@ class JallmSession:
             entries = unused_entries(self.threshold_file(), sorted(collected))
         except Exception:
             entries = []  # a broken thresholds file fails every benchmark already
-        out = [f"{self.threshold_path}: benchmarks.{name}" for name in entries]
+        unmatched = [(name, f"{self.threshold_path}: benchmarks.{name}") for name in entries]
         folder = self.threshold_path.with_suffix("")
         if folder.is_dir():
             for f in sorted(folder.glob("*" + BASELINE_SUFFIX)):
                 if f.name[: -len(BASELINE_SUFFIX)] not in collected:
-                    out.append(str(f))
-        return out
+                    unmatched.append((f.name[: -len(BASELINE_SUFFIX)], str(f)))
+        if not unmatched:
+            return []
+        from .specfile import spec_names_in
+
+        root = Path(self.config.rootpath)
+        folders = {root / d for d in self.config.getini("jallm_benchmark_dirs")} | {p.parent for p in self.spec_paths.values()}
+        elsewhere = spec_names_in(sorted(folders))
+        return [where for name, where in unmatched if name not in elsewhere]
 
 
 def _ini_bool(config: pytest.Config, name: str) -> bool:

@@ -63,10 +63,11 @@ def one_line(text: str, limit: int = REASON_CHARS) -> str:
     """The first non-empty line of a message, bounded (what a report shows as the reason)."""
     from ..display import shorten
 
-    first = next((line.strip() for line in str(text).splitlines() if line.strip()), "")
-    if len(first) > limit:
-        first = first[: limit - 1] + "…"
-    return shorten(first, limit + 40)
+    first = shorten(next((line.strip() for line in str(text).splitlines() if line.strip()), ""), 10 * limit)
+    if len(first) > limit:  # what failed comes first, why often last ("… exceeds the model's context of 512 tokens")
+        head = limit * 3 // 5
+        first = first[:head] + " … " + first[-(limit - head - 3):]
+    return first
 
 
 def unscored_record(name: str, category: str, metric: str, verdict: Verdict, reason: str, *,

@@ -10,6 +10,7 @@ from typing import Sequence
 
 from tabulate import tabulate
 
+from ..gate import Verdict, decide
 from ..spec import CATEGORIES_OUT_OF_AVERAGE
 from .record import AVERAGE_CATEGORIES, Averages, BenchmarkRecord, OtherFailures, averages, category_order
 
@@ -107,7 +108,7 @@ def run_status(rows: Sequence[BenchmarkRecord], other_failures: OtherFailures | 
 UNSCORED_HEADERS = ["no score", "verdict", "what failed", "why"]
 
 
-TERMINAL_REASON = 110  # characters of a reason in the terminal's table (the failure above it has the whole message)
+TERMINAL_REASON = 140  # characters of a reason in the terminal's table (the failure above it has the whole message)
 
 
 def unscored_rows(rows: Sequence[BenchmarkRecord], width: int | None = None) -> list[list[str]]:
@@ -115,7 +116,10 @@ def unscored_rows(rows: Sequence[BenchmarkRecord], width: int | None = None) -> 
     (cut to `width` characters)."""
     def why(r: BenchmarkRecord) -> str:
         text = r.reason or "-"
-        return text if width is None or len(text) <= width else text[: width - 1] + "…"
+        if width is None or len(text) <= width:
+            return text
+        head = width * 4 // 7  # what failed comes first, why it failed often last ("… exceeds the model's context")
+        return text[:head] + " … " + text[-(width - head - 3):]
 
     return [[r.name, str(r.verdict), r.error_kind or "-", why(r)] for r in in_table_order(rows) if r.score is None]
 
@@ -213,7 +217,8 @@ def paired_test_table(rows: Sequence[BenchmarkRecord]) -> str:
 
 
 def gate_notes(rows: Sequence[BenchmarkRecord], *, unused: Sequence[str] = (), strict: bool = False) -> list[tuple[str, bool]]:
-    """Lines for the end of the run: (text, is_warning). Nothing gated silently, nothing configured for nothing."""
+    """Lines for the end of the run: (text, is_warning). Nothing gated silently, nothing configured for nothing;
+    one line for each kind of the gate's warnings and notes, naming the benchmarks (not one pytest warning each)."""
     out: list[tuple[str, bool]] = []
     ungated = sorted((r for r in rows if r.verdict.ungated), key=lambda r: r.name)
     if ungated:
@@ -227,14 +232,25 @@ def gate_notes(rows: Sequence[BenchmarkRecord], *, unused: Sequence[str] = (), s
         names = ", ".join(f"{r.name} (first {r.gate.baseline.partial_limit} items)" for r in partial)  # type: ignore[union-attr]
         out.append((f"pytest-jallm: WARNING: {len(partial)} benchmark(s) compared with a partial baseline (accepted from a "
                     f"--jallm-limit run): {names} — accept full baselines", True))
+    why = [f"{r.name}: {w}" for r in sorted(rows, key=lambda r: r.name)
+           if r.verdict in (Verdict.STALE, Verdict.UNPAIRED) and r.gate is not None
+           for w in decide(r.gate).warnings if not w.startswith("partial baseline")]
+    if why:
+        out.append((f"pytest-jallm: WARNING: {len(why)} baseline(s) not compared: {'; '.join(why)}", True))
+    smoke = sorted((r for r in rows if _smoke_below_min(r)), key=lambda r: r.name)
+    if smoke:
+        below = ", ".join(f"{r.name}: score {r.gate.score:.2f} is below min_score {r.gate.limits.min_score:.2f}"  # type: ignore[union-attr]
+                          for r in smoke)
+        out.append((f"pytest-jallm: {len(smoke)} benchmark(s) below min_score, not enforced on a --jallm-limit smoke run "
+                    f"(--jallm-enforce-min-score enforces it): {below}", True))
     weak = sorted(r.name for r in rows if r.underpowered)
     if weak:
         out.append((f"pytest-jallm: underpowered: the family-corrected paired test cannot see a drop of max_drop 4 times "
                     f"in 5 for {', '.join(weak)}", True))
     if unused:
         tail = " — failed by --jallm-strict" if strict else ""
-        out.append((f"pytest-jallm: WARNING: {len(unused)} threshold entr(y/ies) or baseline file(s) match no collected "
-                    f"benchmark (typo? removed benchmark?): {', '.join(unused)}{tail}", True))
+        out.append((f"pytest-jallm: WARNING: {len(unused)} threshold entr(y/ies) or baseline file(s) match no benchmark "
+                    f"spec (typo? removed benchmark?): {', '.join(unused)}{tail}", True))
     written = [r.gate.accepted for r in sorted(rows, key=lambda r: r.name)
                if r.gate and r.gate.accepted and r.gate.accepted.error is None]
     if written:
@@ -242,6 +258,13 @@ def gate_notes(rows: Sequence[BenchmarkRecord], *, unused: Sequence[str] = (), s
         out.append((f"pytest-jallm: baselines written: {changed} changed, {len(written) - changed} unchanged", False))
         out += [(f"  {a.file} ({'changed' if a.changed else 'unchanged'})", False) for a in written]
     return out
+
+
+def _smoke_below_min(r: BenchmarkRecord) -> bool:
+    """min_score was missed on a --jallm-limit run that does not enforce it (reported, not failed)."""
+    g = r.gate
+    return (g is not None and g.smoke and not g.enforce_min_score and g.n > 0 and g.limits.min_score is not None
+            and g.score < g.limits.min_score)
 
 
 def guided_choice_note(rows: Sequence[BenchmarkRecord]) -> str:
