@@ -279,18 +279,30 @@ def pytest_terminal_summary_linear_failures(terminalreporter, exitstatus: int, c
         restore()
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True, specname="pytest_terminal_summary")
+def pytest_terminal_summary_grouped_warnings(terminalreporter, exitstatus: int, config: pytest.Config):
+    """Before pytest prints its warnings summary: data sources not pinned by sha256 are said in one line
+    (pytest_terminal_summary), not in a block per source."""
+    jallm = config.stash[SESSION_KEY]
+    if not jallm.is_worker and jallm.model:  # a benchmark run (not, say, this project's own tests)
+        jallm.unpinned = failure_summary.take_warnings(terminalreporter, "UnpinnedDataWarning")
+    return (yield)
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
     jallm = config.stash[SESSION_KEY]
-    if jallm.is_worker or config.option.collectonly:
+    if jallm.is_worker:
         return
-    rows = jallm.report_rows()
-    if not (rows or jallm.unused):
-        return
-    from .reporting.terminal import gate_notes, run_status
+    from .reporting.terminal import gate_notes, run_status, unpinned_note
 
+    rows = [] if config.option.collectonly else jallm.report_rows()
+    if not (rows or jallm.unused or jallm.unpinned):
+        return
     terminalreporter.write_sep("=", f"pytest-jallm: {jallm.model}")
     if rows:
         terminalreporter.write_line(render_terminal(rows))
+    if jallm.unpinned:
+        terminalreporter.write_line(unpinned_note(jallm.unpinned), yellow=True, bold=True)
     for line, warn in gate_notes(rows, unused=jallm.unused, strict=jallm.strict):
         terminalreporter.write_line(line, yellow=warn, bold=warn)
     if not rows:

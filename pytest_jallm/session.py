@@ -65,6 +65,7 @@ class JallmSession:
         self.summaries: list[BenchmarkRecord] = []
         self.benchmark_tests: list[Any] = []  # the spec of every selected benchmark test (each is a report row)
         self.other_failed: list[str] = []  # node ids of failed tests that are not benchmark tests (per-example …)
+        self.unpinned: list[str] = []  # messages of the run's UnpinnedDataWarnings, said in one line at the end
         self._thresholds: ThresholdFileModel | None = None
         self._baselines: dict[str, Baseline | BaselineError | None] = {}
         self._gate: Gate | None = None

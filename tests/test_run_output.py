@@ -93,3 +93,25 @@ def test_a_catalog_run_does_not_warn_about_the_bundled_thresholds_file() -> None
     collected = re.search(r"collected (\d+) items / (\d+) deselected", result.stdout)
     assert collected and collected.group(1) == collected.group(2) and int(collected.group(1)) > 40
     assert "match no" not in result.stdout and "tiny-ja-good.yaml" not in result.stdout
+
+
+def test_unpinned_data_sources_are_one_line_and_w_error_still_applies(toy: pytest.Pytester) -> None:
+    # Two benchmarks read mirrors without a sha256 pin: pytest printed a three-line block per source.
+    data = toy.path / "mirror"
+    for name in ("toy_mc", "toy_nli"):
+        (data / "toy").mkdir(parents=True, exist_ok=True)
+        (data / "toy" / f"{name}.jsonl").write_bytes((toy.path / "benchmarks" / "data" / f"{name}.jsonl").read_bytes())
+        spec = toy.path / "benchmarks" / f"{name}.yaml"
+        spec.write_text(spec.read_text(encoding="utf-8").replace(
+            f"source: {{path: data/{name}.jsonl}}", f"source: {{url: 'https://x.invalid/{name}.jsonl', mirror: toy/{name}.jsonl}}"),
+            encoding="utf-8")
+    result = toy.runpytest(*base_args(write_script(toy.path), "--jallm-data-dir", str(data)))
+    result.assert_outcomes(passed=3)
+    out = result.stdout.str()
+    assert "warnings summary" not in out and "UnpinnedDataWarning" not in out
+    [line] = [line for line in _warning_lines(result) if "not pinned" in line]
+    assert line.startswith("pytest-jallm: WARNING: 2 data source(s), 2 file(s), not pinned by sha256 in their spec "
+                           "(content not verified): toy_mc: source (1), toy_nli: source (1); e.g. ")
+    strict = toy.runpytest(*base_args(write_script(toy.path), "--jallm-data-dir", str(data),
+                                      "-W", "error::pytest_jallm.sources.UnpinnedDataWarning"))
+    strict.assert_outcomes(passed=1, failed=2)  # the filter still turns the warning into each benchmark's error

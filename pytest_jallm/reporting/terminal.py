@@ -6,6 +6,7 @@ process, xdist workers, or merged shard files. Its cell formatters serve the oth
 
 from __future__ import annotations
 
+import re
 from typing import Sequence
 
 from tabulate import tabulate
@@ -258,6 +259,23 @@ def gate_notes(rows: Sequence[BenchmarkRecord], *, unused: Sequence[str] = (), s
         out.append((f"pytest-jallm: baselines written: {changed} changed, {len(written) - changed} unchanged", False))
         out += [(f"  {a.file} ({'changed' if a.changed else 'unchanged'})", False) for a in written]
     return out
+
+
+_UNPINNED = re.compile(r"^(?P<where>.+?): (?P<n>\d+) file\(s\) not pinned by sha256.*?, e\.g\. (?P<example>.+)$")
+
+
+def unpinned_note(messages: Sequence[str]) -> str:
+    """One line for every UnpinnedDataWarning of the run (pytest would print a block for each source)."""
+    if not messages:
+        return ""
+    parsed = [m for m in (_UNPINNED.match(text) for text in dict.fromkeys(messages)) if m is not None]
+    if not parsed:
+        return f"pytest-jallm: WARNING: {len(messages)} data source(s) not pinned by sha256: " + "; ".join(messages)
+    files = sum(int(m["n"]) for m in parsed)
+    listed = [f"{m['where']} ({m['n']})" for m in parsed]
+    shown = ", ".join(listed[:8]) + (f" … ({len(listed)} in all)" if len(listed) > 8 else "")
+    return (f"pytest-jallm: WARNING: {len(parsed)} data source(s), {files} file(s), not pinned by sha256 in their spec "
+            f"(content not verified): {shown}; e.g. {parsed[0]['example']}")
 
 
 def _smoke_below_min(r: BenchmarkRecord) -> bool:
