@@ -101,8 +101,8 @@ def build(docs: Sequence[tuple[str, Mapping[str, Any]]]) -> list[Entry]:
     for members in by_run.values():
         try:
             doc = merge_documents(members) if len(members) > 1 or members[0][1].get("shard") else members[0][1]
-        except ResultsError as e:
-            raise ResultsError(f"{', '.join(p for p, _ in members)}: {e}") from None
+        except ResultsError as problem:
+            raise ResultsError(f"{', '.join(p for p, _ in members)}: {problem}") from None
         rows = rows_of(doc)
         meta = dict(doc["meta"])
         entries.append(Entry(
