@@ -212,3 +212,19 @@ def test_a_reason_is_one_bounded_printable_line() -> None:
     assert "\x1b" not in record.reason
     md = render_markdown([record])
     assert "first \\| line" in md  # a table cell in Markdown, not a broken table
+
+
+def test_the_result_hook_hears_of_every_benchmark_also_one_with_no_score(toy: pytest.Pytester) -> None:
+    toy.makeconftest("""
+        import json
+
+        def pytest_jallm_result(result, config):
+            with open("heard.jsonl", "a", encoding="utf-8") as fh:
+                fh.write(json.dumps([result.name, str(result.verdict), result.score, result.reason]) + "\\n")
+    """)
+    _break_data(toy.path, "toy_nli")
+    toy.runpytest(*base_args(write_script(toy.path))).assert_outcomes(passed=2, failed=1)
+    heard = {row[0]: row[1:] for row in map(json.loads, (toy.path / "heard.jsonl").read_text(encoding="utf-8").splitlines())}
+    assert set(heard) == set(BENCHMARKS)
+    verdict, score, reason = heard["toy_nli"]
+    assert (verdict, score) == ("error", None) and "data/missing.jsonl" in reason
