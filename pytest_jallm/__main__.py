@@ -17,12 +17,13 @@ from .reporting.markdown import render_markdown
 from .reporting.results_json import (
     ResultsError,
     merge_documents,
+    other_failures_of,
     read_results,
     results_json_schema,
     rows_of,
     write_results,
 )
-from .reporting.terminal import render_terminal
+from .reporting.terminal import render_terminal, run_status
 
 
 def _read_all(files: list[str]) -> list[tuple[str, dict]]:
@@ -38,17 +39,20 @@ def _merge(args: argparse.Namespace) -> int:
         return 2
     rows = rows_of(doc)
     model = doc.get("model")
+    other = other_failures_of(doc)
     title = f"pytest-jallm: {model}"
     print(render_terminal(rows))
+    ok, headline = run_status(rows, other)
+    print(f"pytest-jallm: {'gate passed' if ok else 'gate failed'} — {headline}")
     if args.output:
-        write_results(Path(args.output), rows, model=model, meta=doc["meta"])
+        write_results(Path(args.output), rows, model=model, meta=doc["meta"], other_failures=other)
     if args.markdown:
-        atomic_write_text(Path(args.markdown), render_markdown(rows, title=title, meta=doc["meta"]))
+        atomic_write_text(Path(args.markdown), render_markdown(rows, title=title, meta=doc["meta"], other_failures=other))
     if args.html:
-        atomic_write_text(Path(args.html), render_html(rows, title=title, meta=doc["meta"]))
-    failed = sorted(r.name for r in rows if r.outcome != "passed")
-    if failed:
-        print(f"gate failed: {', '.join(failed)}", file=sys.stderr)
+        atomic_write_text(Path(args.html), render_html(rows, title=title, meta=doc["meta"], other_failures=other))
+    failed = sorted(r.name for r in rows if r.failed)
+    if failed or other:
+        print(f"gate failed: {', '.join(failed + other.lines())}", file=sys.stderr)
         return 1
     return 0
 
@@ -247,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     merge.add_argument("--markdown", help="write the merged report as Markdown here (e.g. $GITHUB_STEP_SUMMARY)")
     merge.add_argument("--html", help="write the merged report as HTML here")
     merge.set_defaults(func=_merge)
-    board = sub.add_parser("leaderboard", help="several runs (models, 0-/4-shot) in one table sorted by AVG")
+    board = sub.add_parser("leaderboard", help="several runs (models, 0-/4-shot) ranked by AVG among runs over the same benchmarks")
     board.add_argument("files", nargs="+")
     board.add_argument("--markdown", help="write the leaderboard as Markdown here")
     board.add_argument("--html", help="write the leaderboard as HTML (with charts) here")

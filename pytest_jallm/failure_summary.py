@@ -36,3 +36,27 @@ def index_teardown_reports(terminalreporter: Any) -> Any:
         terminalreporter.__dict__.pop("_get_teardown_reports", None)
 
     return restore
+
+
+def take_warnings(terminalreporter: Any, category: str) -> list[str]:
+    """Remove the warnings of one category (by class name) from pytest's warnings summary and return
+    their messages, so that the plugin says them once, in one line with counts, instead of a block each
+    (pytest groups warnings only when their text is identical). Filters still apply where the warning
+    is raised: `-W error::…` fails as before."""
+    stats = getattr(terminalreporter, "stats", None)
+    if not isinstance(stats, dict) or not stats.get("warnings"):
+        return []
+    marker = f"{category}: "
+    kept, taken = [], []
+    for report in stats["warnings"]:
+        text = str(getattr(report, "message", ""))
+        line = next((x for x in text.splitlines() if marker in x), None)
+        if line is None:
+            kept.append(report)
+        else:
+            taken.append(line.split(marker, 1)[1].strip())
+    if taken:
+        stats["warnings"] = kept
+        if not kept:
+            stats.pop("warnings")
+    return taken

@@ -17,5 +17,6 @@ def pytest_jallm_result(result, config: pytest.Config) -> None:
 
     `result` is the `reporting.record.BenchmarkRecord` every report and the results JSON are
     made from (one per benchmark test, in the order the tests finish). Called in the controlling process, so under xdist once per benchmark too,
-    never on the workers; a run that fails before scoring reports nothing.
+    never on the workers. A benchmark test that failed before scoring (its data, spec or backend) or was
+    skipped is reported too, with `verdict` "error" or "skipped", `score` None and its one-line `reason`.
     """

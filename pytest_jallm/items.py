@@ -7,13 +7,16 @@ from typing import Any
 
 import pytest
 
-from .backends.base import BackendError
-from .data import DataError, resolve_files
+from .backends.base import BackendError, BackendOptionError
+from .data import DataError
 from .display import shorten
 from .errors import JallmError
+from .gate import BenchmarkRecord, Verdict, unscored_record
+from .gate.record import ErrorKind
 from .session import SESSION_KEY, JallmSession
 from .spec import SpecError, license_markers
 from .specfile import load_spec, with_harness_template
+from .strict_yaml import FileKeyError
 
 # More tests per benchmark file (the variants' `name[variants]`): factories the plugin registers,
 # so that this module imports none of the modules that build on it.
@@ -31,11 +34,8 @@ class BenchmarkFile(pytest.File):
             spec = load_spec(self.path)
             if jallm.med_template:
                 spec = with_harness_template(spec, jallm.med_template, str(self.path))
-            # A spec's own local file is checked now (a typo in it is the spec's error). Mirrors,
-            # downloads and few-shot sources are loaded when the benchmark runs, so one missing
-            # file fails that benchmark alone while the others run.
-            if spec.source.path:
-                resolve_files(spec.source, self.path.parent, None, f"{self.path}: source")
+            # Data, local files included, is read when the benchmark runs: one missing file fails
+            # that benchmark alone (verdict `error` in every report) while the others run.
         except (SpecError, DataError) as e:
             raise self.CollectError(str(e)) from None
         if spec.name in jallm.spec_paths and jallm.spec_paths[spec.name] != self.path:
@@ -60,8 +60,8 @@ class BenchmarkFile(pytest.File):
         if jallm.per_item:
             try:
                 prep = jallm.evaluation.prepared(spec, self.path)
-            except DataError as e:
-                raise self.CollectError(str(e)) from None
+            except DataError:
+                return  # no data, no examples: the benchmark test fails alone, saying why
             ids = [ex.id for ex in prep.examples]
             if spec.judge is not None:  # scored per question and turn
                 from .chatjudge import item_id
@@ -118,10 +118,49 @@ class BenchmarkItem(_JallmItem):
                  "delta": (delta, "+.4f"), "p_value": (record.p_value, ".6g"), "p_adjusted": (record.p_adjusted, ".6g")}
         self.user_properties += [(f"jallm_{key}", format(value, spec)) for key, (value, spec) in shown.items() if value is not None]
         self.user_properties.append(("jallm_verdict", str(record.verdict)))
-        for w in judgement.decision.warnings + judgement.decision.notes:
-            self.warn(pytest.PytestWarning(f"{result.name}: {w}"))
+        # The gate's warnings and notes are in the record (gate.warnings), and the end of the run says them
+        # once per kind for all benchmarks (reporting.terminal.gate_notes), not as one pytest warning each.
         if not judgement.passed:
             raise BenchmarkFailure(judgement.failure_text)
+
+
+def error_kind(error: BaseException | None, spec_path: Path) -> ErrorKind:
+    """What failed before a benchmark could be scored: its data, its spec, the backend, or something else."""
+    if isinstance(error, DataError):
+        return "data"
+    if isinstance(error, (BackendError, BackendOptionError)):
+        return "backend"
+    if isinstance(error, FileKeyError) and Path(error.path) == Path(spec_path):
+        return "spec"
+    from .metrics.base import UnknownMetricError  # here: items.py is imported at start-up, these need not be
+    from .prompt import TemplateSpecError
+
+    if isinstance(error, (UnknownMetricError, TemplateSpecError)):
+        return "spec"
+    return "other"
+
+
+def unscored_summary(item: pytest.Item, call: pytest.CallInfo, report: pytest.TestReport) -> BenchmarkRecord | None:
+    """The record of a benchmark test that ended without the gate's record: it failed before scoring
+    (verdict `error`, with its one-line reason and what failed) or was skipped. None otherwise."""
+    if not isinstance(item, BenchmarkItem) or report.when == "teardown" or report.passed:
+        return None
+    if any(key == "jallm_summary" for key, _ in report.user_properties):
+        return None
+    spec = item.spec
+    error = call.excinfo.value if call.excinfo is not None else None
+    common = {"in_average": spec.counts_in_average}
+    if report.skipped:
+        reason = getattr(error, "msg", None) or (report.longrepr[2] if isinstance(report.longrepr, tuple) else "skipped")
+        return unscored_record(spec.name, spec.category, spec.primary_metric, Verdict.SKIPPED, str(reason), **common)
+    if isinstance(error, JallmError):
+        text = f"{type(error).__name__}: {error}" if error.show_type else str(error)
+    elif error is not None:
+        text = f"{type(error).__name__}: {error}"
+    else:
+        text = str(report.longrepr)
+    return unscored_record(spec.name, spec.category, spec.primary_metric, Verdict.ERROR, text,
+                           error_kind=error_kind(error, item.path), **common)
 
 
 def selected_benchmarks(items: list[pytest.Item]) -> list[tuple[Any, Path]]:

@@ -253,9 +253,10 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     jallm = _started(session.config)
     if jallm is None:
         return  # no benchmark collected, no jallm option used
-    from .items import _JallmItem, selected_benchmarks
+    from .items import BenchmarkItem, _JallmItem, selected_benchmarks
 
     jallm.selected = selected_benchmarks(session.items)  # after -k/-m and shards deselected
+    jallm.benchmark_tests = [it.spec for it in session.items if isinstance(it, BenchmarkItem)]  # each is a report row
     selected = any(isinstance(it, _JallmItem) for it in session.items)
     if selected and not jallm.model and not session.config.option.collectonly:
         raise pytest.UsageError("benchmark tests were collected but no model was given: pass --model <hf-id-or-local-dir>")
@@ -270,6 +271,24 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             GenerationCache.delete_file(jallm.settings.cache_path)
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """A benchmark test that failed before the gate recorded it (its data, spec or backend) or was
+    skipped still gets its record, so every report has a row for it (verdict `error` or `skipped`)."""
+    report = yield
+    if _started(item.config) is None:  # no benchmark run: nothing to record
+        return report
+    from .items import unscored_summary
+
+    record = unscored_summary(item, call, report)
+    if record is not None:
+        props = [("jallm_summary", record.model_dump_json(exclude={"outcome", "message"})),
+                 ("jallm_verdict", str(record.verdict))]
+        report.user_properties += props  # this report carries it to the collector (also from an xdist worker)
+        item.user_properties += props  # the last report, which JUnit XML reads, too
+    return report
+
+
 class _SummaryCollector:
     """Gathers benchmark summaries from test reports (also those xdist workers send)."""
 
@@ -277,20 +296,24 @@ class _SummaryCollector:
         self.config = config
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if report.when != "call":
-            return
-        for key, value in report.user_properties:
-            if key == "jallm_summary":
-                from .gate import BenchmarkRecord
+        summary = next((value for key, value in report.user_properties if key == "jallm_summary"), None)
+        if report.failed and summary is None:
+            started = _started(self.config)
+            if started is not None:  # a benchmark run: a per-example, variants or plain test that failed
+                started.other_failed.append(report.nodeid)
+        # The call's record; a setup that skipped or failed has one too (an item's own properties
+        # reach its teardown report as well, which is not read).
+        if summary is not None and (report.when == "call" or (report.when == "setup" and not report.passed)):
+            from .gate import BenchmarkRecord
 
-                jallm = _session(self.config)  # an xdist controller that collected nothing starts it here
-                record = BenchmarkRecord.model_validate_json(str(value))
-                record.outcome = report.outcome
-                if report.failed:  # not longreprtext: under xdist that starts with the worker's name
-                    record.message = str(report.longrepr)
-                jallm.summaries.append(record)
-                if not jallm.is_worker:  # under xdist the controller reports each result once
-                    self.config.hook.pytest_jallm_result(result=record, config=self.config)
+            jallm = _session(self.config)  # an xdist controller that collected nothing starts it here
+            record = BenchmarkRecord.model_validate_json(str(summary))
+            record.outcome = report.outcome
+            if report.failed:  # not longreprtext: under xdist that starts with the worker's name
+                record.message = str(report.longrepr)
+            jallm.summaries.append(record)
+            if not jallm.is_worker:  # under xdist the controller reports each result once
+                self.config.hook.pytest_jallm_result(result=record, config=self.config)
         plan = scale.plan_from_properties(report.user_properties)
         if plan is not None:  # under xdist the controller learns the shard plan from the workers' reports
             self.config.stash[scale.SHARD_KEY] = plan
@@ -330,22 +353,38 @@ def pytest_terminal_summary_linear_failures(terminalreporter, exitstatus: int, c
         restore()
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True, specname="pytest_terminal_summary")
+def pytest_terminal_summary_grouped_warnings(terminalreporter, exitstatus: int, config: pytest.Config):
+    """Before pytest prints its warnings summary: data sources not pinned by sha256 are said in one line
+    (pytest_terminal_summary), not in a block per source."""
+    jallm = _started(config)
+    if jallm is not None and not jallm.is_worker and jallm.model:  # a benchmark run (not, say, this project's own tests)
+        jallm.unpinned = failure_summary.take_warnings(terminalreporter, "UnpinnedDataWarning")
+    return (yield)
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
     jallm = _started(config)
-    if jallm is None:
+    if jallm is None or jallm.is_worker:
         return
-    rows = jallm.summaries
-    if jallm.is_worker or not (rows or jallm.unused):
-        return
-    from .reporting.terminal import gate_notes, render_terminal
+    from .reporting.terminal import gate_notes, render_terminal, run_status, unpinned_note
 
+    rows = [] if config.option.collectonly else jallm.report_rows()
+    if not (rows or jallm.unused or jallm.unpinned):
+        return
     terminalreporter.write_sep("=", f"pytest-jallm: {jallm.model}")
     if rows:
         terminalreporter.write_line(render_terminal(rows))
+    if jallm.unpinned:
+        terminalreporter.write_line(unpinned_note(jallm.unpinned), yellow=True, bold=True)
     for line, warn in gate_notes(rows, unused=jallm.unused, strict=jallm.strict):
         terminalreporter.write_line(line, yellow=warn, bold=warn)
     if not rows:
         return
+    other = jallm.other_failures()
+    ok, headline = run_status(rows, other)
+    terminalreporter.write_line(f"pytest-jallm: {'gate passed' if ok else 'gate failed'} — {headline}",
+                                green=ok, red=not ok, bold=True)
     ev = jallm.evaluation
     if ev.prompts_requested:  # this process generated (not an xdist controller)
         t = ev.timings
@@ -360,4 +399,5 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
         )
     from .reporting import write_reports
 
-    write_reports(rows, model=jallm.model, option=config.getoption, shard=config.stash.get(scale.SHARD_KEY, None))
+    write_reports(rows, model=jallm.model, option=config.getoption, shard=config.stash.get(scale.SHARD_KEY, None),
+                  other_failures=other)

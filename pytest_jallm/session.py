@@ -24,11 +24,12 @@ from .baseline import (
     with_rerun,
 )
 from .evaluation import BenchmarkResult, Evaluation
-from .gate import Acceptance, BenchmarkRecord, Gate, GateOptions, Judgement
+from .gate import Acceptance, BenchmarkRecord, Gate, GateOptions, Judgement, Verdict, unscored_record
 from .gate.family import FAMILY_METHODS
 from .keys import SESSION_KEY  # noqa: F401 - the run's session, which plugin.py sets up; importable from here too
 from .options import run_settings, start_outputs_file
 from .progress import TerminalProgress
+from .reporting.record import OtherFailures
 
 
 def model_slug(model: str) -> str:
@@ -61,6 +62,9 @@ class JallmSession:
         self.worker_collected: set[str] = set()  # under xdist, the controller learns from the workers what they collected
         self.unused: list[str] = []  # threshold entries and baseline files matching no collected benchmark (at the end)
         self.summaries: list[BenchmarkRecord] = []
+        self.benchmark_tests: list[Any] = []  # the spec of every selected benchmark test (each is a report row)
+        self.other_failed: list[str] = []  # node ids of failed tests that are not benchmark tests (per-example …)
+        self.unpinned: list[str] = []  # messages of the run's UnpinnedDataWarnings, said in one line at the end
         self._thresholds: ThresholdFileModel | None = None
         self._baselines: dict[str, Baseline | BaselineError | None] = {}
         self._gate: Gate | None = None
@@ -124,6 +128,20 @@ class JallmSession:
         if name in ev.errors:
             raise ev.errors[name]
         return ev.results[name]
+
+    def report_rows(self) -> list[BenchmarkRecord]:
+        """A record per selected benchmark test: those reported, then those the session never ran
+        (it stopped first: -x, --maxfail, Ctrl-C). An xdist controller knows only the reported ones."""
+        seen = {r.name for r in self.summaries}
+        why = "the session stopped before this benchmark's test ran (-x, --maxfail or an interruption)"
+        return self.summaries + [unscored_record(spec.name, spec.category, spec.primary_metric, Verdict.NOT_RUN, why,
+                                                 in_average=spec.counts_in_average)
+                                 for spec in self.benchmark_tests if spec.name not in seen]
+
+    def other_failures(self) -> OtherFailures:
+        """What failed the run besides the benchmark verdicts (for every report's headline)."""
+        return OtherFailures(failed_tests=sorted(set(self.other_failed)),
+                             strict_unused=list(self.unused) if self.strict else [])
 
     # --- thresholds and baselines -------------------------------------------
 
@@ -208,8 +226,11 @@ class JallmSession:
         return Acceptance(file=str(path), changed=changed)
 
     def unused_thresholds(self) -> list[str]:
-        """Threshold entries and baseline files that name no benchmark collected in this run
-        (under xdist, by any worker: the controller itself collects nothing)."""
+        """Threshold entries and baseline files that name no benchmark collected in this run (under
+        xdist, by any worker: the controller itself collects nothing) and no spec of the project's
+        benchmark folders either: a typo or a removed benchmark. An entry for a benchmark this run did
+        not collect (`pytest benchmarks/` and the samples' entries, `pytest benchmarks/jnli.yaml`) could
+        not have matched, and is not one."""
         collected = set(self.spec_paths) | self.worker_collected
         if not collected or self.baseline_name is None:
             return []
@@ -219,13 +240,20 @@ class JallmSession:
             entries = unused_entries(self.threshold_file(), sorted(collected))
         except Exception:
             entries = []  # a broken thresholds file fails every benchmark already
-        out = [f"{self.threshold_path}: benchmarks.{name}" for name in entries]
+        unmatched = [(name, f"{self.threshold_path}: benchmarks.{name}") for name in entries]
         folder = self.threshold_path.with_suffix("")
         if folder.is_dir():
             for f in sorted(folder.glob("*" + BASELINE_SUFFIX)):
                 if f.name[: -len(BASELINE_SUFFIX)] not in collected:
-                    out.append(str(f))
-        return out
+                    unmatched.append((f.name[: -len(BASELINE_SUFFIX)], str(f)))
+        if not unmatched:
+            return []
+        from .specfile import spec_names_in
+
+        root = Path(self.config.rootpath)
+        folders = {root / d for d in self.config.getini("jallm_benchmark_dirs")} | {p.parent for p in self.spec_paths.values()}
+        elsewhere = spec_names_in(sorted(folders))
+        return [where for name, where in unmatched if name not in elsewhere]
 
 
 def _ini_bool(config: pytest.Config, name: str) -> bool:

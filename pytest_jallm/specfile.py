@@ -3,8 +3,9 @@ its metrics need. Errors name the file and the key."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import yaml
 from pydantic import ValidationError
@@ -113,3 +114,26 @@ def load_spec(path: Path | str) -> BenchmarkSpec:
     except yaml.YAMLError as e:
         raise SpecError(path, "<yaml>", f"malformed YAML at {error_location(e)}: {getattr(e, 'problem', e)}") from None
     return parse_spec(data, path)
+
+
+_NAME_LINE = re.compile(r"""^name:[ \t]*["']?([^"'\s#]+)""", re.MULTILINE)
+
+
+def spec_names_in(folders: Iterable[Path]) -> dict[str, Path]:
+    """The benchmark names the spec files under these folders define (name -> file), read cheaply
+    (the top-level `name:` line, else the name derived from the file's stem) without validating them:
+    what a thresholds entry could name in a run that collects those folders."""
+    out: dict[str, Path] = {}
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        for path in sorted(p for pattern in ("*.yaml", "*.yml") for p in folder.rglob(pattern)):
+            if any(part.startswith(".") for part in path.relative_to(folder).parts):
+                continue
+            try:
+                text = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                continue
+            found = _NAME_LINE.search(text)
+            out.setdefault(found.group(1) if found else path.stem.lower().replace(".", "_"), path)
+    return out

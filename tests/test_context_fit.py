@@ -81,7 +81,8 @@ def test_error_policy_fails_the_overlong_items_and_names_why(suite: pytest.Pytes
     result.stdout.fnmatch_lines(["*fit_mc: 2 of 3 requests failed in the backend*exceeds the model's context of 500 "
                                  "tokens (--jallm-context-policy error)*"])
     assert all(len(r["prompt"]) + 2 <= WINDOW for r in sent) and len(sent) == 2
-    assert "fit_mc" not in rows and rows["other_mc"]["extra"]["produced_by"]["context_policy"] == "error"
+    assert rows["other_mc"]["extra"]["produced_by"]["context_policy"] == "error"
+    assert (rows["fit_mc"]["verdict"], rows["fit_mc"]["error_kind"], rows["fit_mc"]["score"]) == ("error", "backend", None)
 
 
 class CountingBackend:

@@ -201,7 +201,7 @@ def test_update_baseline_writes_machine_files_and_never_the_thresholds_yaml(toy:
     assert sorted(p.name for p in (thresholds / "model").glob("*.jsonl")) == [f"{b}.baseline.jsonl" for b in sorted(BENCHMARKS)]
     first.stdout.fnmatch_lines(["pytest-jallm: baselines written: 3 changed, 0 unchanged", "*toy_he.baseline.jsonl (changed)"])
     # The unused entry is reported, like syrupy's unused snapshots.
-    first.stdout.fnmatch_lines(["*1 threshold entr(y/ies) or baseline file(s) match no collected benchmark*benchmarks.toy_typo*"])
+    first.stdout.fnmatch_lines(["*1 threshold entr(y/ies) or baseline file(s) match no benchmark spec*benchmarks.toy_typo*"])
 
     # Accepting a changed model rewrites only the files whose content changed; the diff is per item.
     before = (thresholds / "model" / "toy_mc.baseline.jsonl").read_text(encoding="utf-8").splitlines()
@@ -284,7 +284,8 @@ def test_limit_is_a_smoke_run_paired_with_the_full_baseline(toy: pytest.Pytester
     rows = {r["name"]: r for r in json.loads((toy.path / "smoke.json").read_text(encoding="utf-8"))["benchmarks"]}
     assert rows["toy_nli"]["verdict"] == "pass" and rows["toy_nli"]["n"] == 3
     assert rows["toy_nli"]["baseline"] == pytest.approx(200 / 3)  # the baseline over the same 3 items, not over 6
-    smoke.stdout.fnmatch_lines(["*score 66.67 is below min_score 80.00 (not enforced on a --jallm-limit smoke run*"])
+    smoke.stdout.fnmatch_lines(["pytest-jallm: 1 benchmark(s) below min_score, not enforced on a --jallm-limit smoke run "
+                                "(--jallm-enforce-min-score enforces it): toy_nli: score 66.67 is below min_score 80.00"])
     enforced = toy.runpytest(*base_args(script, "--jallm-limit", "3", "--jallm-enforce-min-score"))
     enforced.assert_outcomes(passed=2, failed=1)
     # A smoke run still catches a regression on the items it ran.

@@ -45,7 +45,7 @@ def test_terminal_report_has_one_medical_row_per_language() -> None:
     header = next(i for i, line in enumerate(lines) if line.split()[:5] == ["lang", "IgakuQA", "MedQA", "MedMCQA", "JMMLU-medical"])
     ja = next(line for line in lines[header:] if line.startswith("ja "))
     en = next(line for line in lines[header:] if line.startswith("en "))
-    assert _cells(ja) == ["ja", "40.00", "30.00", "20.00", "50.00", "35.00"]  # (40+30+20+50)/4
+    assert _cells(ja) == ["ja", "40.00", "30.00", "20.00", "50.00‡", "35.00"]  # (40+30+20+50)/4
     assert _cells(en) == ["en", "-", "60.00", "-", "-", "60.00"]
     assert "IgakuQA ja: igakuqa_harness (gestalt_match)" in out
     assert "'-' = not run; not counted in the average." in out
@@ -65,10 +65,10 @@ def test_markdown_and_html_reports_carry_the_medical_table() -> None:
     md = render_markdown(ROWS)
     section = md.split("### Medical", 1)[1]
     assert "| lang   | IgakuQA   | MedQA   | MedMCQA   | JMMLU-medical   | average   |" in section
-    assert "| ja     | 40.00     | 30.00   | 20.00     | 50.00           | 35.00     |" in section
+    assert "| ja     | 40.00     | 30.00   | 20.00     | 50.00‡          | 35.00     |" in section
     page = render_html(ROWS, charts=False)
     assert "<h2>Medical</h2><table class=\"medical\">" in page
-    assert "<tr><td>ja</td><td>40.00</td><td>30.00</td><td>20.00</td><td>50.00</td><td>35.00</td></tr>" in page
+    assert "<tr><td>ja</td><td>40.00</td><td>30.00</td><td>20.00</td><td>50.00‡</td><td>35.00</td></tr>" in page
 
 
 def _doc(model: str, scores: dict[str, float], shuffle: int | None = None) -> dict:
@@ -110,3 +110,25 @@ def test_shards_must_agree_on_shuffling() -> None:
     shuffled = _doc("org/a", {"medqa_en": 30}, shuffle=2)
     with pytest.raises(ResultsError, match="shuffle_choices"):
         merge_documents([("p.json", plain), ("s.json", shuffled)])
+
+
+def test_a_cell_that_is_another_figure_than_the_benchmark_table_is_labelled_with_both() -> None:
+    # The case: jmmlu_medical's score (its first metric, exact_match) is 0.00 in the benchmark
+    # table while the medical block shows its gestalt_match, 11.00: two figures for one benchmark.
+    out = render_terminal([_med("jmmlu_medical", 0.0, gestalt_match=11.0, metric="exact_match")])
+    ja = next(line for line in out.splitlines() if line.startswith("ja "))
+    assert _cells(ja)[4] == "11.00‡"
+    assert ("‡ another figure than the benchmark table's for the same benchmark: jmmlu_medical is scored by "
+            "exact_match there (0.00), and shown here by gestalt_match (11.00), the harness's metric.") in out
+    same = render_terminal([_med("medqa_ja", 30.0)])  # gestalt_match is its score: one figure, no label
+    assert "‡" not in same
+
+
+def test_an_errored_medical_benchmark_shows_its_verdict_not_a_score() -> None:
+    from pytest_jallm.gate import Verdict, unscored_record
+
+    error = unscored_record("medqa_ja", "MED", "gestalt_match", Verdict.ERROR, "medqa_ja: source: missing", in_average=False)
+    out = render_terminal([_med("igakuqa_harness", 40.0), error])
+    ja = next(line for line in out.splitlines() if line.startswith("ja "))
+    assert _cells(ja) == ["ja", "40.00", "error", "-", "-", "40.00"]  # not counted in the average
+    assert "MedQA ja: medqa_ja (error)" in out and "†" not in out

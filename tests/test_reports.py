@@ -218,7 +218,7 @@ def test_leaderboard_sorts_by_avg_and_labels_few_shot_runs(tmp_path: Path) -> No
     page = _parse((tmp_path / "lb.html").read_text(encoding="utf-8"))
     table = page.tables["leaderboard"]
     assert [r[1] for r in table[1:]] == ["org/big (4-shot)", "org/small (4-shot)", "org/small (0-shot)"]
-    assert "jsquad" in table[0]  # per-benchmark columns too
+    assert page.tables["per-benchmark"][0][:2] == ["model", "jcqa"]  # per-benchmark columns in their own table
     pngs = _pngs(page)
     assert len(pngs) == 4 and all(p.startswith(PNG_MAGIC) for p in pngs)  # a radar per run + the size scatter
 
@@ -314,3 +314,70 @@ def test_the_paired_table_explains_no_mdd_where_no_benchmark_has_one() -> None:
     assert text.endswith("p adj: Holm-adjusted over 1 paired tests (compared with alpha). MDD@80%: only for 0/1 "
                          "scores (on continuous ones the test's power depends on the sizes of the changes, not their "
                          "count).")
+
+
+def _run_with(model: str, scores: dict[str, float | None], *, failed: tuple[str, ...] = (), revision: str = "main") -> dict:
+    """A run over the given benchmarks; a score of None is a benchmark that errored (its data was missing)."""
+    from pytest_jallm.gate import Verdict, unscored_record
+
+    cats = {"jnli": "NLI", "jcqa": "MC", "jmmlu": "HE", "jsquad": "RC", "niilc": "QA", "mawps": "MR"}
+    pb = {"backend": "hf", "model_revision": revision, "num_fewshot": 0, "chat": False}
+    rows = [unscored_record(b, cats[b], "exact_match", Verdict.ERROR, f"{b}: source: file missing", error_kind="data")
+            if s is None else
+            _row(b, cats[b], s, extra={"produced_by": pb}, verdict=Verdict.REGRESSED if b in failed else Verdict.PASS,
+                 outcome="failed" if b in failed else "passed")
+            for b, s in scores.items()]
+    return results_document(rows, model=model, meta=run_meta(rows, model=model))
+
+
+SIX = {"jnli": 40.0, "jcqa": 45.0, "jmmlu": 30.0, "jsquad": 50.0, "niilc": 20.0, "mawps": 10.0}
+
+
+def test_leaderboard_never_ranks_a_partial_run_above_a_complete_one(tmp_path: Path) -> None:
+    # The issue's case: a weak model that failed its gate on two categories had the higher AVG.
+    runs = [("good.json", _run_with("org/good", SIX)),
+            ("weak.json", _run_with("org/weak", {"jnli": 90.0, "jcqa": 95.0}, failed=("jnli",)))]
+    entries = leaderboard.build(runs)
+    assert [(e.label, e.group, e.rank) for e in entries] == [("org/good (0-shot)", 0, 1), ("org/weak (0-shot)", 1, 1)]
+    text = leaderboard.render_terminal(entries)
+    assert text.index("org/good") < text.index("org/weak")
+    assert ("Ranked among runs over the same 2 benchmark(s) (2 of 11 leaderboard categories) — not ranked against the "
+            "runs above: 4 of the 6 benchmarks scored there are missing here (jmmlu, jsquad, mawps, niilc)") in text
+    weak = next(line.split() for line in text.splitlines() if "org/weak" in line)
+    assert weak[:6] == ["1", "org/weak", "(0-shot)", "FAILED", "(1)", "2/6"]  # the failed gate is marked
+    good = next(line.split() for line in text.splitlines() if "org/good" in line)
+    assert good[3:5] == ["passed", "6/6"]
+    assert "Gate failed in: org/weak (0-shot) (jnli)." in text
+    md = leaderboard.render_markdown(entries)
+    assert md.index("| 1   | org/good") < md.index("| 1   | org/weak") and "❌ FAILED (1)" in md and "✅ passed" in md
+
+
+def test_a_run_with_errored_benchmarks_is_ranked_only_with_runs_over_the_same_benchmarks(tmp_path: Path) -> None:
+    runs = [("a.json", _run_with("org/a", SIX)), ("b.json", _run_with("org/b", {**SIX, "jsquad": None})),
+            ("c.json", _run_with("org/c", {k: v + 1 for k, v in SIX.items()})),
+            ("d.json", _run_with("org/d", {**{k: v + 30 for k, v in SIX.items()}, "jsquad": None}))]
+    entries = leaderboard.build(runs)
+    # b and d errored on jsquad: their AVGs leave RC out, so they are ranked apart, below the complete runs.
+    assert [(e.model, e.rank) for e in entries] == [("org/c", 1), ("org/a", 2), ("org/d", 1), ("org/b", 2)]
+    headers, body = leaderboard.table(entries, benchmarks=True, meta=False)
+    d = body[2]
+    assert d[headers.index("benchmarks")] == "5/6 (1 error)" and d[headers.index("jsquad")] == "error"
+    assert d[headers.index("gate")] == "FAILED (1)"
+    notes = " ".join(leaderboard.notes(entries))
+    assert "No score (left out of AVG, not counted as 0): org/d (0-shot): jsquad (error); org/b (0-shot): jsquad (error)" in notes
+
+
+def test_leaderboard_page_wraps_long_names_and_cuts_long_revisions(tmp_path: Path) -> None:
+    long_name = "a-rather-long-organisation/日本語指示チューニング済みモデル-70b-instruct-v2.1-preview"
+    revision = "0123456789abcdef0123456789abcdef01234567"
+    entries = leaderboard.build([("a.json", _run_with("org/a", SIX)),
+                                 ("l.json", _run_with(long_name, SIX, revision=revision))])
+    page = leaderboard.render_html(entries, charts=False)
+    parsed = _parse(page)
+    runs = parsed.tables["runs"]
+    col = runs[0].index("revision")
+    assert {r[0]: r[col] for r in runs[1:]}[f"{long_name} (0-shot)"] == "0123456789ab…"
+    assert f'title="{revision}"' in page  # the whole revision in the tooltip
+    assert ".leaderboard td:nth-child(2),.leaderboard th:nth-child(2){text-align:left;max-width:22em;overflow-wrap:anywhere}" in page
+    assert "<div class='scroll'><table class=\"per-benchmark\">" in page  # the wide table scrolls in its own box
+    assert parsed.tables["per-benchmark"][0] == ["model", "jcqa", "jmmlu", "jnli", "jsquad", "mawps", "niilc"]

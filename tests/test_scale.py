@@ -252,7 +252,7 @@ def test_unused_threshold_entries_are_reported_under_xdist_and_strict_fails_the_
     thresholds = pytester.path / "thresholds"
     (thresholds / "model.yaml").write_text("benchmarks:\n  toy_mc: {min_score: 50}\n  toy_mcc: {min_score: 50}\n")
     (thresholds / "model" / "toy_gone.baseline.jsonl").write_text("")
-    unused = ["*2 threshold entr(y/ies) or baseline file(s) match no collected benchmark (typo? removed benchmark?): "
+    unused = ["*2 threshold entr(y/ies) or baseline file(s) match no benchmark spec (typo? removed benchmark?): "
               "*model.yaml: benchmarks.toy_mcc, *toy_gone.baseline.jsonl*"]
     lax = pytester.runpytest_subprocess(*base_args(script, "-n", "2"))
     lax.assert_outcomes(passed=3)

@@ -83,5 +83,6 @@ def test_strip_think_changes_the_score_not_the_generations(suite: pytest.Pyteste
 def test_a_baseline_scored_otherwise_is_stale_not_compared(suite: pytest.Pytester) -> None:
     _run(suite, "--jallm-update-baseline", "--jallm-baseline", "think").assert_outcomes(passed=1)
     result = _run(suite, "--jallm-strip-think", "--jallm-baseline", "think")
-    result.assert_outcomes(passed=1, warnings=1)
-    result.stdout.fnmatch_lines(["*baseline is stale*answer scoring changed*"])
+    result.assert_outcomes(passed=1)  # said once at the end of the run, not as a pytest warning
+    result.stdout.fnmatch_lines(["pytest-jallm: WARNING: 1 baseline(s) not compared: think_mc: baseline is stale*answer "
+                                 "scoring changed*"])

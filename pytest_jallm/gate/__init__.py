@@ -13,7 +13,7 @@ Reporting depends on the gate, never the reverse.
 
 from __future__ import annotations
 
-from .build import apply_decision, build_record
+from .build import apply_decision, build_record, unscored_record
 from .decision import Decision, decide, failure_text, stale_reasons
 from .family import correct, refamily
 from .record import (
@@ -35,5 +35,5 @@ from .verdict import FAILING, UNGATED, Verdict
 __all__ = [
     "FAILING", "UNGATED", "Acceptance", "BaselineFacts", "BenchmarkRecord", "Churn", "Decision", "FamilyCorrection",
     "FlippedItem", "Gate", "GateDetails", "GateLimits", "GateOptions", "Judgement", "PairedTest", "RunSeconds", "RunStats",
-    "Verdict", "apply_decision", "build_record", "correct", "decide", "failure_text", "refamily", "stale_reasons",
+    "Verdict", "apply_decision", "build_record", "unscored_record", "correct", "decide", "failure_text", "refamily", "stale_reasons",
 ]

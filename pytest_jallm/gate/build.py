@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .decision import Decision, decide, failure_text
-from .record import BenchmarkRecord, GateDetails, RunStats
+from .record import BenchmarkRecord, ErrorKind, GateDetails, RunStats
+from .verdict import Verdict
 
 if TYPE_CHECKING:
     from ..evaluation import BenchmarkResult
@@ -53,3 +54,29 @@ def apply_decision(record: BenchmarkRecord, details: GateDetails) -> BenchmarkRe
         "outcome": "passed" if decision.passed else "failed",
         "message": failure_text(record.header, decision.failures) if decision.failures else None,
     })
+
+
+REASON_CHARS = 240  # a reason is one line of the reports
+
+
+def one_line(text: str, limit: int = REASON_CHARS) -> str:
+    """The first non-empty line of a message, bounded (what a report shows as the reason)."""
+    from ..display import shorten
+
+    first = shorten(next((line.strip() for line in str(text).splitlines() if line.strip()), ""), 10 * limit)
+    if len(first) > limit:  # what failed comes first, why often last ("… exceeds the model's context of 512 tokens")
+        head = limit * 3 // 5
+        first = first[:head] + " … " + first[-(limit - head - 3):]
+    return first
+
+
+def unscored_record(name: str, category: str, metric: str, verdict: Verdict, reason: str, *,
+                    error_kind: ErrorKind | None = None, in_average: bool = True, message: str | None = None,
+                    outcome: str | None = None) -> BenchmarkRecord:
+    """The record of a selected benchmark that has no score: its data, spec or backend failed (`error`),
+    pytest skipped it, or the session stopped before it ran. Every report shows it as a row."""
+    assert not verdict.scored, verdict
+    default_outcome = {Verdict.ERROR: "failed", Verdict.SKIPPED: "skipped", Verdict.NOT_RUN: "not run"}[verdict]
+    return BenchmarkRecord(name=name, category=category, metric=metric, n=0, score=None, verdict=verdict,
+                           in_average=in_average, reason=one_line(reason), error_kind=error_kind,
+                           outcome=outcome or default_outcome, message=message)

@@ -16,6 +16,7 @@ from ..baseline import DEFAULT_MIN_PAIRED, Limits
 from .verdict import Verdict
 
 FamilyMethod = Literal["holm", "bonferroni", "none"]
+ErrorKind = Literal["data", "spec", "backend", "other"]
 
 
 class RunSeconds(BaseModel):
@@ -182,7 +183,7 @@ class BenchmarkRecord(BaseModel):
     category: str
     metric: str
     n: int
-    score: float
+    score: float | None = Field(description="0-100; null when nothing was scored (verdict error, skipped, not run)")
     ooc_rate: float | None = None
     oof_rate: float | None = Field(None, description="out of format: percent of outputs no answer could be extracted from")
     baseline: float | None = None
@@ -194,15 +195,24 @@ class BenchmarkRecord(BaseModel):
     flipped_better: int | None = None
     mdd: float | None = Field(None, description="minimum detectable drop at 80% power, points")
     underpowered: bool = Field(False, description="max_drop is below what the corrected paired test alone detects 4 times in 5")
-    outcome: str = Field("passed", description="pytest outcome of the benchmark test")
-    message: str | None = Field(None, description="why the gate failed (the test's failure text)")
+    outcome: str = Field("passed", description="pytest outcome of the benchmark test (passed, failed, skipped; "
+                                                "'not run' when the session stopped before it)")
+    message: str | None = Field(None, description="why the test failed (the test's failure text)")
+    reason: str | None = Field(None, description="why there is no score, in one line (verdict error, skipped, not run)")
+    error_kind: ErrorKind | None = Field(None, description="what failed, for verdict error: the benchmark's data, its "
+                                                           "spec, the backend, or something else")
     gate: GateDetails | None = Field(None, description="what the gate decided from (absent in files older than schema 3)")
     extra: dict[str, Any] = Field(default_factory=dict, description="scores of every metric, provenance")
     run: RunStats | None = Field(None, description="counts and seconds of the process that generated (absent in older files)")
 
     @property
     def delta(self) -> float | None:
-        return None if self.baseline is None else self.score - self.baseline
+        return None if self.baseline is None or self.score is None else self.score - self.baseline
+
+    @property
+    def failed(self) -> bool:
+        """The benchmark's test failed, or the session stopped before running it (a skip is not a failure)."""
+        return self.outcome == "failed" or self.verdict.failing
 
     @property
     def header(self) -> str:

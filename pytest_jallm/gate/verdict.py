@@ -21,6 +21,10 @@ class Verdict(str, Enum):
     NO_BASELINE = "no baseline"
     STALE = "stale"
     UNPAIRED = "unpaired"
+    # No score: the benchmark test ran (or was selected) but nothing reached the gate.
+    ERROR = "error"  # its data, spec or backend failed before scoring (the record says why, in one line)
+    SKIPPED = "skipped"  # pytest skipped its test (e.g. an LLM-judged benchmark without a judge)
+    NOT_RUN = "not run"  # selected, but the session stopped before its test ran (-x, --maxfail, Ctrl-C)
 
     def __str__(self) -> str:  # f"{verdict}" and str(verdict) give the value on every Python version
         return self.value
@@ -35,9 +39,16 @@ class Verdict(str, Enum):
 
     @property
     def failing(self) -> bool:
-        """The verdict of a benchmark test that fails."""
+        """The verdict of a benchmark test that fails (or of one the failed session never ran)."""
         return self in FAILING
+
+    @property
+    def scored(self) -> bool:
+        """The benchmark has a score (every verdict the gate gives; not error, skipped, not run)."""
+        return self not in UNSCORED
 
 
 UNGATED = frozenset({Verdict.NO_BASELINE, Verdict.STALE, Verdict.UNPAIRED})
-FAILING = frozenset({Verdict.FAIL, Verdict.REGRESSED, Verdict.INVALID_BASELINE, Verdict.NOT_WRITTEN, Verdict.NO_ITEMS})
+FAILING = frozenset({Verdict.FAIL, Verdict.REGRESSED, Verdict.INVALID_BASELINE, Verdict.NOT_WRITTEN, Verdict.NO_ITEMS,
+                     Verdict.ERROR, Verdict.NOT_RUN})
+UNSCORED = frozenset({Verdict.ERROR, Verdict.SKIPPED, Verdict.NOT_RUN})

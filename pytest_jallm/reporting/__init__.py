@@ -12,11 +12,14 @@ from typing import TYPE_CHECKING, Sequence
 
 if TYPE_CHECKING:
     from ..scale import ShardPlan
-    from .record import BenchmarkRecord
+    from .record import BenchmarkRecord, OtherFailures
 
 
-def write_reports(rows: Sequence[BenchmarkRecord], *, model: str | None, option, shard: ShardPlan | None = None) -> None:
-    """The files the report options ask for. `option` is `config.getoption`."""
+def write_reports(rows: Sequence[BenchmarkRecord], *, model: str | None, option, shard: ShardPlan | None = None,
+                  other_failures: OtherFailures | None = None) -> None:
+    """The files the report options ask for. `option` is `config.getoption`; `other_failures`: what
+    else failed the run (per-example tests, --jallm-strict's unused entries), so that every headline
+    agrees with pytest's exit status."""
     from ..atomic import atomic_write_text
     from .html import render_html
     from .markdown import render_markdown
@@ -33,10 +36,10 @@ def write_reports(rows: Sequence[BenchmarkRecord], *, model: str | None, option,
         step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
         mode = "a" if step_summary and os.path.abspath(step_summary) == os.path.abspath(md_path) else "w"
         with open(md_path, mode, encoding="utf-8", errors="backslashreplace") as fh:
-            fh.write(render_markdown(rows, title=title, meta=meta))
+            fh.write(render_markdown(rows, title=title, meta=meta, other_failures=other_failures))
     html_path = option("jallm_report_html")
     if html_path:
-        atomic_write_text(Path(html_path), render_html(rows, title=title, meta=meta))
+        atomic_write_text(Path(html_path), render_html(rows, title=title, meta=meta, other_failures=other_failures))
     json_path = option("jallm_results_json")
     if json_path:
-        write_results(Path(json_path), rows, model=model, meta=meta, shard=shard)
+        write_results(Path(json_path), rows, model=model, meta=meta, shard=shard, other_failures=other_failures)

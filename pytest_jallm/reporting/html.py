@@ -7,15 +7,16 @@ import math
 from typing import Any, Mapping, Sequence
 
 from ..gate import Verdict
-from .markdown import MD_HEADERS, gate_status
-from .record import BenchmarkRecord, averages
-from .terminal import average_lines, average_note, in_table_order, table_rows
+from .markdown import MD_HEADERS, gate_status, status_word
+from .record import BenchmarkRecord, OtherFailures, averages
+from .terminal import UNSCORED_HEADERS, average_lines, average_note, in_table_order, table_rows, unscored_rows
 
 _CSS = (
     "body{font-family:system-ui,sans-serif;margin:2em;color:#222}"
     "table{border-collapse:collapse;margin:1em 0}"
     "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}"
     "td:first-child,th:first-child{text-align:left}"
+    "table.unscored td{text-align:left;overflow-wrap:anywhere;max-width:60em}"
     "tr.failed td{background:#fde8e8}.note{color:#555}"
     "figure{display:inline-block;margin:1em}pre{white-space:pre-wrap;background:#f6f6f6;padding:.5em}"
 )
@@ -45,23 +46,26 @@ def figure(png_b64: str, alt: str) -> str:
 
 
 def render_html(rows: Sequence[BenchmarkRecord], title: str = "pytest-jallm results", meta: Mapping[str, Any] | None = None,
-                charts: bool = True) -> str:
+                charts: bool = True, other_failures: OtherFailures | None = None) -> str:
     """A self-contained page: status, metadata, tables, radar of categories, deltas vs baseline."""
     from . import charts as _charts
 
     av = averages(rows)
-    ok, detail = gate_status(rows)
-    parts = [f"<p><b>{'✅ gate passed' if ok else '❌ gate failed'}</b> — {html.escape(detail)}</p>"]
+    ok, detail = gate_status(rows, other_failures)
+    parts = [f"<p class='status'><b>{status_word(ok)}</b> — {html.escape(detail)}</p>"]
     if meta:
         shown = {k: v for k, v in meta.items() if v is not None and k != "given" and not isinstance(v, dict)}
         shown.update(meta.get("given") or {})
         parts.append(html_table(["key", "value"], [[k, str(v)] for k, v in shown.items()], table_class="meta"))
     h, v = average_lines(av)
     parts.append(html_table(h, [v], table_class="averages"))
-    parts.append(f"<p class='note'>{html.escape(average_note(av))}</p>")
+    parts.append(f"<p class='note'>{html.escape(average_note(av, rows))}</p>")
     ordered = in_table_order(rows)
-    classes = ["failed" if r.outcome != "passed" else "" for r in ordered]
+    classes = ["failed" if r.failed else "" for r in ordered]
     parts.append(html_table(MD_HEADERS, table_rows(rows, stats=True), classes, table_class="benchmarks"))
+    unscored = unscored_rows(rows)
+    if unscored:
+        parts.append(html_table(UNSCORED_HEADERS, unscored, table_class="unscored"))
     from . import medtable
 
     med = medtable.medical_rows(rows)
@@ -94,7 +98,7 @@ def render_html(rows: Sequence[BenchmarkRecord], title: str = "pytest-jallm resu
                 parts.append(figure(_charts.delta_bars(deltas, bad), "Δ score vs baseline (points)"))
             else:
                 parts.append("<p class='note'>No baseline to compare with: no delta chart.</p>")
-    failed = [r for r in ordered if r.outcome != "passed"]
+    failed = [r for r in ordered if r.failed]
     if failed:
         parts.append("<h2>Failures</h2>")
         for r in failed:

@@ -8,11 +8,21 @@ from typing import Any, Mapping, Sequence
 from tabulate import tabulate
 
 from ..gate import Verdict
-from .record import BenchmarkRecord, averages
-from .terminal import average_lines, average_note, family_phrase, judged_block, medical_block, table_rows
+from .record import BenchmarkRecord, OtherFailures, averages
+from .terminal import (
+    UNSCORED_HEADERS,
+    average_lines,
+    average_note,
+    family_phrase,
+    judged_block,
+    medical_block,
+    run_status,
+    table_rows,
+    unscored_rows,
+)
 
 VERDICT_MARK = {Verdict.PASS: "✅", Verdict.IMPROVED: "⬆️", Verdict.ACCEPTED: "📌", Verdict.NO_BASELINE: "➖",
-                Verdict.STALE: "⚠️", Verdict.UNPAIRED: "⚠️", **{v: "❌" for v in Verdict if v.failing}}
+                Verdict.STALE: "⚠️", Verdict.UNPAIRED: "⚠️", Verdict.SKIPPED: "⏭️", **{v: "❌" for v in Verdict if v.failing}}
 MD_HEADERS = ["benchmark", "cat", "metric", "n", "score", "OoC %", "OoF %", "baseline", "Δ", "p", "p adj", "flips −/+", "MDD", "verdict"]
 MAX_MESSAGE = 1500  # characters of a failure message in the Markdown summary
 
@@ -22,7 +32,7 @@ MAX_MESSAGE = 1500  # characters of a failure message in the Markdown summary
 
 def _verdict_cell(r: BenchmarkRecord) -> str:
     mark = VERDICT_MARK.get(r.verdict, "")
-    if r.outcome != "passed" and mark != "❌":
+    if r.failed and mark != "❌":
         mark = "❌"
     return f"{mark} {r.verdict}".strip()
 
@@ -52,28 +62,36 @@ def meta_line(meta: Mapping[str, Any] | None) -> str:
     return " · ".join(parts)
 
 
-def gate_status(rows: Sequence[BenchmarkRecord]) -> tuple[bool, str]:
-    failed = [r for r in rows if r.outcome != "passed"]
-    counts: dict[str, int] = {}
-    for r in rows:
-        counts[r.verdict] = counts.get(r.verdict, 0) + 1
-    detail = ", ".join(f"{n} {v}" for v, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
-    text = f"{len(rows) - len(failed)}/{len(rows)} benchmarks passed ({detail})"
-    return not failed, text
+def gate_status(rows: Sequence[BenchmarkRecord], other_failures: OtherFailures | None = None) -> tuple[bool, str]:
+    """(passed, headline): every selected benchmark counted, what else failed the run named."""
+    return run_status(rows, other_failures)
 
 
-def render_markdown(rows: Sequence[BenchmarkRecord], title: str = "pytest-jallm results", meta: Mapping[str, Any] | None = None) -> str:
+def status_word(ok: bool) -> str:
+    return "✅ gate passed" if ok else "❌ gate failed"
+
+
+def _md_cell(text: str) -> str:
+    """Text (a reason quoting data or a server) as one safe Markdown table cell."""
+    return html.escape(text, quote=False).replace("|", "\\|").replace("\n", " ")
+
+
+def render_markdown(rows: Sequence[BenchmarkRecord], title: str = "pytest-jallm results", meta: Mapping[str, Any] | None = None,
+                    other_failures: OtherFailures | None = None) -> str:
     av = averages(rows)
-    ok, detail = gate_status(rows)
-    status = "✅ gate passed" if ok else "❌ gate failed"
-    lines = [f"## {title}", "", f"**{status}** — {detail}", ""]
+    ok, detail = gate_status(rows, other_failures)
+    lines = [f"## {title}", "", f"**{status_word(ok)}** — {detail}", ""]
     line = meta_line(meta)
     if line:
         lines += [line, ""]
     h, v = average_lines(av)
     lines.append(tabulate([v], headers=h, tablefmt="github", disable_numparse=True))
-    lines += ["", average_note(av), ""]
+    lines += ["", average_note(av, rows), ""]
     lines.append(tabulate(table_rows(rows, stats=True, verdict=_verdict_cell), headers=MD_HEADERS, tablefmt="github", disable_numparse=True))
+    unscored = unscored_rows(rows)
+    if unscored:
+        lines += ["", tabulate([[_md_cell(c) for c in row] for row in unscored], headers=UNSCORED_HEADERS,
+                               tablefmt="github", disable_numparse=True)]
     flipped = sum(r.flipped_worse or 0 for r in rows)
     gained = sum(r.flipped_better or 0 for r in rows)
     if any(r.flipped_worse is not None for r in rows):
@@ -86,7 +104,7 @@ def render_markdown(rows: Sequence[BenchmarkRecord], title: str = "pytest-jallm 
     judged = judged_block(rows, "github")
     if judged:
         lines += ["", "### MT-Bench", "", judged]
-    failed = sorted((r for r in rows if r.outcome != "passed"), key=lambda r: r.name)
+    failed = sorted((r for r in rows if r.failed), key=lambda r: r.name)
     if failed:
         lines += ["", "### Failures", ""]
         for r in failed:

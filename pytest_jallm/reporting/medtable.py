@@ -30,7 +30,15 @@ HEADERS = ["lang", *COLUMNS, "average"]
 class Cell:
     benchmark: str
     metric: str
-    score: float  # 0-100
+    score: float | None  # 0-100; None: the benchmark has no score (its verdict says why)
+    verdict: str = ""
+    table_metric: str = ""  # the benchmark's own score in the benchmark table: its primary metric …
+    table_score: float | None = None  # … and its value
+
+    @property
+    def differs(self) -> bool:
+        """This cell is another metric than the benchmark table's score for the same benchmark (labelled ‡)."""
+        return self.score is not None and bool(self.table_metric) and self.metric != self.table_metric
 
 
 @dataclass(frozen=True)
@@ -40,15 +48,18 @@ class MedicalRow:
 
     @property
     def average(self) -> float | None:
-        values = [c.score for c in self.cells.values()]
+        values = [c.score for c in self.cells.values() if c.score is not None]
         return sum(values) / len(values) if values else None
 
 
 def _cell(row: Any) -> Cell:
     scores = (getattr(row, "extra", None) or {}).get("scores") or {}
+    own = {"table_metric": row.metric, "table_score": None if row.score is None else float(row.score)}
     if isinstance(scores.get(HARNESS_METRIC), (int, float)):
-        return Cell(row.name, HARNESS_METRIC, float(scores[HARNESS_METRIC]))
-    return Cell(row.name, row.metric, float(row.score))
+        return Cell(row.name, HARNESS_METRIC, float(scores[HARNESS_METRIC]), **own)
+    if row.score is None:
+        return Cell(row.name, row.metric, None, str(row.verdict), **own)
+    return Cell(row.name, row.metric, float(row.score), **own)
 
 
 def medical_rows(rows: Sequence[Any]) -> list[MedicalRow]:
@@ -58,10 +69,11 @@ def medical_rows(rows: Sequence[Any]) -> list[MedicalRow]:
     for lang in LANGUAGES:
         cells = {}
         for column in COLUMNS:
-            for name in SOURCES[column][lang]:
-                if name in by_name:
-                    cells[column] = _cell(by_name[name])
-                    break
+            # The first source with a score; else the first selected one, shown with its verdict (error …).
+            present = [by_name[name] for name in SOURCES[column][lang] if name in by_name]
+            scored = [r for r in present if r.score is not None]
+            if present:
+                cells[column] = _cell((scored or present)[0])
         if cells:
             out.append(MedicalRow(lang, cells))
     return out
@@ -74,9 +86,15 @@ def _fmt(x: float | None) -> str:
 def table_body(med: Sequence[MedicalRow], label: str | None = None) -> list[list[str]]:
     body = []
     for r in med:
-        cells = [_fmt(r.cells[c].score) if c in r.cells else "-" for c in COLUMNS]
+        cells = [_cell_text(r.cells[c]) if c in r.cells else "-" for c in COLUMNS]
         body.append(([label] if label is not None else []) + [r.language, *cells, _fmt(r.average)])
     return body
+
+
+def _cell_text(cell: Cell) -> str:
+    if cell.score is None:
+        return cell.verdict  # error, skipped, not run: selected, no score
+    return _fmt(cell.score) + ("‡" if cell.differs else "")
 
 
 def notes(med: Sequence[MedicalRow]) -> list[str]:
@@ -88,6 +106,9 @@ def notes(med: Sequence[MedicalRow]) -> list[str]:
         for column in COLUMNS:
             if column in r.cells:
                 cell = r.cells[column]
+                if cell.score is None:  # no score, so no metric to name
+                    used.append(f"{column} {r.language}: {cell.benchmark} ({cell.verdict})")
+                    continue
                 mark = "" if cell.metric == HARNESS_METRIC else "†"
                 other_metric = other_metric or bool(mark)
                 used.append(f"{column} {r.language}: {cell.benchmark} ({cell.metric}){mark}")
@@ -95,6 +116,14 @@ def notes(med: Sequence[MedicalRow]) -> list[str]:
            "Gestalt match); the average is over the columns that have results. Sources: " + "; ".join(used) + "."]
     if other_metric:
         out.append("† the benchmark has no gestalt_match metric: its primary score is shown instead.")
+    differ = {c.benchmark: c for r in med for c in r.cells.values() if c.differs}
+    if differ:
+        out.append("‡ another figure than the benchmark table's for the same benchmark: "
+                   + "; ".join(f"{c.benchmark} is scored by {c.table_metric} there ({_fmt(c.table_score)}), and shown "
+                               f"here by {c.metric} ({_fmt(c.score)}), the harness's metric" for c in differ.values()) + ".")
+    if any(c.score is None for r in med for c in r.cells.values()):
+        out.append("error / skipped / not run: the benchmark was selected but has no score (the benchmark table says "
+                   "why); not counted in the average.")
     if any(len(r.cells) < len(COLUMNS) for r in med):
         out.append("'-' = not run; not counted in the average.")
     return out

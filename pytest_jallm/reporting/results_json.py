@@ -18,6 +18,13 @@ Schema history
    Version 2 files are upgraded on reading (what they recorded only as text, a failure not from
    the paired test, is carried as text: `gate.carried_failures`).
 
+4: every selected benchmark is a row, also one with no score: verdict `error` (its data, spec or
+   backend failed: `reason`, one line, and `error_kind`), `skipped` or `not run` (the session
+   stopped first), with `score` null; `averages.unscored` names them (AVG leaves them out, not
+   counted as 0); `other_failures` says what else failed the run (per-example tests, unused
+   threshold entries under --jallm-strict), so the file's verdict agrees with pytest's exit status.
+   Version 3 files are read as they are (they have no such rows).
+
 `results_json_schema()` gives the JSON Schema of the current version; the pydantic models
 below are the single definition, used both to validate on reading and to export it.
 """
@@ -38,12 +45,12 @@ from ..errors import JallmError
 from ..gate import refamily
 from ..scale import ShardPlan, check_coverage
 from ..strict_yaml import validation_problem
-from .record import Averages, BenchmarkRecord, averages
+from .record import Averages, BenchmarkRecord, OtherFailures, averages
 from .upgrade import upgrade_v1, upgrade_v2
 
 SCHEMA = "pytest-jallm/results"
-SCHEMA_VERSION = 3
-READABLE_VERSIONS = (1, 2, 3)
+SCHEMA_VERSION = 4
+READABLE_VERSIONS = (1, 2, 3, 4)
 
 
 class ResultsError(JallmError, ValueError):
@@ -90,7 +97,7 @@ class ResultsDocument(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, protected_namespaces=())
 
     schema_: Literal["pytest-jallm/results"] = Field(alias="schema")
-    schema_version: Literal[3]
+    schema_version: Literal[4]
     created: str
     pytest_jallm: str
     model: str | None
@@ -98,6 +105,8 @@ class ResultsDocument(BaseModel):
     shard: ShardInfo | None = None
     averages: Averages
     benchmarks: list[BenchmarkRecord]
+    other_failures: OtherFailures = Field(default_factory=OtherFailures,
+                                          description="what else failed the run besides the benchmark verdicts")
 
 
 def results_json_schema() -> dict[str, Any]:
@@ -202,6 +211,7 @@ def results_document(
     model: str | None,
     meta: Mapping[str, Any] | None = None,
     shard: ShardPlan | Mapping[str, Any] | None = None,
+    other_failures: OtherFailures | None = None,
 ) -> dict[str, Any]:
     av = averages(rows)
     if meta is None:
@@ -218,6 +228,7 @@ def results_document(
         "shard": dict(shard) if shard else None,
         "averages": av.model_dump(by_alias=True),
         "benchmarks": [r.to_dict() for r in sorted(rows, key=lambda r: r.name)],
+        "other_failures": (other_failures or OtherFailures()).model_dump(),
     }
     ResultsDocument.model_validate(doc)  # never write what we would refuse to read
     return doc
@@ -230,8 +241,9 @@ def write_results(
     model: str | None,
     meta: Mapping[str, Any] | None = None,
     shard: ShardPlan | Mapping[str, Any] | None = None,
+    other_failures: OtherFailures | None = None,
 ) -> None:
-    doc = results_document(rows, model=model, meta=meta, shard=shard)
+    doc = results_document(rows, model=model, meta=meta, shard=shard, other_failures=other_failures)
     atomic_write_text(Path(path), json.dumps(doc, ensure_ascii=False, indent=2) + "\n")
 
 
@@ -251,6 +263,8 @@ def validate_document(doc: Any, where: str = "results") -> dict[str, Any]:
             doc = upgrade_v1(doc, run_meta)
         if doc.get("schema_version") == 2:
             doc = upgrade_v2(doc)
+        if doc.get("schema_version") == 3:
+            doc = {**doc, "schema_version": 4}  # 4 only adds rows and fields
     except (ValidationError, TypeError, KeyError, AttributeError) as e:
         raise ResultsError(f"{where}: a version {version} file that cannot be upgraded: {e}") from None
     try:
@@ -271,6 +285,10 @@ def read_results(path: Path) -> dict[str, Any]:
 
 def rows_of(doc: Mapping[str, Any]) -> list[BenchmarkRecord]:
     return [BenchmarkRecord.from_dict(b) for b in doc["benchmarks"]]
+
+
+def other_failures_of(doc: Mapping[str, Any]) -> OtherFailures:
+    return OtherFailures.model_validate(doc.get("other_failures") or {})
 
 
 # --- merging shards ------------------------------------------------------------
@@ -306,7 +324,9 @@ def merge_documents(docs: Sequence[tuple[str, Mapping[str, Any]]]) -> dict[str, 
                 continue
             rows[row.name] = row
             found.setdefault(row.name, path)
-            pb = row.extra.get("produced_by") or {}
+            pb = row.extra.get("produced_by")
+            if not pb:  # a benchmark with no score (error, skipped) records no provenance
+                continue
             for key in _RUN_KEYS:
                 value = json.dumps(pb.get(key), sort_keys=True)
                 if key in provenance and provenance[key][1] != value:
@@ -322,4 +342,5 @@ def merge_documents(docs: Sequence[tuple[str, Mapping[str, Any]]]) -> dict[str, 
     model = next(iter(models))
     first_meta = docs[0][1]["meta"]
     meta = run_meta(merged, model=model, fewshot_setting=first_meta.get("fewshot_setting"), given=first_meta.get("given"))
-    return results_document(merged, model=model, meta=meta)
+    other = OtherFailures.merged([other_failures_of(doc) for _, doc in docs])
+    return results_document(merged, model=model, meta=meta, other_failures=other)

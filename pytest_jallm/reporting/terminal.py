@@ -6,12 +6,14 @@ process, xdist workers, or merged shard files. Its cell formatters serve the oth
 
 from __future__ import annotations
 
+import re
 from typing import Sequence
 
 from tabulate import tabulate
 
+from ..gate import Verdict, decide
 from ..spec import CATEGORIES_OUT_OF_AVERAGE
-from .record import AVERAGE_CATEGORIES, Averages, BenchmarkRecord, averages, category_order
+from .record import AVERAGE_CATEGORIES, Averages, BenchmarkRecord, OtherFailures, averages, category_order
 
 
 def cell(x: float | None, signed: bool = False) -> str:
@@ -46,7 +48,7 @@ def in_table_order(rows: Sequence[BenchmarkRecord]) -> list[BenchmarkRecord]:
 
 def table_rows(rows: Sequence[BenchmarkRecord], *, stats: bool = False, verdict=lambda r: r.verdict) -> list[list[str]]:
     """One row per benchmark (HEADERS; with `stats`, the p-values, flips and MDD too: MD_HEADERS)."""
-    return [[r.name, r.category, r.metric, str(r.n), cell(r.score), cell(r.ooc_rate), cell(r.oof_rate), cell(r.baseline), cell(r.delta, signed=True),
+    return [[r.name, r.category, r.metric, str(r.n) if r.verdict.scored else "-", cell(r.score), cell(r.ooc_rate), cell(r.oof_rate), cell(r.baseline), cell(r.delta, signed=True),
              *([p_cell(r.p_value), p_cell(r.p_adjusted), flips_cell(r), mdd_cell(r)] if stats else []), verdict(r)]
             for r in in_table_order(rows)]
 
@@ -60,16 +62,67 @@ def average_lines(av: Averages) -> tuple[list[str], list[str]]:
     return headers, values
 
 
-def average_note(av: Averages) -> str:
+def average_note(av: Averages, rows: Sequence[BenchmarkRecord] = ()) -> str:
+    """What AVG is over, what it leaves out, and (given the rows) which selected benchmarks have no score."""
+    unscored = [r for r in rows if r.score is None]
+    without_score = {r.category for r in unscored}
+    not_run = [c for c in av.missing if c not in without_score]
     if av.avg is None:
-        return "AVG: no leaderboard category has results."
-    note = f"AVG over {len(av.included)} of {len(AVERAGE_CATEGORIES)} leaderboard categories"
-    if av.missing:
-        note += f" (not run, not counted as 0: {', '.join(av.missing)})"
+        note = "AVG: no leaderboard category has results"
+    else:
+        note = f"AVG over {len(av.included)} of {len(AVERAGE_CATEGORIES)} leaderboard categories"
+        if not_run:
+            note += f" (not run, not counted as 0: {', '.join(not_run)})"
     excluded = [c for c in av.categories if c in CATEGORIES_OUT_OF_AVERAGE]
     if excluded:
         note += f"; reported but not in AVG: {', '.join(excluded)}"
-    return note + "."
+    note += "."
+    names = av.unscored or [r.name for r in unscored]
+    if names:
+        counts = verdict_counts(unscored) if unscored else f"{len(names)} benchmark(s)"
+        cats = [c for c in AVERAGE_CATEGORIES if c in without_score]
+        note += (f" Not the whole run: {len(names)} selected benchmark(s) have no score ({counts}) and are left out, "
+                 "not counted as 0" + (f" (categories affected: {', '.join(cats)})" if cats else "") + ".")
+    return note
+
+
+def verdict_counts(rows: Sequence[BenchmarkRecord]) -> str:
+    """"24 error, 1 skipped": how many rows have each verdict, most first."""
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[str(r.verdict)] = counts.get(str(r.verdict), 0) + 1
+    return ", ".join(f"{n} {v}" for v, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def run_status(rows: Sequence[BenchmarkRecord], other_failures: OtherFailures | None = None) -> tuple[bool, str]:
+    """The reports' headline: (passed, "13/47 benchmarks passed (…)"). It counts every selected benchmark,
+    those with no score too, and names what else failed the run, so it agrees with pytest's exit status."""
+    failed = [r for r in rows if r.failed]
+    text = f"{sum(1 for r in rows if not r.failed and r.verdict.scored)}/{len(rows)} benchmarks passed"
+    if rows:
+        text += f" ({verdict_counts(rows)})"
+    if other_failures:
+        text += "; also failed: " + "; ".join(other_failures.lines())
+    return not failed and not other_failures, text
+
+
+UNSCORED_HEADERS = ["no score", "verdict", "what failed", "why"]
+
+
+TERMINAL_REASON = 140  # characters of a reason in the terminal's table (the failure above it has the whole message)
+
+
+def unscored_rows(rows: Sequence[BenchmarkRecord], width: int | None = None) -> list[list[str]]:
+    """One line per selected benchmark with no score: its verdict, what failed, and its one-line reason
+    (cut to `width` characters)."""
+    def why(r: BenchmarkRecord) -> str:
+        text = r.reason or "-"
+        if width is None or len(text) <= width:
+            return text
+        head = width * 4 // 7  # what failed comes first, why it failed often last ("… exceeds the model's context")
+        return text[:head] + " … " + text[-(width - head - 3):]
+
+    return [[r.name, str(r.verdict), r.error_kind or "-", why(r)] for r in in_table_order(rows) if r.score is None]
 
 
 def render_terminal(rows: Sequence[BenchmarkRecord]) -> str:
@@ -77,9 +130,12 @@ def render_terminal(rows: Sequence[BenchmarkRecord]) -> str:
         return ""
     av = averages(rows)
     parts = [tabulate(table_rows(rows), headers=HEADERS, tablefmt="simple", disable_numparse=True)]
+    unscored = unscored_rows(rows, width=TERMINAL_REASON)
+    if unscored:
+        parts.append(tabulate(unscored, headers=UNSCORED_HEADERS, tablefmt="simple", disable_numparse=True))
     h, v = average_lines(av)
     parts.append(tabulate([v], headers=h, tablefmt="simple", disable_numparse=True))
-    parts.append(average_note(av))
+    parts.append(average_note(av, rows))
     guided = guided_choice_note(rows)
     if guided:
         parts.append(guided)
@@ -162,7 +218,8 @@ def paired_test_table(rows: Sequence[BenchmarkRecord]) -> str:
 
 
 def gate_notes(rows: Sequence[BenchmarkRecord], *, unused: Sequence[str] = (), strict: bool = False) -> list[tuple[str, bool]]:
-    """Lines for the end of the run: (text, is_warning). Nothing gated silently, nothing configured for nothing."""
+    """Lines for the end of the run: (text, is_warning). Nothing gated silently, nothing configured for nothing;
+    one line for each kind of the gate's warnings and notes, naming the benchmarks (not one pytest warning each)."""
     out: list[tuple[str, bool]] = []
     ungated = sorted((r for r in rows if r.verdict.ungated), key=lambda r: r.name)
     if ungated:
@@ -176,14 +233,25 @@ def gate_notes(rows: Sequence[BenchmarkRecord], *, unused: Sequence[str] = (), s
         names = ", ".join(f"{r.name} (first {r.gate.baseline.partial_limit} items)" for r in partial)  # type: ignore[union-attr]
         out.append((f"pytest-jallm: WARNING: {len(partial)} benchmark(s) compared with a partial baseline (accepted from a "
                     f"--jallm-limit run): {names} — accept full baselines", True))
+    why = [f"{r.name}: {w}" for r in sorted(rows, key=lambda r: r.name)
+           if r.verdict in (Verdict.STALE, Verdict.UNPAIRED) and r.gate is not None
+           for w in decide(r.gate).warnings if not w.startswith("partial baseline")]
+    if why:
+        out.append((f"pytest-jallm: WARNING: {len(why)} baseline(s) not compared: {'; '.join(why)}", True))
+    smoke = sorted((r for r in rows if _smoke_below_min(r)), key=lambda r: r.name)
+    if smoke:
+        below = ", ".join(f"{r.name}: score {r.gate.score:.2f} is below min_score {r.gate.limits.min_score:.2f}"  # type: ignore[union-attr]
+                          for r in smoke)
+        out.append((f"pytest-jallm: {len(smoke)} benchmark(s) below min_score, not enforced on a --jallm-limit smoke run "
+                    f"(--jallm-enforce-min-score enforces it): {below}", True))
     weak = sorted(r.name for r in rows if r.underpowered)
     if weak:
         out.append((f"pytest-jallm: underpowered: the family-corrected paired test cannot see a drop of max_drop 4 times "
                     f"in 5 for {', '.join(weak)}", True))
     if unused:
         tail = " — failed by --jallm-strict" if strict else ""
-        out.append((f"pytest-jallm: WARNING: {len(unused)} threshold entr(y/ies) or baseline file(s) match no collected "
-                    f"benchmark (typo? removed benchmark?): {', '.join(unused)}{tail}", True))
+        out.append((f"pytest-jallm: WARNING: {len(unused)} threshold entr(y/ies) or baseline file(s) match no benchmark "
+                    f"spec (typo? removed benchmark?): {', '.join(unused)}{tail}", True))
     written = [r.gate.accepted for r in sorted(rows, key=lambda r: r.name)
                if r.gate and r.gate.accepted and r.gate.accepted.error is None]
     if written:
@@ -191,6 +259,30 @@ def gate_notes(rows: Sequence[BenchmarkRecord], *, unused: Sequence[str] = (), s
         out.append((f"pytest-jallm: baselines written: {changed} changed, {len(written) - changed} unchanged", False))
         out += [(f"  {a.file} ({'changed' if a.changed else 'unchanged'})", False) for a in written]
     return out
+
+
+_UNPINNED = re.compile(r"^(?P<where>.+?): (?P<n>\d+) file\(s\) not pinned by sha256.*?, e\.g\. (?P<example>.+)$")
+
+
+def unpinned_note(messages: Sequence[str]) -> str:
+    """One line for every UnpinnedDataWarning of the run (pytest would print a block for each source)."""
+    if not messages:
+        return ""
+    parsed = [m for m in (_UNPINNED.match(text) for text in dict.fromkeys(messages)) if m is not None]
+    if not parsed:
+        return f"pytest-jallm: WARNING: {len(messages)} data source(s) not pinned by sha256: " + "; ".join(messages)
+    files = sum(int(m["n"]) for m in parsed)
+    listed = [f"{m['where']} ({m['n']})" for m in parsed]
+    shown = ", ".join(listed[:8]) + (f" … ({len(listed)} in all)" if len(listed) > 8 else "")
+    return (f"pytest-jallm: WARNING: {len(parsed)} data source(s), {files} file(s), not pinned by sha256 in their spec "
+            f"(content not verified): {shown}; e.g. {parsed[0]['example']}")
+
+
+def _smoke_below_min(r: BenchmarkRecord) -> bool:
+    """min_score was missed on a --jallm-limit run that does not enforce it (reported, not failed)."""
+    g = r.gate
+    return (g is not None and g.smoke and not g.enforce_min_score and g.n > 0 and g.limits.min_score is not None
+            and g.score < g.limits.min_score)
 
 
 def guided_choice_note(rows: Sequence[BenchmarkRecord]) -> str:
