@@ -317,3 +317,54 @@ def test_a_cached_run_fails_the_same_items_with_the_same_prompts(suite: pytest.P
     second = _run(suite, "--jallm-items")
     second.assert_outcomes(passed=3, failed=4)
     assert failures(second) == failures(first) and any("tの問題4" in line for line in failures(first))
+
+
+# --- the real catalog ---------------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+needs_shared = pytest.mark.skipif(not (SHARED / "wikipedia-annotated-corpus").is_dir() or not (SHARED / "jglue").is_dir(),
+                                  reason=f"real data not found at {SHARED}")
+
+
+@pytest.mark.slow
+@needs_shared
+def test_real_wiki_ner_is_parsed_once_and_a_new_limit_parses_only_its_documents(tmp_path, monkeypatch) -> None:
+    import pytest_jallm.loaders.wac as wac
+
+    spec_path = ROOT / "benchmarks" / "wiki_ner.yaml"
+    settings = _settings(tmp_path, data_dir=SHARED, limit=5)
+    full = prepare(load_spec(spec_path), spec_path, dataclasses.replace(settings, limit=None))
+    first = prepare(load_spec(spec_path), spec_path, settings, PreparedCache(tmp_path / "prep"))
+    wac._parsed.cache_clear()
+    wac._converted.cache_clear()
+    parsed: list[str] = []
+    real = wac._parsed.__wrapped__
+    monkeypatch.setattr(wac, "_parsed", lambda path, content: parsed.append(path) or real(path, content))
+    again = prepare(load_spec(spec_path), spec_path, settings, PreparedCache(tmp_path / "prep"))
+    assert parsed == [] and again.requests == first.requests and again.data_fingerprint == full.data_fingerprint
+    more = prepare(load_spec(spec_path), spec_path, dataclasses.replace(settings, limit=8), PreparedCache(tmp_path / "prep"))
+    assert 8 <= len(parsed) < 20  # the first documents of the test list (empty ones skipped), no few-shot documents
+    assert more.requests == full.requests[:8] and more.data_fingerprint == full.data_fingerprint
+
+
+@pytest.mark.slow
+@needs_shared
+def test_real_jcommonsenseqa_limited_rerun_reads_its_rows_only(tmp_path, monkeypatch) -> None:
+    spec_path = ROOT / "benchmarks" / "jcommonsenseqa.yaml"
+    settings = _settings(tmp_path, data_dir=SHARED, limit=300)
+    full = prepare(load_spec(spec_path), spec_path, dataclasses.replace(settings, limit=None))
+    prepare(load_spec(spec_path), spec_path, settings, PreparedCache(tmp_path / "prep"))
+    hashed: list[str] = []
+    real_hash = filehash.hash_file
+    monkeypatch.setattr(filehash, "hash_file", lambda p: hashed.append(str(p)) or real_hash(p))
+    parsed: list[int] = []
+    real_lines = files_module.json_lines
+    monkeypatch.setattr(files_module, "json_lines", lambda *a, **k: parsed.append(1) or real_lines(*a, **k))
+    with readlog.recording() as log:
+        again = prepare(load_spec(spec_path), spec_path, settings, PreparedCache(tmp_path / "prep"))
+    assert list(log.files) == [] and hashed == [] and parsed == []  # from the cache: stat calls only
+    limited = prepare(load_spec(spec_path), spec_path, dataclasses.replace(settings, limit=200), PreparedCache(tmp_path / "prep"))
+    assert len(parsed) == 200 and hashed == []  # 200 lines of the valid file; the train file not opened
+    assert again.data_fingerprint == limited.data_fingerprint == full.data_fingerprint
+    assert limited.requests == full.requests[:200] and again.requests == full.requests[:300]
