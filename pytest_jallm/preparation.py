@@ -198,7 +198,7 @@ def load_items(spec: BenchmarkSpec, spec_path: Path, settings: RunSettings,
     fingerprint of the full data. Given the full data's fingerprint (``data_fingerprint``: known from an
     earlier read of the same files), a source read in order is read no further than the limit."""
     spec_dir = spec_path.parent
-    if data_fingerprint is not None and settings.limit is not None:
+    if data_fingerprint is not None and settings.limit:
         examples = load_examples(spec, spec_dir, settings.data_dir, settings.limit, settings.data_config,
                                  read_limit=settings.limit)
     else:

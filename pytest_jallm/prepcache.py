@@ -254,7 +254,7 @@ class PreparedCache:
                 _raise_again(hit.warnings)
                 return prep
         deps, seen = Deps(), []
-        known = self._load(name, "data", keys["data"]) if settings.limit is not None else None
+        known = self._load(name, "data", keys["data"]) if settings.limit else None
         head_fp = None
         if known is not None and "datasets" not in known.deps.libraries:
             head_fp = known.payload.get("fingerprint")
@@ -338,14 +338,17 @@ class PreparedCache:
         messages = None
         if any(r.messages is not None for r in prep.requests):
             messages = [None if r.messages is None else [dict(m) for m in r.messages] for r in prep.requests]
+        tails = [p[len(head):] for p in prompts]
+        # An input block that opens its prompt's tail (section templates) is stored as its length.
+        inputs = None if prep.inputs is None else [len(i) if t.startswith(i) else i for t, i in zip(tails, prep.inputs, strict=True)]
         return {
             "data_fingerprint": prep.data_fingerprint,
             "examples": _encode_examples(prep.examples),
             "shots": _encode_examples(prep.shots),
             "prompt_head": head,
-            "prompts": [p[len(head):] for p in prompts],
+            "prompts": tails,
             "messages": messages,
-            "inputs": prep.inputs,
+            "inputs": inputs,
         }
 
     def _decoded(self, entry: Entry, name: str, key: str, spec: BenchmarkSpec, spec_path: Path,
@@ -357,9 +360,12 @@ class PreparedCache:
             head, tails, inputs, fingerprint = p["prompt_head"], p["prompts"], p["inputs"], p["data_fingerprint"]
             messages = p["messages"] if p["messages"] is not None else [None] * len(tails)
             if not (type(fingerprint) is str and type(head) is str and all(type(t) is str for t in tails)
-                    and all(type(t) is str for t in inputs)):
+                    and all(type(t) is str or (type(t) is int and 0 <= t) for t in inputs)):
                 raise ValueError("prompts, inputs or the fingerprint are not text")
             prompts = [head + t for t in tails]
+            if any(type(i) is int and i > len(t) for t, i in zip(tails, inputs, strict=True)):
+                raise ValueError("an input block longer than its prompt")
+            inputs = [t[:i] if type(i) is int else i for t, i in zip(tails, inputs, strict=True)]
             labels = CANONICAL.labels(spec)
             guided, stop, max_new = (tuple(labels) if labels else None), tuple(spec.stop), spec.max_new_tokens
             requests = [GenerationRequest(prompt, max_new, stop, _messages(m), guided, ItemRef(name, ex.id))

@@ -31,13 +31,10 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import warnings
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence
 
 from .. import netio
 from .base import GenerationRequest, SamplingSettings
-
-if TYPE_CHECKING:
-    from .openai import OpenAIBackend
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +52,8 @@ class ServerContext:
     """One backend's questions to its server about context and prompt lengths, asked once where they
     can be (the context, whether ``/tokenize`` answers)."""
 
-    def __init__(self, backend: OpenAIBackend):
-        self.backend = backend
+    def __init__(self, backend: Any):
+        self.backend = backend  # an OpenAIBackend (not imported: it imports this module)
         endpoint = urllib.parse.urlsplit(backend._endpoint["completions"])
         api_root = endpoint.path[: -len("/completions")]
         self.models_url = urllib.parse.urlunsplit((endpoint.scheme, endpoint.netloc, api_root + "/models", endpoint.query, ""))
