@@ -237,7 +237,9 @@ _SCALARS = {
     str: lambda v: str.__str__(v),
     bytes: lambda v: {"t": "bytes", "v": bytes.hex(v)},
     bytearray: lambda v: {"t": "bytearray", "v": bytearray.hex(v)},
-    complex: lambda v: {"t": "complex", "v": [complex.__complex__(v).real, complex.__complex__(v).imag]},
+    # The base type's own fields: a subclass's real/imag/__complex__ are never called (complex.__complex__
+    # exists only from Python 3.11).
+    complex: lambda v: {"t": "complex", "v": [complex.real.__get__(v), complex.imag.__get__(v)]},
     range: lambda v: {"t": "range", "v": [_small(v.start), _small(v.stop), _small(v.step)]},
     decimal.Decimal: lambda v: {"t": "Decimal", "v": decimal.Decimal.__str__(v)},
     fractions.Fraction: lambda v: {"t": "Fraction", "v": [_small(v.numerator), _small(v.denominator)]},
@@ -251,7 +253,7 @@ _SCALARS = {
 _SEQUENCES = {tuple: "tuple", set: "set", frozenset: "frozenset", collections.deque: "deque",
               type({}.keys()): "keys", type({}.values()): "values"}
 _MAPPINGS = {collections.Counter: "Counter", collections.OrderedDict: "OrderedDict", dict: "dict"}
-_ITEMS_VIEW = type({}.items())
+_ITEMS_VIEW: type = type({}.items())
 
 
 def encode(value):

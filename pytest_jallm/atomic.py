@@ -54,7 +54,7 @@ def is_temp_name(name: str) -> bool:
 def remove_stale_temps(directory: Path) -> list[str]:
     """Remove the temp files our writers left in ``directory`` when they were killed (no
     writer holds their lock any more); returns their names."""
-    removed = []
+    removed: list[str] = []
     try:
         entries = [e for e in os.scandir(directory) if is_temp_name(e.name) and e.is_file(follow_symlinks=False)]
     except OSError:

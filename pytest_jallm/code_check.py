@@ -39,7 +39,7 @@ import decimal
 import fractions
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from . import trusted_eval as te
 from .errors import DataError
@@ -57,12 +57,22 @@ class Leaf(ast.expr):
     """A sub-expression the child evaluates: its value is step ``step``'s report."""
 
     _fields = ("step",)
+    step: int
+
+    def __init__(self, step: int) -> None:
+        super().__init__()
+        self.step = step
 
 
 class Obj(ast.expr):
     """A trusted object (a built-in, a module's function) resolved when the tests were split."""
 
     _fields = ("value",)
+    value: Any
+
+    def __init__(self, value: Any) -> None:
+        super().__init__()
+        self.value = value
 
 
 @dataclass
@@ -288,7 +298,7 @@ class _Splitter:
             setattr(new, name, value)
         return new
 
-    def resolve(self, node: ast.AST, local: frozenset) -> ast.AST:
+    def resolve(self, node: ast.AST, local: frozenset) -> Any:  # an ast.expr for an expression
         """A wholly trusted sub-tree: built-in and module names become their objects."""
         if isinstance(node, ast.Name) and node.id not in local and node.id in self.scope \
                 and self.scope[node.id] is not _VAR:
@@ -366,7 +376,7 @@ def _plan(tests: str, body: list[ast.stmt], scope: dict[str, Any]) -> Plan:
         result.steps.append(("exec", src))
         result.ops.append(("step", len(result.steps) - 1))
         target = node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else None
-        if isinstance(target, ast.Name) and not splitter.facts(node.value, frozenset())[0]:
+        if isinstance(node, ast.Assign) and isinstance(target, ast.Name) and not splitter.facts(node.value, frozenset())[0]:
             result.ops.append(("assign", target.id, splitter.resolve(node.value, frozenset())))
             trusted_assignments[len(result.steps) - 1] = target.id
             scope[target.id] = _VAR
@@ -444,9 +454,10 @@ def decode(data: Any) -> Any:
                 if maxlen is not None and (type(maxlen) is not int or not 0 <= maxlen <= te.MAX_ITEMS):
                     raise ValueError("deque: bad maxlen")
                 return collections.deque(items, maxlen)
-            return {"tuple": tuple, "set": set, "frozenset": frozenset, "iter": iter,
-                    "keys": lambda v: dict.fromkeys(v).keys(),
-                    "values": lambda v: dict(enumerate(v)).values()}[tag](items)
+            makers: dict[str, Callable[[list[Any]], Any]] = {
+                "tuple": tuple, "set": set, "frozenset": frozenset, "iter": iter,
+                "keys": lambda v: dict.fromkeys(v).keys(), "values": lambda v: dict(enumerate(v)).values()}
+            return makers[tag](items)
         if tag in ("dict", "Counter", "OrderedDict", "items"):
             pairs = [dec(p, depth + 1) for p in field(list)]
             if any(type(p) is not list or len(p) != 2 for p in pairs):
@@ -458,7 +469,7 @@ def decode(data: Any) -> Any:
                 made[k] = v
             return made.items() if tag == "items" else made
         if tag in ("bytes", "bytearray"):
-            return {"bytes": bytes, "bytearray": bytearray}[tag].fromhex(field(str))
+            return bytes.fromhex(field(str)) if tag == "bytes" else bytearray.fromhex(field(str))
         if tag == "complex":
             re_im = [dec(v, depth + 1) for v in field(list)]
             if len(re_im) != 2 or any(type(v) is not float for v in re_im):
@@ -485,7 +496,9 @@ def decode(data: Any) -> Any:
             tz = None if raw[-1] is None else datetime.timezone(datetime.timedelta(microseconds=raw[-1]))
             if tag == "date":
                 return datetime.date(*raw)
-            return (datetime.time if tag == "time" else datetime.datetime)(*raw[:-1], tzinfo=tz)
+            if tag == "time":
+                return datetime.time(raw[0], raw[1], raw[2], raw[3], tzinfo=tz)
+            return datetime.datetime(raw[0], raw[1], raw[2], raw[3], raw[4], raw[5], raw[6], tzinfo=tz)
         raise ValueError("unknown tag %r" % tag[:40])
 
     try:

@@ -36,6 +36,7 @@ from .preparation import (
 )
 from .scoring import BenchmarkResult, ItemOutcome, context_stats, run_stats, score_benchmark
 from .spec import BenchmarkSpec
+from .specfile import check_extensions
 
 __all__ = [
     "REASONING_MODE", "BenchmarkResult", "Evaluation", "ItemOutcome", "PreparedBenchmark", "RunSettings", "effective_spec",
@@ -119,6 +120,7 @@ class Evaluation:
         if spec.name not in self._prepared:
             started = time.perf_counter()
             try:
+                check_extensions(effective_spec(spec, self.settings), spec_path)  # a broken one fails this benchmark alone
                 self._prepared[spec.name] = prepare(spec, spec_path, self.settings, self._prepared_cache())
             finally:
                 HASHES.flush()  # the data files hashed (pins, the prepared cache's checks): not hashed again next run

@@ -161,10 +161,3 @@ class ExampleItem(_JallmItem):
                 + (f"\n--- why ---\n{outcome.detail}" if outcome.detail else "")
             )
 
-
-
-
-def is_spec_file(path: Path, benchmark_dirs: list[str], explicit: bool) -> bool:
-    if path.suffix not in (".yaml", ".yml"):
-        return False
-    return explicit or any(part in benchmark_dirs for part in path.parent.parts)

@@ -136,7 +136,7 @@ class _HTTPHandler(urllib.request.HTTPHandler):
 class _HTTPSHandler(urllib.request.HTTPSHandler):
     def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
         return self.do_open(_watched(http.client.HTTPSConnection, getattr(req, "deadline", None)), req,
-                            context=self._context)
+                            context=self._context)  # type: ignore[attr-defined]  # set by HTTPSHandler.__init__
 
 
 class NoRedirect(urllib.request.HTTPRedirectHandler):

@@ -1,21 +1,31 @@
-"""pytest hooks. Thin on purpose: each hook calls plain code elsewhere."""
+"""pytest hooks. Thin on purpose: each hook calls plain code elsewhere.
+
+pytest imports this module in every session of an environment where the plugin is installed, most of
+which run no benchmark. So it imports only what declaring the options and markers and recognising a
+spec file need (`backend_options`, `markers`, `keys`, `scale`: no pydantic, no backend); the session
+and everything it builds on (`session.py`: the engine, the gate, the reports) is imported when a run
+uses a jallm option or collects a benchmark spec (`_session`). tests/test_startup.py keeps it so.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from . import failure_summary, scale
-from .backends import cli_options as backend_cli_options
-from .gate import BenchmarkRecord
-from .items import EXTRA_ITEMS_KEY, BenchmarkFile, _JallmItem, is_spec_file, selected_benchmarks
-from .reporting.results_json import parse_meta_pairs
-from .reporting.terminal import render_terminal
-from .session import SESSION_KEY, JallmSession
-from .spec import CATEGORIES, LICENSE_MARKERS
+from .backend_options import BackendOptionError, add_flags, builtin_cli_options, flagged, is_installed_backend_name
+from .chatjudge.judge import add_judge_copies, add_judge_options
+from .keys import SESSION_KEY
+from .markers import CATEGORIES, LICENSE_MARKERS
+
+if TYPE_CHECKING:
+    from .session import JallmSession
 
 WORKER_COLLECTED = "jallm_collected"  # workeroutput key: the benchmarks an xdist worker collected
+_START_ERROR = pytest.StashKey[pytest.UsageError]()  # why the session could not start when a spec was collected
+_OPTION_DEFAULTS: dict[str, Any] = {}  # dest -> default of every option in the jallm group (a run "uses" one that differs)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -94,11 +104,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--jallm-num-fewshot", type=int, default=None, help="override every spec's few-shot count (leaderboard: 4 and 0)")
     g.addoption("--jallm-engine-arg", action="append", default=[], metavar="KEY=VALUE",
                 help="extra engine argument passed through to the backend (repeatable)")
-    for option in backend_cli_options():  # hf, vllm, openai and installed backends declare their own
-        g.addoption(option.flag, **option.addoption_kwargs())
-    from .chatjudge.judge import add_judge_options
-
-    add_judge_options(g)  # the LLM judge of judged benchmarks: --jallm-judge-model, --jallm-judge-base-url …
+    builtin = builtin_cli_options()  # hf, vllm, openai, replay: declared in a table (an installed backend's: below)
+    add_flags(g, builtin)
+    add_judge_options(g, builtin)  # the LLM judge of judged benchmarks: --jallm-judge-model, --jallm-judge-base-url …
     g.addoption("--jallm-max-backend-errors", type=float, default=0.0, metavar="PERCENT",
                 help="share of a benchmark's requests that may fail in the backend on their own (a malformed "
                      "response, a request the server rejects); they are left out of the score. Above it the "
@@ -133,6 +141,30 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("jallm_thresholds_dir", "directory of threshold/baseline files", default="thresholds")
     parser.addini("jallm_strict", "fail benchmarks that no baseline gates (as --jallm-strict)", type="bool", default=False)
     parser.addini("jallm_family", "family-wise correction: holm (default), bonferroni or none", default="holm")
+    _OPTION_DEFAULTS.update((attrs["dest"], attrs.get("default")) for attrs in (o.attrs() for o in g.options))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser, args: list[str]) -> None:
+    """An installed backend's own options, registered when the run selects it (and for --help): so
+    that start-up imports no backend, and one that cannot be imported fails only the runs selecting it."""
+    ns = early_config.known_args_namespace
+    selected = {"--jallm-backend": getattr(ns, "jallm_backend", None),
+                "--jallm-judge-backend": getattr(ns, "jallm_judge_backend", None)}
+    every = bool(getattr(ns, "help", False))
+    if not every and not any(is_installed_backend_name(name) for name in selected.values()):
+        return
+    from .backends import installed_cli_options
+
+    try:
+        options = installed_cli_options(selected, every=every)
+    except BackendOptionError as e:
+        raise pytest.UsageError(str(e)) from None
+    group = parser.getgroup("jallm")
+    taken = {name for o in group.options for name in o.names()}
+    new = flagged(o for o in options if o.flag not in taken)
+    add_flags(group, new)
+    add_judge_copies(group, new)
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -152,28 +184,60 @@ def pytest_cmdline_main(config: pytest.Config):
 def pytest_configure(config: pytest.Config) -> None:
     scale.configure_worker_gpus(config)  # first: nothing may have touched CUDA yet
     scale.parse_shard(config.getoption("jallm_shard"))  # a bad value is a usage error before collection
-    try:
-        parse_meta_pairs(config.getoption("jallm_meta"))
-    except ValueError as e:
-        raise pytest.UsageError(str(e)) from None
     config.addinivalue_line("markers", "jallm: a pytest-jallm benchmark test")
     for cat, desc in CATEGORIES.items():
         config.addinivalue_line("markers", f"{cat.lower()}: {cat} benchmarks ({desc})")
     for mark, desc in LICENSE_MARKERS.items():
         config.addinivalue_line("markers", f"{mark}: {desc} (from the spec's license field)")
-    jallm = JallmSession(config)
-    config.stash[SESSION_KEY] = jallm
-    config.pluginmanager.register(_SummaryCollector(jallm), "jallm-summaries")
+    config.pluginmanager.register(_SummaryCollector(config), "jallm-summaries")
+    if any(config.getoption(dest) != default for dest, default in _OPTION_DEFAULTS.items()):
+        _session(config)  # a jallm option is used: its errors are usage errors now, before collection
+
+
+def _session(config: pytest.Config) -> JallmSession:
+    """The run's benchmark session, started at the first need: importing it imports the engine."""
+    jallm = _started(config)
+    if jallm is not None:
+        return jallm
+    from .items import EXTRA_ITEMS_KEY
+    from .reporting.results_json import parse_meta_pairs
+    from .session import JallmSession
     from .variants.items import Reporter, collect_item
 
+    try:
+        parse_meta_pairs(config.getoption("jallm_meta"))
+    except ValueError as e:
+        raise pytest.UsageError(str(e)) from None
+    jallm = config.stash[SESSION_KEY] = JallmSession(config)
     config.stash[EXTRA_ITEMS_KEY] = [collect_item]
     config.pluginmanager.register(Reporter(config), "jallm-variants")
+    return jallm
+
+
+def _started(config: pytest.Config) -> JallmSession | None:
+    """The session if this run started one (a run without benchmarks never does)."""
+    return config.stash.get(SESSION_KEY, None)
+
+
+def is_spec_file(path: Path, benchmark_dirs: list[str], explicit: bool) -> bool:
+    if path.suffix not in (".yaml", ".yml"):
+        return False
+    return explicit or any(part in benchmark_dirs for part in path.parent.parts)
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector):
     config = parent.config
+    if file_path.suffix not in (".yaml", ".yml"):
+        return None
     explicit = any(Path(a.split("::")[0]).resolve() == file_path.resolve() for a in config.args if not a.startswith("-"))
     if is_spec_file(file_path, config.getini("jallm_benchmark_dirs"), explicit):
+        try:
+            _session(config)
+        except pytest.UsageError as e:  # a bad ini key or environment variable: a usage error once collection ends
+            config.stash[_START_ERROR] = e
+            return None
+        from .items import BenchmarkFile
+
         return BenchmarkFile.from_parent(parent, path=file_path)
     return None
 
@@ -184,7 +248,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    jallm = session.config.stash[SESSION_KEY]
+    if _START_ERROR in session.config.stash:  # raised here, outside a collector, pytest reports it as one line
+        raise session.config.stash[_START_ERROR]
+    jallm = _started(session.config)
+    if jallm is None:
+        return  # no benchmark collected, no jallm option used
+    from .items import _JallmItem, selected_benchmarks
+
     jallm.selected = selected_benchmarks(session.items)  # after -k/-m and shards deselected
     selected = any(isinstance(it, _JallmItem) for it in session.items)
     if selected and not jallm.model and not session.config.option.collectonly:
@@ -203,36 +273,42 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 class _SummaryCollector:
     """Gathers benchmark summaries from test reports (also those xdist workers send)."""
 
-    def __init__(self, jallm: JallmSession):
-        self.jallm = jallm
+    def __init__(self, config: pytest.Config):
+        self.config = config
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when != "call":
             return
         for key, value in report.user_properties:
             if key == "jallm_summary":
-                record = BenchmarkRecord.model_validate_json(value)
+                from .gate import BenchmarkRecord
+
+                jallm = _session(self.config)  # an xdist controller that collected nothing starts it here
+                record = BenchmarkRecord.model_validate_json(str(value))
                 record.outcome = report.outcome
                 if report.failed:  # not longreprtext: under xdist that starts with the worker's name
                     record.message = str(report.longrepr)
-                self.jallm.summaries.append(record)
-                if not self.jallm.is_worker:  # under xdist the controller reports each result once
-                    self.jallm.config.hook.pytest_jallm_result(result=record, config=self.jallm.config)
+                jallm.summaries.append(record)
+                if not jallm.is_worker:  # under xdist the controller reports each result once
+                    self.config.hook.pytest_jallm_result(result=record, config=self.config)
         plan = scale.plan_from_properties(report.user_properties)
         if plan is not None:  # under xdist the controller learns the shard plan from the workers' reports
-            self.jallm.config.stash[scale.SHARD_KEY] = plan
+            self.config.stash[scale.SHARD_KEY] = plan
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node, error) -> None:
     """xdist controller: what a worker collected (the controller collects nothing itself)."""
-    jallm = node.config.stash[SESSION_KEY]
-    jallm.worker_collected.update(getattr(node, "workeroutput", {}).get(WORKER_COLLECTED, ()))
+    collected = getattr(node, "workeroutput", {}).get(WORKER_COLLECTED, ())
+    if collected:
+        _session(node.config).worker_collected.update(collected)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
-    jallm = config.stash[SESSION_KEY]
+    jallm = _started(config)
+    if jallm is None:
+        return
     jallm.evaluation.close()
     if jallm.is_worker:  # published as syrupy publishes its report: through workeroutput
         config.workeroutput[WORKER_COLLECTED] = sorted(jallm.spec_paths)  # type: ignore[attr-defined]
@@ -255,11 +331,13 @@ def pytest_terminal_summary_linear_failures(terminalreporter, exitstatus: int, c
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
-    jallm = config.stash[SESSION_KEY]
+    jallm = _started(config)
+    if jallm is None:
+        return
     rows = jallm.summaries
     if jallm.is_worker or not (rows or jallm.unused):
         return
-    from .reporting.terminal import gate_notes
+    from .reporting.terminal import gate_notes, render_terminal
 
     terminalreporter.write_sep("=", f"pytest-jallm: {jallm.model}")
     if rows:

@@ -111,8 +111,9 @@ class PromptFormat:
 
     def input_template(self, spec: BenchmarkSpec) -> str:
         template = spec.input
-        if self.separator is not None:
-            template = _LABEL_SEP.sub(lambda m: _new_separator(m, self.separator), template)
+        separator = self.separator
+        if separator is not None:
+            template = _LABEL_SEP.sub(lambda m: _new_separator(m, separator), template)
         if self.spacing == "spaced":
             template = _LABEL_SEP.sub(lambda m: m.group(0) if m.group(0).endswith((" ", "\n")) else m.group(0) + " ", template)
         elif self.spacing == "blank-lines":
@@ -145,10 +146,9 @@ class PromptFormat:
             values["choices"] = joiner.join(parts)
             if kind is not None:
                 gold = remap_gold(gold, kind, order, token_system(label))
-        out = self.input_template(spec)
-        # str.format_map would interpret braces inside the data; substitute only our names.
-        for name, value in values.items():
-            out = out.replace("{" + name + "}", value)
+        # One pass over the template, our names only: str.format_map would interpret braces inside the
+        # data, and replacing name after name would substitute a value that itself holds "{choices}".
+        out = _PLACEHOLDER_NAME.sub(lambda m: values.get(m.group(1), m.group(0)), self.input_template(spec))
         return out, gold
 
     def label_template(self, spec: BenchmarkSpec) -> str:
@@ -200,6 +200,7 @@ def _show(v: Any) -> str:
 # A field label at the start of a line of the input template, and its separator.
 _LABEL_SEP = re.compile(r"(?m)^(?P<label>[^\s{}：:][^\n{}：:]{0,15}?)(?P<sep>：|:)(?P<space>[ \t]?)(?P<nl>\n?)")
 PLACEHOLDER = re.compile(r"\{\w+\}")
+_PLACEHOLDER_NAME = re.compile(r"\{(\w+)\}")
 _PLACEHOLDER_SPLIT = re.compile(r"(\{\w+\})")
 
 

@@ -8,6 +8,11 @@ fit that format, or the error names the file, the line and what was expected):
 * **FastChat model answers** (``llm_judge/data/<bench>/model_answer/<model>.jsonl``): JSON lines
   ``{"question_id", "model_id", "choices": [{"index": 0, "turns": [...]}]}``. Turn N of question Q
   answers the item ``Q`` (as text), turn N; the file names no benchmark.
+* **FastChat judgments** (``llm_judge/data/<bench>/model_judgment/<judge>_single.jsonl``): JSON lines
+  ``{"question_id", "model", "judge", "user_prompt", "judgment", "score", "turn"}``, what an LLM
+  judge answered (``judgment``) to the user prompt it was sent (``user_prompt``) about ``model``'s
+  answer to turn ``turn`` of question ``question_id``: a judge replaying them answers the same user
+  prompt, else (bound to one judged model) question Q, turn N. Several models' judgments share a file.
 * **pytest-jallm outputs** (``--jallm-save-outputs FILE``): JSON lines ``{"benchmark", "id",
   "turn", "prompt", "messages", "output"}``, the raw output of every request of a run.
 * **pytest-jallm baselines** (``thresholds/<model>/<benchmark>.baseline.jsonl``): their
@@ -39,6 +44,7 @@ OUTPUT_KEYS = ("benchmark", "id", "turn", "prompt", "messages", "output")
 KINDS = {
     "m-ifeval": "M-IFEval response file",
     "fastchat": "FastChat model_answer file",
+    "fastchat-judgment": "FastChat model_judgment file",
     "outputs": "pytest-jallm --jallm-save-outputs file",
     "baseline": "pytest-jallm baseline file (extracted answers, capped at 200 characters)",
 }
@@ -64,8 +70,14 @@ class Recording:
     benchmark: str | None = None
     item_id: str | None = None
     turn: int = 1
-    prompt: str | None = None  # the raw prompt, or (M-IFEval) the user's prompt
+    prompt: str | None = None  # the raw prompt, or (USER_PROMPT_KINDS) the last user message
     messages: tuple[tuple[str, str], ...] | None = None  # (role, content) per chat turn
+    judged_model: str | None = None  # FastChat judgments: the model whose answer was judged
+
+
+# Formats that record only the user's message (no system prompt, no chat template): a chat
+# request matches them by its last user turn, a raw one by its prompt.
+USER_PROMPT_KINDS = ("m-ifeval", "fastchat-judgment")
 
 
 def messages_key(messages: Sequence[Mapping[str, Any]] | Sequence[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
@@ -120,9 +132,9 @@ def _json_lines(path: Path) -> Iterator[tuple[int, Any]]:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
+        line_no = data.count(b"\n", 0, e.start) + 1
         start = data.rfind(b"\n", 0, e.start) + 1
-        raise RecordingError(f"{path}: line {line}: not UTF-8 text ({e.reason} at byte {e.start - start} of the "
+        raise RecordingError(f"{path}: line {line_no}: not UTF-8 text ({e.reason} at byte {e.start - start} of the "
                              "line): not a recorded-outputs file") from None
     lines = text.split("\n")  # not splitlines(): U+2028 may sit inside a JSON string
     for number, line in enumerate(lines, 1):
@@ -149,6 +161,8 @@ def detect_kind(record: Mapping[str, Any]) -> str | None:
         return "baseline"
     if "question_id" in record and "choices" in record:
         return "fastchat"
+    if "question_id" in record and "judgment" in record and "user_prompt" in record:
+        return "fastchat-judgment"
     if "output" in record and "benchmark" in record:
         return "outputs"
     if "prompt" in record and "response" in record:
@@ -162,7 +176,8 @@ def _not_a_recording(path: Path, number: int, record: Mapping[str, Any]) -> Reco
         {"prompt", "turns"} & set(record)) else ""
     return RecordingError(
         f"{path}: line {number}: not a recorded-outputs record{hint}: expected M-IFEval's {{prompt, response}}, "
-        "FastChat's {question_id, choices: [{turns}]}, --jallm-save-outputs' {benchmark, id, turn, prompt, "
+        "FastChat's {question_id, choices: [{turns}]} or {question_id, model, user_prompt, judgment, turn}, "
+        "--jallm-save-outputs' {benchmark, id, turn, prompt, "
         f"messages, output}} or a baseline file's header; got keys {keys or 'none'}"
     )
 
@@ -182,7 +197,8 @@ def read_recordings(path: Path, benchmark: str | None = None) -> tuple[str | Non
         for _ in lines:  # every line is a JSON object (named if not) before the baseline reader's checks
             pass
         return kind, _baseline(path)
-    parse = {"m-ifeval": _m_ifeval, "fastchat": _fastchat, "outputs": _outputs}[kind]
+    parse = {"m-ifeval": _m_ifeval, "fastchat": _fastchat, "fastchat-judgment": _fastchat_judgment,
+             "outputs": _outputs}[kind]
     out: list[Recording] = []
     for number, record in [first, *lines]:
         if detect_kind(record) != kind:
@@ -219,6 +235,18 @@ def _fastchat(record: Mapping[str, Any], where: str, benchmark: str | None) -> l
             raise _FieldError(f"field 'choices[0].turns[{n - 1}]': expected text, got {_short(text)}")
     return [Recording(output=text, where=where, kind="fastchat", benchmark=benchmark, item_id=str(qid), turn=n)
             for n, text in enumerate(turns, 1)]
+
+
+def _fastchat_judgment(record: Mapping[str, Any], where: str, benchmark: str | None) -> list[Recording]:
+    qid = _field(record, "question_id", (int, str), "a question id (number or text)")
+    model = _field(record, "model", str, "the name of the model whose answer was judged")
+    user_prompt = _field(record, "user_prompt", str, "the user prompt the judge was sent, as text")
+    judgment = _field(record, "judgment", str, "the judge's answer as text")
+    turn = _field(record, "turn", int, "the judged turn (1 or 2)")
+    if turn < 1:
+        raise _FieldError(f"field 'turn': expected the judged turn (1 or 2), got {turn}")
+    return [Recording(output=judgment, where=where, kind="fastchat-judgment", benchmark=benchmark, item_id=str(qid),
+                      turn=turn, prompt=user_prompt, judged_model=model)]
 
 
 def _outputs(record: Mapping[str, Any], where: str, benchmark: str | None) -> list[Recording]:

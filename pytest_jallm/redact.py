@@ -28,7 +28,7 @@ def _char_pattern(ch: str) -> str:
     """One character of a secret as written raw or escaped (URL, JSON, HTML, backslash)."""
     forms = [re.escape(ch), "".join(f"%(?:25)*{x:02X}" for x in ch.encode("utf-8"))]  # %2D, %252D (twice)
     code = ord(ch)
-    forms += [rf"\\+u{code:04X}", rf"\\+x{code:02X}" if code < 256 else None, rf"&#0*{code};", rf"&#[xX]0*{code:X};"]
+    forms += [rf"\\+u{code:04X}", rf"&#0*{code};", rf"&#[xX]0*{code:X};"] + ([rf"\\+x{code:02X}"] if code < 256 else [])
     if not ch.isalnum():
         forms.append(r"\\+" + re.escape(ch))  # JSON's \/
     if ch == " ":

@@ -70,6 +70,7 @@ import sys
 import tempfile
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 from . import code_check
 from .code_check import TestsNotCheckable
@@ -176,7 +177,7 @@ def _run(
         if uid is not None:
             os.chown(workdir, uid, uid)
         nproc = max_procs if root else _user_tasks(os.getuid()) + max_procs
-        cfg = {
+        cfg: dict[str, Any] = {
             "mark": _MARK,
             "workdir": os.path.realpath(workdir),
             "uid": uid,
@@ -191,7 +192,7 @@ def _run(
                 "nproc": max(1, nproc),
             },
         }
-        env = {
+        env: dict[str, str] = {
             "PATH": "/usr/local/bin:/usr/bin:/bin",
             "HOME": cfg["workdir"],
             "TMPDIR": cfg["workdir"],

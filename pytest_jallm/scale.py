@@ -160,7 +160,8 @@ def apply_shard(config: pytest.Config, items: list[pytest.Item]) -> ShardPlan | 
             f"empty; use at most {len(benchmarks)} shards"
         )
     plan_of = assign_shards(weights, count)
-    keep, drop = [], []
+    keep: list[Any] = []
+    drop: list[Any] = []
     for it in items:
         (keep if plan_of[_group_of(it)] == index else drop).append(it)
     if drop:

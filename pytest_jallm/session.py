@@ -3,6 +3,7 @@ from options.py, its progress bars from progress.py)."""
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 from pathlib import Path
@@ -25,10 +26,9 @@ from .baseline import (
 from .evaluation import BenchmarkResult, Evaluation
 from .gate import Acceptance, BenchmarkRecord, Gate, GateOptions, Judgement
 from .gate.family import FAMILY_METHODS
+from .keys import SESSION_KEY  # noqa: F401 - the run's session, which plugin.py sets up; importable from here too
 from .options import run_settings, start_outputs_file
 from .progress import TerminalProgress
-
-SESSION_KEY = pytest.StashKey["JallmSession"]()  # the run's session, which plugin.py sets up
 
 
 def model_slug(model: str) -> str:
@@ -49,8 +49,12 @@ class JallmSession:
         self.update_baseline: bool = opt("jallm_update_baseline")
         self.is_worker = hasattr(config, "workerinput")
         root = Path(config.rootpath)
-        thresholds_dir = Path(opt("jallm_thresholds_dir") or config.getini("jallm_thresholds_dir"))
-        self.thresholds_dir = thresholds_dir if thresholds_dir.is_absolute() else root / thresholds_dir
+        # A relative --jallm-thresholds-dir is the caller's (pytest may take `/` as the rootdir: without an
+        # ini file, option values such as --model's path count among the arguments); the ini's, the rootdir's.
+        given = opt("jallm_thresholds_dir")
+        thresholds_dir = Path(given or config.getini("jallm_thresholds_dir"))
+        relative_to = Path(config.invocation_params.dir) if given else root
+        self.thresholds_dir = thresholds_dir if thresholds_dir.is_absolute() else relative_to / thresholds_dir
         self.baseline_name: str | None = opt("jallm_baseline") or (model_slug(self.model) if self.model else None)
         self.spec_paths: dict[str, Path] = {}  # every benchmark collected (before -k/-m/shards deselect)
         self.selected: list[tuple[Any, Path]] = []  # (spec, spec file) of every selected benchmark; plugin.py sets it
@@ -98,7 +102,12 @@ class JallmSession:
 
     def _make_backend(self):
         factory = backend_factory(self.settings.backend)
-        return factory(self.settings.model, **self.settings.backend_options)
+        backend = factory(self.settings.model, **self.settings.backend_options)
+        # The model and the libraries it imported (torch: ~380k objects) live as long as the session.
+        # Frozen, they are left out of the cyclic collector's full passes, which otherwise take ~0.2 s
+        # each: pytest runs two at session end, more come while outputs are scored (docs/performance.md).
+        gc.freeze()
+        return backend
 
     # --- results -------------------------------------------------------------
 

@@ -9,9 +9,11 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from .loaders import LOADERS
 from .metrics import METRICS
 from .prompt import TEMPLATES, HarnessTemplate, TemplateSpecError, harness_template_names, template_names
-from .spec import BenchmarkSpec, SpecError
+from .registry import ExtensionError, Registry
+from .spec import DATA_FORMATS, BenchmarkSpec, SpecError
 from .strict_yaml import DuplicateKeyError, error_location, load_strict, validation_problem
 
 
@@ -22,12 +24,14 @@ def parse_spec(data: Any, path: Path) -> BenchmarkSpec:
     data = dict(data)
     data.setdefault("name", path.stem.lower().replace(".", "_"))
     template = data.get("prompt_template")
-    if isinstance(template, str) and template in TEMPLATES:
+    if isinstance(template, str) and _usable(TEMPLATES, template):
         for key, value in TEMPLATES[template].spec_defaults().items():
             data.setdefault(key, value)
     try:
         spec = BenchmarkSpec.model_validate(data)
     except ValidationError as e:
+        if isinstance(template, str) and _usable(TEMPLATES, template) is None:
+            _require(TEMPLATES, template, path, "prompt_template")  # its defaults are missing: say why
         key, msg = validation_problem(e)
         more = f" (and {e.error_count() - 1} more problem(s))" if e.error_count() > 1 else ""
         raise SpecError(path, key, msg + more) from None
@@ -38,17 +42,48 @@ def parse_spec(data: Any, path: Path) -> BenchmarkSpec:
 
 
 def check_spec(spec: BenchmarkSpec, where: Path | str, key_prefix: str = "") -> None:
-    """What the spec's metrics and template need (the schema is checked already)."""
+    """What the spec's metrics and template need (the schema is checked already). A name whose
+    installed extension cannot be imported passes here: the benchmark fails alone when it runs
+    (`check_extensions`), and the others still run."""
     for i, name in enumerate(spec.metrics):
-        if name not in METRICS:
-            raise SpecError(where, f"metrics.{i}", f"unknown metric {name!r}; expected one of {', '.join(sorted(METRICS))}")
-    if spec.prompt_template not in TEMPLATES:
+        if _usable(METRICS, name) is False:
+            raise SpecError(where, f"{key_prefix}metrics.{i}",
+                            f"unknown metric {name!r}; expected one of {', '.join(sorted(METRICS))}")
+    template = _usable(TEMPLATES, spec.prompt_template)
+    if template is False:
         raise SpecError(where, key_prefix + "prompt_template",
                         f"unknown template {spec.prompt_template!r}; expected one of {', '.join(template_names())}")
+    if template:
+        try:
+            TEMPLATES[spec.prompt_template].check_spec(spec)
+        except TemplateSpecError as e:
+            raise SpecError(where, key_prefix + e.key, str(e)) from None
+
+
+def check_extensions(spec: BenchmarkSpec, where: Path | str) -> None:
+    """The installed extensions the spec names (metrics, template, loaders) can be imported; else
+    a SpecError naming the key, the entry point and its package. Called when the benchmark runs."""
+    for i, name in enumerate(spec.metrics):
+        _require(METRICS, name, where, f"metrics.{i}")
+    _require(TEMPLATES, spec.prompt_template, where, "prompt_template")
+    for key, source in (("source", spec.source), ("fewshot.source", spec.fewshot.source)):
+        if source is not None and source.format and source.format not in DATA_FORMATS:
+            _require(LOADERS, source.format, where, f"{key}.format")
+
+
+def _usable(registry: Registry[Any], name: str) -> bool | None:
+    """True: registered; False: unknown; None: an installed extension of that name cannot be imported."""
     try:
-        TEMPLATES[spec.prompt_template].check_spec(spec)
-    except TemplateSpecError as e:
-        raise SpecError(where, key_prefix + e.key, str(e)) from None
+        return name in registry
+    except ExtensionError:
+        return None
+
+
+def _require(registry: Registry[Any], name: str, where: Path | str, key: str) -> None:
+    try:
+        name in registry  # noqa: B015 - the lookup imports the extension
+    except ExtensionError as e:
+        raise SpecError(where, key, str(e)) from None
 
 
 def with_harness_template(spec: BenchmarkSpec, name: str, where: str) -> BenchmarkSpec:

@@ -230,7 +230,7 @@ def _int_args(fn: Callable) -> Callable:
 
 math_isclose = math.isclose
 
-_PURE = [abs, bool, callable, chr, ord, hex, oct, bin, len, isinstance, type, float, complex, repr, hash, divmod,
+_PURE: list[Any] = [abs, bool, callable, chr, ord, hex, oct, bin, len, isinstance, type, float, complex, repr, hash, divmod,
          enumerate, zip, map, filter, reversed, slice, tuple, list, iter, next]
 BUILTINS: dict[str, Any] = {f.__name__: f for f in _PURE}
 BUILTINS.update({t.__name__: t for t in (int, str, bytes, bytearray, set, frozenset, dict, range, object)})
@@ -477,16 +477,18 @@ class _Evaluator:
             v = self.eval(node.operand, env)
             if isinstance(node.op, ast.Not):
                 return not truth(v)
-            return {ast.USub: operator.neg, ast.UAdd: operator.pos, ast.Invert: operator.invert}[type(node.op)](v)
+            unary: dict[type, Callable[[Any], Any]] = {ast.USub: operator.neg, ast.UAdd: operator.pos,
+                                                       ast.Invert: operator.invert}
+            return unary[type(node.op)](v)
         if isinstance(node, ast.BinOp):
             return _binop(node.op, self.eval(node.left, env), self.eval(node.right, env))
         if isinstance(node, ast.BoolOp):
-            v = None
+            last: Any = None
             for operand in node.values:
-                v = self.eval(operand, env)
-                if truth(v) == isinstance(node.op, ast.Or):
-                    return v
-            return v
+                last = self.eval(operand, env)
+                if truth(last) == isinstance(node.op, ast.Or):
+                    return last
+            return last
         if isinstance(node, ast.Compare):
             left = self.eval(node.left, env)
             for op, comparator in zip(node.ops, node.comparators, strict=True):
@@ -500,14 +502,14 @@ class _Evaluator:
         if isinstance(node, ast.Call):
             args = self.elements(node.args, env)
             kw: dict = {}
-            for k in node.keywords:
-                value = self.eval(k.value, env)
-                if k.arg is None:
+            for keyword in node.keywords:
+                value = self.eval(keyword.value, env)
+                if keyword.arg is None:
                     if not isinstance(value, dict) or not all(isinstance(key, str) for key in value):
                         raise TypeError("** needs a dict with string keys")
                     kw.update(value)
                 else:
-                    kw[k.arg] = value
+                    kw[keyword.arg] = value
             if isinstance(node.func, ast.Attribute):
                 return _call_method(self.eval(node.func.value, env), node.func.attr, args, kw)
             return self.call(self.eval(node.func, env), args, kw)

@@ -32,12 +32,22 @@ _LIBRARY_DIRS = tuple(
 )
 
 
+_LIBRARY_MODULES: dict[str, bool] = {}  # a module name's answer, once: asked for every module after every inline run
+
+
 def _is_installed_library(name: str) -> bool:
     """True for the standard library and site-packages, never for this project (even when installed)."""
+    known = _LIBRARY_MODULES.get(name)
+    if known is not None:
+        return known
     if name == "pytest_jallm" or name.startswith("pytest_jallm."):
-        return False
-    path = getattr(sys.modules.get(name), "__file__", None)
-    return isinstance(path, str) and path.startswith(_LIBRARY_DIRS)
+        return False  # not memoised: cheap, and never a library
+    module = sys.modules.get(name)
+    path = getattr(module, "__file__", None)
+    answer = isinstance(path, str) and path.startswith(_LIBRARY_DIRS)
+    if module is not None:  # an installed library stays one for the rest of the process
+        _LIBRARY_MODULES[name] = answer
+    return answer
 
 
 _Snapshot = getattr(_pytest.pytester, "SysModulesSnapshot", None)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_jallm.answers import PRESETS, AnswerPatternTimeout, Extraction, Reasoning, strip_reasoning
+from pytest_jallm.answers import PRESETS, Extraction, Reasoning, strip_reasoning
 from pytest_jallm.metrics import METRICS, MetricResult, register_metric
 from pytest_jallm.spec import SpecError
 from pytest_jallm.specfile import parse_spec
@@ -78,8 +78,7 @@ def test_presets_survive_hostile_output() -> None:
             continue
         got = Extraction(preset=preset).apply(junk)
         assert isinstance(got.text, str)
-    with pytest.raises(AnswerPatternTimeout):
-        Extraction(preset="custom", pattern=r"^(a|aa)+$").apply("a" * 40 + "!")
+    # A custom pattern's catastrophic backtracking is bounded (AnswerPatternTimeout): tests/reliability/test_hangs.py.
 
 
 def test_extraction_refuses_a_pattern_it_would_ignore() -> None:

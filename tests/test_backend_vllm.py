@@ -9,6 +9,7 @@ adapter passes no name outside them.
 
 from __future__ import annotations
 
+import gc
 import inspect
 import sys
 from dataclasses import fields
@@ -48,6 +49,23 @@ REAL_LLM_INIT_KWONLY = [
 ]  # fmt: skip
 # EngineArgs fields the adapter reaches through LLM(**kwargs): vllm/engine/arg_utils.py:535, :520
 REAL_ENGINE_ARGS_USED = ["pipeline_parallel_size", "max_model_len"]
+# EngineArgs fields a user scaling out sets with --jallm-engine-arg, annotations as written in
+# vllm/engine/arg_utils.py (line numbers in the stand-in), and the Literal aliases they use
+# (vllm/config/parallel.py:38-39). tensor_parallel_size is an LLM.__init__ keyword: `int` (llm.py:189).
+REAL_SCALING_ENGINE_ARGS = {
+    "distributed_executor_backend": "str | DistributedExecutorBackend | type[Executor] | None",
+    "pipeline_parallel_size": "int",
+    "master_addr": "str",
+    "master_port": "int",
+    "nnodes": "int",
+    "node_rank": "int",
+    "data_parallel_size": "int",
+    "data_parallel_backend": "DataParallelBackend",
+}
+REAL_PARALLEL_LITERALS = {
+    "DistributedExecutorBackend": ("ray", "mp", "uni", "external_launcher"),
+    "DataParallelBackend": ("ray", "mp"),
+}
 
 # vllm/entrypoints/llm.py:417-427
 REAL_GENERATE_POSITIONAL = ["prompts", "sampling_params"]
@@ -243,6 +261,101 @@ def test_adapter_passes_only_real_names(fake_vllm, monkeypatch):
     assert seen["chat"] <= set(REAL_CHAT_POSITIONAL)
     assert seen["SamplingParams"] <= set(REAL_SAMPLING_PARAMS_FIELDS)
     assert seen["StructuredOutputsParams"] == {"choice"}
+
+
+def test_standin_engine_args_carry_the_real_annotations(fake_vllm):
+    import vllm.entrypoints.llm as fake_llm
+
+    recorded = fake_llm.ENGINE_ARGS_VIA_KWARGS
+    assert {name: recorded[name] for name in REAL_SCALING_ENGINE_ARGS} == REAL_SCALING_ENGINE_ARGS
+    assert fake_llm.LITERALS == REAL_PARALLEL_LITERALS
+    assert inspect.signature(fake_vllm.LLM.__init__).parameters["tensor_parallel_size"].annotation == "int"
+
+
+@pytest.mark.parametrize(("kwargs", "complaint"), [
+    ({"pipeline_parallel_size": "2"}, "pipeline_parallel_size"),
+    ({"data_parallel_size": True}, "data_parallel_size"),
+    ({"distributed_executor_backend": 2}, "distributed_executor_backend"),
+    ({"data_parallel_backend": "nccl"}, "data_parallel_backend"),
+    ({"tensor_parallel_size": 2.0}, "tensor_parallel_size"),
+])
+def test_standin_type_checks_engine_args(fake_vllm, kwargs, complaint):
+    # The checks the scaling tests below rely on can fail.
+    with pytest.raises(TypeError, match=complaint):
+        fake_vllm.LLM("m", **kwargs)
+
+
+def test_standin_refuses_data_parallel_like_real_llm(fake_vllm):
+    # vllm/entrypoints/llm.py:281-292: only external_launcher (a process per rank) may ask for it.
+    with pytest.raises(ValueError, match=r"data_parallel_size=2\) is not supported for single-process"):
+        fake_vllm.LLM("m", data_parallel_size=2)
+    fake_vllm.LLM("m", data_parallel_size=2, distributed_executor_backend="external_launcher")
+
+
+# --------------------------------------------------------------------------
+# scaling: what each way of scaling out asks of the engine (docs/vllm.md)
+# --------------------------------------------------------------------------
+
+
+def engine_args_from_flags(pytester: pytest.Pytester, *flags: str) -> dict[str, Any]:
+    """The plugin's own option parsing, then the backend, then the kwargs vllm.LLM received."""
+    from pytest_jallm.backends import backend_kwargs
+    from pytest_jallm.backends.vllm import VLLMBackend
+
+    config = pytester.parseconfig("--jallm-backend", "vllm", *flags)
+    VLLMBackend("org/model", **backend_kwargs("vllm", config.getoption))
+    import vllm.entrypoints.llm as fake_llm
+
+    (llm,) = fake_llm.INSTANCES
+    return llm.engine_args
+
+
+def test_tensor_and_pipeline_parallel_in_one_engine(fake_vllm, pytester):
+    args = engine_args_from_flags(pytester, "--jallm-tp", "4", "--jallm-pp", "2")
+    assert (args["tensor_parallel_size"], args["pipeline_parallel_size"]) == (4, 2)
+    assert "distributed_executor_backend" not in args  # vLLM picks its own: mp on one machine
+
+
+def test_several_nodes_through_vllms_ray_executor(fake_vllm, pytester):
+    args = engine_args_from_flags(pytester, "--jallm-tp", "8", "--jallm-pp", "2",
+                                  "--jallm-engine-arg", "distributed_executor_backend=ray")
+    assert (args["tensor_parallel_size"], args["pipeline_parallel_size"]) == (8, 2)
+    assert args["distributed_executor_backend"] == "ray"  # a str, as the real annotation allows
+
+
+def test_an_executor_import_path_passes_through(fake_vllm):
+    b = make_backend(engine_kwargs={"distributed_executor_backend": "my_cluster.executors.SlurmExecutor"})
+    assert llm_of(b).engine_args["distributed_executor_backend"] == "my_cluster.executors.SlurmExecutor"
+
+
+def test_data_parallel_is_refused_before_vllm_starts_naming_what_works(fake_vllm, pytester):
+    import vllm.entrypoints.llm as fake_llm
+
+    with pytest.raises(BackendError) as info:
+        engine_args_from_flags(pytester, "--jallm-engine-arg", "data_parallel_size=2",
+                               "--jallm-engine-arg", "distributed_executor_backend=ray")
+    message = str(info.value)
+    assert "data_parallel_size=2" in message
+    for remedy in ("--jallm-gpus-per-worker", "--jallm-shard", "vllm serve --data-parallel-size",
+                   "--jallm-backend openai", "--jallm-concurrency"):
+        assert remedy in message
+    assert fake_llm.INSTANCES == []  # the engine was never asked
+    make_backend(engine_kwargs={"data_parallel_size": 1})  # 1 is the default, and fine
+
+
+@pytest.mark.parametrize(("options", "complaint"), [
+    ({"engine_kwargs": {"distributed_executor_backend": "external_launcher"}}, "every rank would run the whole pytest"),
+    ({"engine_kwargs": {"distributed_executor_backend": "rey"}}, r"'rey': expected one of mp, ray, uni"),
+    ({"tensor_parallel_size": 0}, r"--jallm-tp tensor_parallel_size=0: expected an integer >= 1"),
+    ({"pipeline_parallel_size": "2"}, r"--jallm-pp pipeline_parallel_size='2'"),
+    ({"engine_kwargs": {"data_parallel_size": "2"}}, r"--jallm-engine-arg data_parallel_size='2'"),
+])
+def test_combinations_that_cannot_work_are_named(fake_vllm, options, complaint):
+    import vllm.entrypoints.llm as fake_llm
+
+    with pytest.raises(BackendError, match=complaint):
+        make_backend(**options)
+    assert fake_llm.INSTANCES == []
 
 
 # --------------------------------------------------------------------------
@@ -579,6 +692,27 @@ def test_without_chunking_a_crash_reports_nothing(fake_vllm, monkeypatch):
     with pytest.raises(BackendError, match="CUDA out of memory"):
         b.generate([req(f"p{i}") for i in range(12)], GREEDY, on_result=lambda i, t: saved.append(i))
     assert saved == []
+
+
+def test_close_lets_an_engine_held_in_a_cycle_be_collected_from_a_frozen_heap(fake_vllm):
+    # The session freezes the heap after loading the model (session.py); vLLM shuts its workers
+    # down when the engine is collected, so close() must unfreeze before it collects.
+    import weakref
+
+    import vllm.entrypoints.llm as fake_llm
+
+    b = make_backend()
+    engine = llm_of(b)
+    engine.cycle = engine
+    alive = weakref.ref(engine)
+    fake_llm.INSTANCES.clear()
+    del engine
+    gc.freeze()
+    try:
+        b.close()
+        assert alive() is None
+    finally:
+        gc.unfreeze()
 
 
 def test_close(fake_vllm):

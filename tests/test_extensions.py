@@ -154,8 +154,10 @@ def test_broken_entry_point_names_the_package(pytester: pytest.Pytester, monkeyp
     monkeypatch.syspath_prepend(str(site))
     metrics = Registry("metric", "pytest_jallm.metrics", lambda name, obj: _must_be_callable(obj))
     expected = r"entry point broken = jallm_broken_ext:NOT_A_METRIC .*jallm_broken_ext 0.1.*not callable"
+    assert "anything" not in metrics  # another name's lookup does not fail (it used to)
     with pytest.raises(ExtensionError, match=expected):
-        "anything" in metrics  # noqa: B015 - the lookup loads the entry points
+        "broken" in metrics  # noqa: B015 - the lookup imports the entry point
+    assert list(metrics) == [] and metrics.broken().keys() == {"broken"}
 
 
 def _must_be_callable(obj: object) -> object:
@@ -287,3 +289,32 @@ def test_builtin_modules_register_at_the_first_lookup_and_a_broken_one_keeps_fai
     for _ in range(2):
         with pytest.raises(ExtensionError, match="built-in metric module jallm_no_such_module cannot be imported"):
             broken.get("x")
+
+
+def test_a_module_imported_anew_registers_its_objects_again_but_one_import_cannot_clash(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pytester's in-process runs drop the package's modules and import them again: a module that
+    registers objects (a Metric, a Template: no qualified name to compare) must not clash with itself."""
+    site = pytester.path / "site"
+    site.mkdir()
+    (site / "jallm_reimport_reg.py").write_text(
+        "from pytest_jallm.registry import Registry\nREG = Registry('metric', 'pytest_jallm.test-none')\n", encoding="utf-8")
+    (site / "jallm_reimport_ext.py").write_text(
+        "from jallm_reimport_reg import REG\nclass Thing:\n    pass\nREG.register('thing', Thing(), origin=__name__)\n",
+        encoding="utf-8")
+    (site / "jallm_reimport_twice.py").write_text(
+        "from jallm_reimport_reg import REG\nREG.register('dup', object(), origin=__name__)\n"
+        "REG.register('dup', object(), origin=__name__)\n", encoding="utf-8")
+    monkeypatch.syspath_prepend(str(site))
+    import importlib
+
+    import jallm_reimport_ext
+    import jallm_reimport_reg
+
+    first = jallm_reimport_reg.REG["thing"]
+    del sys.modules["jallm_reimport_ext"]
+    importlib.import_module("jallm_reimport_ext")  # registers a new Thing() under the same name
+    assert jallm_reimport_reg.REG["thing"] is not first and jallm_reimport_ext is not sys.modules["jallm_reimport_ext"]
+    with pytest.raises(ExtensionError, match="'dup' is registered twice: by jallm_reimport_twice and by jallm_reimport_twice"):
+        importlib.import_module("jallm_reimport_twice")

@@ -10,6 +10,7 @@ import pytest
 
 from gate_cases import PRODUCED, judge, result_of
 from jallm_toy import BENCHMARKS, base_args, write_script, write_suite
+from jallm_toy import SCRIPTED as SCRIPTED_BACKEND
 from pytest_jallm.baseline import (
     Baseline,
     BaselineError,
@@ -211,6 +212,26 @@ def test_update_baseline_writes_machine_files_and_never_the_thresholds_yaml(toy:
     changed = [(a, b) for a, b in zip(before, after, strict=True) if a != b]
     assert [json.loads(b)["id"] for _, b in changed[1:]] == ["toy_mc-0"]  # the header's score, then the one flipped item
     assert json.loads(changed[0][1])["score"] == 90.0
+
+
+def test_a_relative_thresholds_dir_on_the_command_line_is_the_callers_not_the_rootdirs(
+        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without an ini file pytest takes the common ancestor of the arguments as its rootdir, and
+    the values of options it does not know yet count (`--model /abs/model.json`): a replay of a
+    file elsewhere made it `/`. `--jallm-thresholds-dir th` is where the caller is, like every
+    other path given on the command line; the ini's jallm_thresholds_dir stays the rootdir's."""
+    write_suite(pytester.path / "suite")
+    (pytester.path / "models").mkdir()
+    script = write_script(pytester.path / "models")
+    work = pytester.mkdir("work")
+    monkeypatch.chdir(work)
+    result = pytester.runpytest("../suite/benchmarks", "-p", "no:cacheprovider", "--jallm-backend", SCRIPTED_BACKEND,
+                                "--model", script, "--jallm-no-cache", "--jallm-thresholds-dir", "th",
+                                "--jallm-baseline", "m", "--jallm-update-baseline")
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines([f"rootdir: {pytester.path}"])  # not the directory the run was started in
+    assert sorted(p.name for p in (work / "th" / "m").iterdir()) == [f"{b}.baseline.jsonl" for b in sorted(BENCHMARKS)]
+    assert not (pytester.path / "th").exists()
 
 
 def test_a_hand_edited_baseline_fails_the_benchmark_with_file_and_line(toy: pytest.Pytester) -> None:

@@ -5,6 +5,7 @@ each need the other to be understood)."""
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "pytest_jallm"
@@ -35,6 +36,7 @@ def _imports(tree: ast.AST, type_checking: bool = True) -> list[ast.stmt]:
     return found
 
 
+@functools.lru_cache(maxsize=2)  # the package does not change during a test run
 def import_graph(type_checking: bool = True) -> dict[str, set[str]]:
     files = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
     graph: dict[str, set[str]] = {}

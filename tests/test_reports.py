@@ -295,3 +295,22 @@ def test_guided_choice_runs_are_flagged_next_to_the_table() -> None:
     text = render_terminal([guided, plain])
     assert "Guided choice was on for jnli" in text and "jcqa:" not in text
     assert "Guided choice" not in render_terminal([plain])
+
+
+def test_the_paired_table_explains_no_mdd_where_no_benchmark_has_one() -> None:
+    """Only 0/1 scores get an MDD: with continuous ones alone (an LLM judge's ratings) the note said
+    "from n and the harmless churn (the harmless churn)" about a column of dashes."""
+    from pytest_jallm.gate.record import FamilyCorrection, GateDetails, GateLimits, PairedTest
+    from pytest_jallm.reporting.terminal import paired_test_table
+
+    paired = PairedTest(test="sign-flip-exact", n_paired=80, baseline_mean=0.3975, current_mean=0.31, p_value=7.5e-05,
+                        losses=38, gains=13)
+    gate = GateDetails(score=31.0, n=80, limits=GateLimits(max_drop=2.0, alpha=0.05), paired=paired,
+                       family=FamilyCorrection(requested="holm", method="holm", size=1, p_adjusted=7.5e-05))
+    record = BenchmarkRecord(name="japanese_mt_bench", category="CHAT", metric="judge_rating", n=80, score=31.0,
+                             p_value=7.5e-05, p_adjusted=7.5e-05, flipped_worse=38, flipped_better=13, gate=gate)
+    text = paired_test_table([record])
+    assert "japanese_mt_bench" in text and "(the harmless churn)" not in text
+    assert text.endswith("p adj: Holm-adjusted over 1 paired tests (compared with alpha). MDD@80%: only for 0/1 "
+                         "scores (on continuous ones the test's power depends on the sizes of the changes, not their "
+                         "count).")

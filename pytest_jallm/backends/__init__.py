@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
+from ..backend_options import BUILTIN_BACKEND_OPTIONS, flagged, is_installed_backend_name
+from ..registry import ExtensionError
 from .base import (
     BACKENDS,
     Backend,
@@ -28,7 +30,7 @@ from . import openai as _openai  # noqa: F401
 from . import replay as _replay  # noqa: F401
 # isort: on
 
-BUILTIN = ("hf", "vllm", "openai", "replay")
+BUILTIN = tuple(BUILTIN_BACKEND_OPTIONS)
 
 
 def _gpu_present() -> bool:
@@ -75,13 +77,35 @@ def backend_factory(name: str) -> Callable[..., Backend]:
 
 
 def cli_options() -> list[BackendOption]:
-    """Every registered backend's command-line options, each flag once (for pytest_addoption)."""
-    seen: dict[str, BackendOption] = {}
-    for name in BACKENDS:
-        for option in getattr(BACKENDS[name], "cli_options", ()):
-            if option.flag and option.flag not in seen:
-                seen[option.flag] = option
-    return list(seen.values())
+    """Every registered backend's command-line options, each flag once. Imports every installed
+    backend (one that cannot be imported is left out): pytest_addoption reads the built-ins' from
+    `backend_options.BUILTIN_BACKEND_OPTIONS` instead, and an installed one's when it is selected
+    (`installed_cli_options`)."""
+    return flagged(option for name in BACKENDS for option in getattr(BACKENDS[name], "cli_options", ()))
+
+
+def installed_cli_options(selected: Mapping[str, str | None], every: bool = False) -> list[BackendOption]:
+    """The command-line options of the installed backends a run selects (``{"--jallm-backend": name,
+    ...}``), and with ``every`` (--help) those of every installed backend that can be imported.
+
+    A selected one that cannot be imported is a BackendOptionError naming the option, the entry
+    point and its package; an unknown name is left to the run (creating the backend says so)."""
+    found: list[BackendOption] = []
+    for flag, name in selected.items():
+        if not is_installed_backend_name(name):
+            continue
+        try:
+            factory = BACKENDS[name]  # type: ignore[index]
+        except KeyError:
+            continue
+        except ExtensionError as e:
+            raise BackendOptionError(f"{flag} {name}: {e}") from None
+        found += getattr(factory, "cli_options", ())
+    if every:
+        for name in BACKENDS:
+            if name not in BUILTIN_BACKEND_OPTIONS:
+                found += getattr(BACKENDS[name], "cli_options", ())
+    return flagged(found)
 
 
 def backend_kwargs(name: str, getoption: Callable[[str], Any]) -> dict[str, Any]:
@@ -137,6 +161,7 @@ __all__ = [
     "backend_factory",
     "backend_kwargs",
     "cli_options",
+    "installed_cli_options",
     "register_backend",
     "peek_identity",
     "resolve_backend_name",

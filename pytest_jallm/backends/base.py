@@ -11,6 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Protocol, Sequence, runtime_checkable
 
+from ..backend_options import (  # noqa: F401 - declared without the backends (start-up); importable from here too
+    DTYPE,
+    REVISION,
+    TRUST_REMOTE_CODE,
+    BackendOption,
+    BackendOptionError,
+    parse_engine_args,
+)
 from ..errors import JallmError
 from ..registry import Registry
 
@@ -80,7 +88,7 @@ class BackendIdentity:
     outputs_per_item: bool = False
 
     def as_dict(self) -> dict[str, Any]:
-        out = {
+        out: dict[str, Any] = {
             "backend": self.backend,
             "backend_version": self.backend_version,
             "model": self.model,
@@ -176,47 +184,6 @@ def bound_output(text: str, max_new_tokens: int) -> tuple[str, bool]:
 # --- declaring and registering backends ------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class BackendOption:
-    """One keyword argument of a backend's constructor, set from a command-line option.
-
-    A backend class lists them in ``cli_options``; the plugin adds each ``flag`` to pytest's
-    options (once, however many backends share it) and passes the value as ``kwarg``. With
-    ``flag=None`` the value comes from an option declared elsewhere (``dest``, e.g. ``jallm_seed``).
-    """
-
-    kwarg: str
-    flag: str | None = None
-    dest: str | None = None  # default: from the flag, "--jallm-tp" -> "jallm_tp"
-    help: str = ""
-    default: Any = None
-    type: Callable[[str], Any] | None = None
-    action: Any = None  # "store_true", argparse.BooleanOptionalAction, ...
-    metavar: str | None = None
-    required: str | None = None  # when the option must be given: an example value for the message
-    convert: Callable[[Any], Any] | None = None  # option value -> keyword value
-
-    @property
-    def option_dest(self) -> str:
-        if self.dest:
-            return self.dest
-        if not self.flag:
-            raise ValueError(f"backend option {self.kwarg!r}: give a flag or a dest")
-        return self.flag.lstrip("-").replace("-", "_")
-
-    def addoption_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for pytest's ``addoption(self.flag, ...)``."""
-        kwargs: dict[str, Any] = {"dest": self.option_dest, "default": self.default, "help": self.help}
-        for name in ("type", "action", "metavar"):
-            if getattr(self, name) is not None:
-                kwargs[name] = getattr(self, name)
-        return kwargs
-
-
-class BackendOptionError(JallmError, ValueError):
-    """A backend's required option is missing; the message names the option."""
-
-
 def _check_backend(name: str, obj: Any) -> Any:
     if not callable(obj):
         raise TypeError(f"expected a backend class or factory (model, **options) -> Backend, got {type(obj).__name__}")
@@ -243,28 +210,3 @@ def register_backend(name: str) -> Callable[[Any], Any]:
         return BACKENDS.register(name, _check_backend(name, cls))
 
     return deco
-
-
-def parse_engine_args(pairs: Sequence[str]) -> dict[str, Any]:
-    """``--jallm-engine-arg KEY=VALUE`` (repeatable) -> keywords; VALUE is JSON when it parses."""
-    import json
-
-    out: dict[str, Any] = {}
-    for pair in pairs or ():
-        if "=" not in pair:
-            raise BackendOptionError(
-                f"--jallm-engine-arg {pair!r}: expected KEY=VALUE (VALUE parsed as JSON when it can be)"
-            )
-        key, _, raw = pair.partition("=")
-        try:
-            out[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key] = raw
-    return out
-
-
-# Options several built-in backends share (declared once; each backend lists the ones it takes).
-REVISION = BackendOption("revision", dest="jallm_revision")  # --jallm-revision is a general option
-DTYPE = BackendOption("dtype", "--jallm-dtype", default="auto", help="model dtype: auto, float32, bfloat16, float16")
-TRUST_REMOTE_CODE = BackendOption("trust_remote_code", "--jallm-trust-remote-code", action="store_true",
-                                  default=False, help="allow model repositories' custom code")

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 from typing import Any, Sequence
 
+from ..backend_options import HF_OPTIONS
 from .base import (
-    DTYPE,
-    REVISION,
-    TRUST_REMOTE_CODE,
     BackendError,
     BackendIdentity,
-    BackendOption,
     GenerationRequest,
     ResultCallback,
     SamplingSettings,
@@ -45,16 +41,7 @@ def _configured_dtype(model_dir: str) -> str | None:
 
 @register_backend("hf")
 class HFBackend:
-    cli_options = (
-        REVISION,
-        BackendOption("device", "--jallm-device", default="auto", help="hf backend device: auto, cpu, cuda, cuda:1 …"),
-        DTYPE,
-        BackendOption("batch_size", "--jallm-batch-size", type=int, default=32, help="hf backend batch size"),
-        TRUST_REMOTE_CODE,
-        BackendOption("add_special_tokens", "--jallm-add-special-tokens", action=argparse.BooleanOptionalAction,
-                      default=True,
-                      help="tokenize prompts with the tokenizer's special tokens (BOS); recorded with the run"),
-    )
+    cli_options = HF_OPTIONS  # declared in backend_options.py, so that start-up imports no backend
 
     @classmethod
     def peek_identity(
@@ -122,7 +109,7 @@ class HFBackend:
             )
         except OSError as e:
             raise BackendError(f"could not load model {model!r}: {e}") from e
-        self.model.to(device)
+        self.model.to(device)  # type: ignore[arg-type]  # transformers' stubs type .to() for modules, not devices
         self.model.eval()
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token_id is None:
@@ -147,11 +134,10 @@ class HFBackend:
                         f"chat mode was requested but {self.model_name!r} has no chat template; "
                         "drop --jallm-chat or use a chat model"
                     )
-                texts.append(
-                    self.tokenizer.apply_chat_template(
-                        [dict(m) for m in r.messages], tokenize=False, add_generation_prompt=True
-                    )
+                rendered = self.tokenizer.apply_chat_template(
+                    [dict(m) for m in r.messages], tokenize=False, add_generation_prompt=True
                 )
+                texts.append(str(rendered))
             else:
                 texts.append(r.prompt)
         return texts

@@ -36,12 +36,11 @@ import urllib.request
 from typing import Any, Mapping, NoReturn, Sequence
 
 from .. import netio
+from ..backend_options import OPENAI_OPTIONS
 from ..redact import redact_secret, without_credentials
 from .base import (
-    REVISION,
     BackendError,
     BackendIdentity,
-    BackendOption,
     GenerationRequest,
     RequestErrors,
     ResultCallback,
@@ -113,18 +112,7 @@ def _parse_retry_after(value: str | None) -> float | None:
 class OpenAIBackend:
     """Generate through an OpenAI-compatible HTTP server."""
 
-    cli_options = (
-        BackendOption("base_url", "--jallm-base-url", required="http://127.0.0.1:8000/v1",
-                      help="openai backend: server base URL, e.g. http://127.0.0.1:8000/v1"),
-        BackendOption("api_key_env", "--jallm-api-key-env", default="OPENAI_API_KEY",
-                      help="openai backend: environment variable holding the API key"),
-        BackendOption("mode", dest="jallm_chat", convert=lambda chat: "chat" if chat else "completions"),
-        BackendOption("max_concurrency", "--jallm-concurrency", type=int, default=8,
-                      help="openai backend: requests in flight"),
-        BackendOption("timeout_s", "--jallm-timeout", type=float, default=120.0,
-                      help="openai backend: seconds one request may take in all (connect, headers and body)"),
-        REVISION,
-    )
+    cli_options = OPENAI_OPTIONS  # declared in backend_options.py, so that start-up imports no backend
     engine_args_as_keywords = True  # e.g. max_retries=1, extra_body={...}
 
     def __init__(

@@ -11,9 +11,16 @@ A request is answered by the first of these that has a recorded output for it:
 2. **its prompt**: for a raw completion, records of the same raw prompt (``--jallm-save-outputs``
    without ``--jallm-chat``, and M-IFEval, which records only the user's prompt); for a chat
    request, records of the same chat messages, else M-IFEval's whose prompt is its last user turn;
-3. **its item id and turn** in a file that names no benchmark (FastChat, not bound);
+3. **its item id and turn** in a file that names no benchmark (FastChat, not bound), or in a
+   FastChat judgment file (bound or not: a judge request whose prompt was rendered from other
+   question, prompt or reference files than the recorded one; it warns, since a judgment is only
+   that of the same answer when the model side replays the answers FastChat judged);
 4. **its item id** in a baseline file (turn 1): the extracted answer, capped at 200 characters
    (a fallback: it warns).
+
+FastChat judgment files hold several models' judgments: ``--jallm-replay-judged-model NAME``
+(for a judge, ``--jallm-judge-replay-judged-model``) keeps only those of one model's answers, so
+that question Q, turn N names one judgment.
 
 When the records of the first step that matches hold *different* outputs (a prompt recorded
 twice with different responses), the request fails instead of picking one. A request nothing
@@ -33,10 +40,18 @@ from pathlib import Path
 from typing import Sequence
 
 from .. import __version__
-from ..recordings import Recording, RecordingError, content_sha256, messages_key, read_recordings, recording_files
+from ..backend_options import REPLAY_OPTIONS
+from ..recordings import (
+    USER_PROMPT_KINDS,
+    Recording,
+    RecordingError,
+    content_sha256,
+    messages_key,
+    read_recordings,
+    recording_files,
+)
 from .base import (
     BackendIdentity,
-    BackendOption,
     GenerationRequest,
     RequestErrors,
     ResultCallback,
@@ -45,12 +60,14 @@ from .base import (
     register_backend,
 )
 
+JUDGMENT_BY_ITEM = "question id and turn"  # how a FastChat judgment matched a judge prompt it was not recorded for
 MATCHING_VERSION = "1"  # bump when the matching rules change: cached replays then stop matching
 _LISTED = 5  # file names listed in a failure message
 
 
 class ReplayWarning(UserWarning):
-    """A replay served something less than a recorded raw output (baseline predictions)."""
+    """A replay served something less than a recorded raw output for the same request (baseline
+    predictions; judgments recorded for another judge prompt)."""
 
 
 def _distinct(records: Sequence[Recording]) -> list[Recording]:
@@ -61,19 +78,25 @@ def _distinct(records: Sequence[Recording]) -> list[Recording]:
     return list(seen.values())
 
 
+def _last_user_turn(request: GenerationRequest) -> str | None:
+    """The user's message a format that records only it (M-IFEval, FastChat judgments) recorded:
+    a chat request's last user turn, a raw request's prompt."""
+    if request.messages is None:
+        return request.prompt
+    user = [m["content"] for m in request.messages if m.get("role") == "user"]
+    return user[-1] if user else None
+
+
 @register_backend("replay")
 class ReplayBackend:
     """Recorded outputs as a backend; ``model`` is a recorded-outputs file or a directory of them."""
 
-    cli_options = (
-        BackendOption("benchmark", "--jallm-replay-benchmark", default=None, metavar="NAME",
-                      help="replay backend: the benchmark whose items recordings that name none answer (FastChat "
-                           "model_answer files); default: any benchmark's item with that id and turn"),
-    )
+    cli_options = REPLAY_OPTIONS  # declared in backend_options.py, so that start-up imports no backend
 
-    def __init__(self, model: str, *, benchmark: str | None = None):
+    def __init__(self, model: str, *, benchmark: str | None = None, judged_model: str | None = None):
         self.model = model
         self.benchmark = benchmark
+        self.judged_model = judged_model
         self.files = recording_files(model)
         self.kinds: dict[str, str | None] = {}
         by_item: dict[tuple, list[Recording]] = defaultdict(list)
@@ -83,9 +106,14 @@ class ReplayBackend:
         by_user_prompt: dict[str, list[Recording]] = defaultdict(list)
         from_baselines: dict[tuple, list[Recording]] = defaultdict(list)
         count = 0
+        judged_models: set[str] = set()
         for path in self.files:
             kind, records = read_recordings(path, benchmark)
             self.kinds[path.name] = kind
+            if kind == "fastchat-judgment":
+                judged_models.update(r.judged_model for r in records if r.judged_model is not None)
+                if judged_model is not None:
+                    records = [r for r in records if r.judged_model == judged_model]
             count += len(records)
             for r in records:
                 if r.kind == "baseline":
@@ -96,12 +124,17 @@ class ReplayBackend:
                         by_item_any[(r.item_id, r.turn)].append(r)
                     else:
                         by_item[(r.benchmark, r.item_id, r.turn)].append(r)
-                if r.kind == "m-ifeval":
+                if r.kind in USER_PROMPT_KINDS:
                     by_user_prompt[r.prompt].append(r)  # type: ignore[index]
                 elif r.messages is not None:
                     by_messages[r.messages].append(r)
                 elif r.prompt is not None:
                     by_prompt[r.prompt].append(r)
+        if judged_model is not None and judged_model not in judged_models:
+            listed = ", ".join(sorted(judged_models)[:_LISTED]) + (" …" if len(judged_models) > _LISTED else "")
+            raise RecordingError(f"replay backend: --jallm-replay-judged-model {judged_model}: no FastChat judgment of "
+                                 f"that model's answers in {self._searched()}"
+                                 + (f" (judged models: {listed})" if judged_models else " (no model_judgment file)"))
         if not count:
             raise RecordingError(f"replay backend: --model {model}: no recorded outputs in {self._searched()}")
         self.count = count
@@ -115,6 +148,8 @@ class ReplayBackend:
         settings: dict = {"files": [p.name for p in self.files]}
         if self.benchmark is not None:
             settings["benchmark"] = self.benchmark
+        if self.judged_model is not None:
+            settings["judged_model"] = self.judged_model
         return BackendIdentity(
             backend="replay",
             backend_version=f"pytest-jallm {__version__}; matching {MATCHING_VERSION}",
@@ -135,6 +170,8 @@ class ReplayBackend:
     @staticmethod
     def _agrees(record: Recording, request: GenerationRequest) -> bool:
         """Whether a record of the request's item recorded the request's prompt (or none)."""
+        if record.kind in USER_PROMPT_KINDS:
+            return record.prompt == _last_user_turn(request)
         if record.messages is not None:
             return request.messages is not None and record.messages == messages_key(request.messages)
         if record.prompt is not None:
@@ -156,18 +193,20 @@ class ReplayBackend:
             found = self._by_messages.get(messages_key(request.messages), [])
             if found:
                 return "chat messages", found
-            user = [m["content"] for m in request.messages if m.get("role") == "user"]
-            found = self._by_user_prompt.get(user[-1], []) if user else []
+            user = _last_user_turn(request)
+            found = self._by_user_prompt.get(user, []) if user is not None else []
             if found:
                 return "last user turn", found
         if item is not None:
-            found = self._by_item_any.get((item.item_id, item.turn))
+            found = self._by_item_any.get((item.item_id, item.turn)) or [  # judgments bound to the benchmark
+                r for r in self._by_item.get((item.benchmark, item.item_id, item.turn), ()) if r.kind == "fastchat-judgment"]
             if found:
-                return "item id", found
+                judgments = all(r.kind == "fastchat-judgment" for r in found)
+                return (JUDGMENT_BY_ITEM if judgments else "item id"), found
             if item.turn == 1:
-                found = self._from_baselines.get((item.benchmark, item.item_id))
-                if found:
-                    return "baseline prediction", found
+                from_baseline = self._from_baselines.get((item.benchmark, item.item_id))
+                if from_baseline:
+                    return "baseline prediction", from_baseline
         return "", []
 
     def _missing(self, request: GenerationRequest) -> str:
@@ -193,8 +232,15 @@ class ReplayBackend:
             item = request.item
             what = "this request" if item is None else f"{item.benchmark} item {item.item_id!r}"
             places = ", ".join(r.where for r in distinct[:3]) + (" …" if len(distinct) > 3 else "")
-            return None, (f"{what}: {len(distinct)} different recorded outputs match its {how} ({places}); "
-                          "keep one, or record item ids (--jallm-save-outputs does) so each item gets its own")
+            judged = sorted({r.judged_model for r in distinct if r.judged_model is not None})
+            if len(judged) > 1:
+                remedy = (f"judgments of {len(judged)} models ({', '.join(judged[:3])}{' …' if len(judged) > 3 else ''}): "
+                          "choose one with --jallm-replay-judged-model")
+            elif all(r.kind == "fastchat-judgment" for r in distinct):  # one model's answer, judged twice
+                remedy = "FastChat judged this answer more than once (it appends re-runs to the file): keep one"
+            else:
+                remedy = "keep one, or record item ids (--jallm-save-outputs does) so each item gets its own"
+            return None, f"{what}: {len(distinct)} different recorded outputs match its {how} ({places}); {remedy}"
         return apply_stop(distinct[0].output, request.stop), how
 
     # ----- the Backend protocol -----
@@ -207,7 +253,7 @@ class ReplayBackend:
     ) -> list[str]:
         texts: list[str | None] = []
         failures: dict[int, str] = {}
-        from_baseline = 0
+        from_baseline = judged_by_item = 0
         for i, request in enumerate(requests):
             text, how = self.answer(request)
             texts.append(text)
@@ -215,12 +261,19 @@ class ReplayBackend:
                 failures[i] = how
                 continue
             from_baseline += how == "baseline prediction"
+            judged_by_item += how == JUDGMENT_BY_ITEM
             if on_result is not None:
                 on_result(i, text)
         if from_baseline:
             warnings.warn(f"replay backend: {from_baseline} of {len(requests)} outputs are baseline predictions from "
                           f"{self._searched()}: extracted, normalised answers capped at 200 characters, not raw outputs; "
                           "scores may differ from the recorded run's", ReplayWarning, stacklevel=2)
+        if judged_by_item:
+            warnings.warn(f"replay backend: {judged_by_item} of {len(requests)} outputs are FastChat judgments matched by "
+                          f"question id and turn, not by their judge prompt (recorded with other question, prompt or "
+                          f"reference files) from {self._searched()}: each is the judgment of the answer FastChat judged, "
+                          "valid only where the model side replays that model's recorded answers", ReplayWarning,
+                          stacklevel=2)
         if failures:
             raise RequestErrors(failures, texts)
         return texts  # type: ignore[return-value]

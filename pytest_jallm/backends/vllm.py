@@ -30,18 +30,14 @@ import gc
 import inspect
 from typing import Any, Mapping, Sequence
 
+from ..backend_options import VLLM_OPTIONS
 from .base import (
-    DTYPE,
-    REVISION,
-    TRUST_REMOTE_CODE,
     BackendError,
     BackendIdentity,
-    BackendOption,
     GenerationRequest,
     ResultCallback,
     SamplingSettings,
     apply_stop,
-    parse_engine_args,
     register_backend,
 )
 from .revision import resolve_revision
@@ -64,6 +60,50 @@ _EXPLICIT_ENGINE_ARGS = (
     "seed",
     "trust_remote_code",
 )
+
+
+# vLLM 0.33.0's executors (vllm/config/parallel.py:38); any other string is read as an Executor
+# import path (vllm/v1/executor/abstract.py:92-98).
+_EXECUTORS = ("mp", "ray", "uni")
+SCALING_DOC = "docs/vllm.md, 'Scaling past one GPU'"
+
+
+def check_parallelism(tensor_parallel_size: Any, pipeline_parallel_size: Any, engine_kwargs: Mapping[str, Any]) -> None:
+    """Refuse, before vLLM starts, what one offline engine in one pytest session cannot run.
+
+    Tensor and pipeline parallelism are the engine's own (one machine: its multiprocessing
+    executor; several: ``distributed_executor_backend="ray"``). Data parallelism is not:
+    ``LLM(data_parallel_size>1)`` raises in vLLM 0.33.0 (vllm/entrypoints/llm.py:281-292)
+    unless every rank is a separate copy of the calling program (``external_launcher``), which
+    here would be a whole pytest session per rank, each generating, caching and reporting.
+    """
+    for flag, name, value in (("--jallm-tp", "tensor_parallel_size", tensor_parallel_size),
+                              ("--jallm-pp", "pipeline_parallel_size", pipeline_parallel_size),
+                              ("--jallm-engine-arg", "data_parallel_size", engine_kwargs.get("data_parallel_size", 1))):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise BackendError(f"vllm backend: {flag} {name}={value!r}: expected an integer >= 1")
+    dp = engine_kwargs.get("data_parallel_size", 1)
+    if dp > 1:
+        raise BackendError(
+            f"vllm backend: data_parallel_size={dp}: vLLM's offline LLM runs one engine per process and refuses "
+            "data parallelism (vllm/entrypoints/llm.py). For several model replicas: on one machine, one engine "
+            "per xdist worker (-n N --jallm-gpus-per-worker K); on several, --jallm-shard I/N per machine; or "
+            "serve the replicas (vllm serve --data-parallel-size N, or several servers behind one URL) and run "
+            f"--jallm-backend openai --jallm-concurrency C. See {SCALING_DOC}"
+        )
+    executor = engine_kwargs.get("distributed_executor_backend")
+    if executor == "external_launcher":
+        raise BackendError(
+            "vllm backend: distributed_executor_backend='external_launcher' makes every rank a copy of the calling "
+            "program (torchrun), so every rank would run the whole pytest session, generating, caching and "
+            "reporting on its own. Use 'mp' (the default: one machine) or 'ray' (a Ray cluster across machines). "
+            f"See {SCALING_DOC}"
+        )
+    if isinstance(executor, str) and executor not in _EXECUTORS and "." not in executor:
+        raise BackendError(
+            f"vllm backend: distributed_executor_backend={executor!r}: expected one of {', '.join(_EXECUTORS)} "
+            "or the import path of a vllm Executor subclass"
+        )
 
 
 def _jsonable(value: Any) -> Any:
@@ -114,22 +154,7 @@ def _identity(vllm_version: str, model: str, args: Mapping[str, Any]) -> Backend
 class VLLMBackend:
     """Backend over ``vllm.LLM`` (offline, in-process, GPU)."""
 
-    cli_options = (
-        REVISION,
-        BackendOption("tensor_parallel_size", "--jallm-tp", type=int, default=1, help="vllm tensor_parallel_size"),
-        BackendOption("pipeline_parallel_size", "--jallm-pp", type=int, default=1, help="vllm pipeline_parallel_size"),
-        DTYPE,
-        BackendOption("max_model_len", "--jallm-max-model-len", type=int, default=None, help="vllm max_model_len"),
-        BackendOption("gpu_memory_utilization", "--jallm-gpu-memory-utilization", type=float, default=0.9,
-                      help="vllm gpu_memory_utilization"),
-        BackendOption("quantization", "--jallm-quantization", default=None,
-                      help="vllm quantization method (awq, gptq, fp8 …)"),
-        TRUST_REMOTE_CODE,
-        BackendOption("seed", dest="jallm_seed"),
-        BackendOption("engine_kwargs", dest="jallm_engine_arg", convert=parse_engine_args),
-        BackendOption("guided_choice", "--jallm-guided-choice", action="store_true", default=False,
-                      help="vllm: constrain closed-label answers to the label set (hides OoC; reported separately)"),
-    )
+    cli_options = VLLM_OPTIONS  # declared in backend_options.py, so that start-up imports no backend
 
     def __init__(
         self,
@@ -157,6 +182,7 @@ class VLLMBackend:
             raise BackendError(
                 f"vllm backend: engine_kwargs {clash} duplicate named VLLMBackend arguments; pass them directly"
             )
+        check_parallelism(tensor_parallel_size, pipeline_parallel_size, extra)
         try:
             import vllm
         except ImportError as e:
@@ -342,6 +368,8 @@ class VLLMBackend:
         return [t if t is not None else "" for t in results]
 
     def close(self) -> None:
-        # vLLM's engine shuts its workers down when it is garbage-collected.
+        # vLLM's engine shuts its workers down when it is garbage-collected; the session froze the
+        # heap after loading it (session.py), so unfreeze it or a cycle holding the engine stays.
+        gc.unfreeze()
         self._llm = None
         gc.collect()

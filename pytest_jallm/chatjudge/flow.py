@@ -168,6 +168,7 @@ class JudgedRunner:
         bar = progress(len(requests)) if (progress and requests) else None
         origins: list[str] = []
         failed: dict[int, str] = {}
+        texts: Sequence[str | None]
         started = time.perf_counter()
         try:
             texts, _ = cached_generate(get_backend, requests, sampling, ev.cache(), identity=identity, origins=origins,

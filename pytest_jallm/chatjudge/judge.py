@@ -2,9 +2,10 @@
 
 `--jallm-judge-model M` names the judge and `--jallm-judge-backend NAME` (default: openai, an
 OpenAI-compatible server) how it runs; any registered backend works, a local hf or vllm judge too.
-The judge's backend takes the same keyword arguments as the model's: every option a registered
-backend declares with a flag has a judge copy, `--jallm-X` -> `--jallm-judge-X`
-(`--jallm-judge-base-url`, `--jallm-judge-api-key-env`, `--jallm-judge-dtype`, …). Of the options a
+The judge's backend takes the same keyword arguments as the model's: every option a backend
+declares with a flag has a judge copy, `--jallm-X` -> `--jallm-judge-X` (`--jallm-judge-base-url`,
+`--jallm-judge-api-key-env`, `--jallm-judge-dtype`, …): the built-ins' always, an installed
+backend's when the run selects it (for the model or the judge) and in --help. Of the options a
 backend declares without a flag, the revision and the engine arguments get judge copies
 (`--jallm-judge-revision`, `--jallm-judge-engine-arg`), the judge is always asked through its chat
 template, and the rest (the seed) are the run's own.
@@ -13,28 +14,23 @@ template, and the rest (the seed) are the run's own.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
-from ..backends import backend_class, backend_factory, cli_options, peek_identity, resolve_backend_name
-from ..backends.base import Backend, BackendIdentity, BackendOption, BackendOptionError, parse_engine_args
+# Declarations only: the plugin adds the judge's options at every pytest start-up, which imports no
+# backend (the backends are imported by the functions that create a judge).
+from ..backend_options import BackendOption, BackendOptionError, judge_dest, judge_flag, parse_engine_args
+
+if TYPE_CHECKING:
+    from ..backends.base import Backend, BackendIdentity
 
 DEFAULT_JUDGE_BACKEND = "openai"
 _OWN_COPIES = {"jallm_revision": "jallm_judge_revision", "jallm_engine_arg": "jallm_judge_engine_arg"}
 _ALWAYS = {"jallm_chat": True}  # a judge prompt is a system and a user message
 
 
-def judge_flag(flag: str) -> str:
-    """``--jallm-base-url`` -> ``--jallm-judge-base-url`` (another package's ``--x`` -> ``--jallm-judge-x``)."""
-    name = flag[len("--jallm-"):] if flag.startswith("--jallm-") else flag.lstrip("-")
-    return "--jallm-judge-" + name
-
-
-def judge_dest(option: BackendOption) -> str:
-    return judge_flag(option.flag).lstrip("-").replace("-", "_") if option.flag else option.option_dest
-
-
-def add_judge_options(group: Any) -> None:
-    """The judge's options, in pytest's option group of the plugin."""
+def add_judge_options(group: Any, backend_options: Sequence[BackendOption]) -> None:
+    """The judge's options, in pytest's option group of the plugin, with a copy of each of
+    `backend_options` (the backends' flags)."""
     group.addoption("--jallm-judge-model", default=None, metavar="MODEL",
                     help="the LLM judge of judged benchmarks (Japanese MT-Bench), e.g. gpt-4o; without it they are skipped")
     group.addoption("--jallm-judge-backend", default=None, metavar="NAME",
@@ -44,10 +40,16 @@ def add_judge_options(group: Any) -> None:
     group.addoption("--jallm-judge-revision", default=None, help="the judge model's revision (hub branch, tag or commit)")
     group.addoption("--jallm-judge-engine-arg", action="append", default=[], metavar="KEY=VALUE",
                     help="extra engine argument passed through to the judge's backend (repeatable)")
-    for option in cli_options():  # every registered backend's flags, once each
-        kwargs = option.addoption_kwargs()
-        kwargs.update(dest=judge_dest(option), help=f"judge: {option.help}" if option.help else "judge's copy")
-        group.addoption(judge_flag(option.flag), **kwargs)
+    add_judge_copies(group, backend_options)
+
+
+def add_judge_copies(group: Any, backend_options: Sequence[BackendOption]) -> None:
+    """``--jallm-judge-X`` for each flag ``--jallm-X`` of `backend_options`."""
+    for option in backend_options:
+        if option.flag:
+            kwargs = option.addoption_kwargs()
+            kwargs.update(dest=judge_dest(option), help=f"judge: {option.help}" if option.help else "judge's copy")
+            group.addoption(judge_flag(option.flag), **kwargs)
 
 
 @dataclass(frozen=True)
@@ -59,10 +61,14 @@ class JudgeSettings:
     options: Mapping[str, Any] = field(default_factory=dict)
 
     def create(self) -> Backend:
+        from ..backends import backend_factory
+
         return backend_factory(self.backend)(self.model, **self.options)
 
     def peek_identity(self) -> BackendIdentity | None:
         """The identity the judge will report, when its backend can tell without loading it."""
+        from ..backends import peek_identity
+
         return peek_identity(self.backend, self.model, dict(self.options))
 
 
@@ -77,6 +83,8 @@ def judge_settings(getoption: Callable[..., Any]) -> JudgeSettings | None:
             raise BackendOptionError(f"--jallm-judge-backend {backend}: name the judge with --jallm-judge-model")
         return None
     backend = backend or DEFAULT_JUDGE_BACKEND
+    from ..backends import backend_class, resolve_backend_name
+
     try:
         factory = backend_class(backend)
     except Exception as e:  # an unknown name or a factory that does not import

@@ -216,7 +216,8 @@ def read_inputs(source: str | Path | Iterable[Mapping[str, Any]]) -> list[Prompt
         rows = [(f"{source}: line {n}", row) for n, row in _jsonl(Path(source))]
     else:
         rows = [(f"row {n}", row) for n, row in enumerate(source)]
-    inputs, seen = [], {}
+    inputs: list[Any] = []
+    seen: dict[Any, Any] = {}
     for where, row in rows:
         inp = PromptInput.from_row(row, where)
         if inp.prompt in seen:

@@ -118,6 +118,7 @@ def build(instruction_id: str, kwargs: Mapping[str, Any]) -> Instruction:
 class KeywordExistence(Instruction):
     """Every keyword is the surface of a janome token."""
 
+    keywords: list[str]
     params = {"keywords": list}
 
     def check(self, value: str) -> bool:
@@ -131,6 +132,9 @@ class KeywordExistence(Instruction):
 class KeywordFrequency(Instruction):
     """The number of janome tokens whose surface is the keyword (stripped), against the relation."""
 
+    keyword: str
+    frequency: int
+    relation: str
     params = {"keyword": str, "frequency": int, "relation": str}
 
     def setup(self) -> None:
@@ -146,6 +150,7 @@ class KeywordFrequency(Instruction):
 class ForbiddenWords(Instruction):
     """No janome token has a forbidden word as its surface."""
 
+    forbidden_words: list[str]
     params = {"forbidden_words": list}
 
     def check(self, value: str) -> bool:
@@ -161,6 +166,9 @@ class LetterFrequency(Instruction):
     """Occurrences of the hiragana letter plus its katakana (code point + 96), against the relation
     (anything but 未満 counts as 以上, as in the reference)."""
 
+    letter: str
+    let_frequency: int
+    let_relation: str
     params = {"letter": str, "let_frequency": int, "let_relation": str}
 
     def setup(self) -> None:
@@ -180,6 +188,7 @@ class ResponseLanguage(Instruction):
     """langdetect's language of the whole response is the one asked for; a text langdetect cannot
     read (no letters) counts as followed, as in the reference."""
 
+    language: str
     params = {"language": str}
 
     def setup(self) -> None:
@@ -197,6 +206,8 @@ class ResponseLanguage(Instruction):
 class NumberOfSentences(Instruction):
     """ja-sentence-segmenter's sentence count (see :func:`text.count_sentences`) against the relation."""
 
+    num_sentences: int
+    relation: str
     params = {"num_sentences": int, "relation": str}
 
     def check(self, value: str) -> bool:
@@ -208,6 +219,7 @@ class NumberOfParagraphs(Instruction):
     """Exactly n paragraphs split by ``\\s?\\*\\*\\*\\s?``; an empty first or last piece does not
     count, an empty piece in between fails."""
 
+    num_paragraphs: int
     params = {"num_paragraphs": int}
     _DIVIDER = re.compile(r"\s?\*\*\*\s?")  # fixed length: linear
 
@@ -227,6 +239,8 @@ class NumberOfParagraphs(Instruction):
 class NumberOfLetters(Instruction):
     """``len(response)`` (code points, spaces and newlines included) against the relation."""
 
+    num_letters: int
+    relation: str
     params = {"num_letters": int, "relation": str}
 
     def check(self, value: str) -> bool:
@@ -239,6 +253,9 @@ class NthParagraphFirstWord(Instruction):
     split (blank ones included, as the reference indexes) stripped of spaces and of leading 「 and
     『 begins with the word (lower-cased when the instruction is built; the response is not)."""
 
+    num_paragraphs: int
+    nth_paragraph: int
+    first_word: str
     params = {"num_paragraphs": int, "nth_paragraph": int, "first_word": str}
 
     def setup(self) -> None:
@@ -265,6 +282,7 @@ class NthParagraphFirstWord(Instruction):
 class Placeholders(Instruction):
     """At least n ``[...]`` on one line (``re.findall(r"\\[.*?\\]")``)."""
 
+    num_placeholders: int
     params = {"num_placeholders": int}
 
     def check(self, value: str) -> bool:
@@ -280,6 +298,7 @@ class Postscript(Instruction):
     change whether there is a match, so they are left out (with them, a long run of spaces is
     quadratic)."""
 
+    postscript_marker: str
     params = {"postscript_marker": str}
 
     def setup(self) -> None:
@@ -300,6 +319,7 @@ class Postscript(Instruction):
 class BulletList(Instruction):
     """Exactly n lines that start (after spaces) with "・" and a character that is not "・"."""
 
+    num_bullets: int
     params = {"num_bullets": int}
 
     def check(self, value: str) -> bool:
@@ -310,6 +330,7 @@ class BulletList(Instruction):
 class NumberedList(Instruction):
     """Exactly n lines that start (after spaces) with digits, a dot and a space character."""
 
+    num_items: int
     params = {"num_items": int}
 
     def check(self, value: str) -> bool:
@@ -329,6 +350,7 @@ class ConstrainedResponse(Instruction):
 class HighlightedSections(Instruction):
     """At least n ``《…》`` on one line with something besides spaces inside."""
 
+    num_highlights: int
     params = {"num_highlights": int}
     _HIGHLIGHT = re.compile(r"《[^\n《》]*》")  # the class excludes both brackets: linear
 
@@ -341,6 +363,8 @@ class HighlightedSections(Instruction):
 class MultipleSections(Instruction):
     """At least n headers ``第<digits><splitter>`` (an optional space character around it)."""
 
+    section_spliter: str
+    num_sections: int
     params = {"section_spliter": str, "num_sections": int}
 
     def setup(self) -> None:
@@ -385,6 +409,7 @@ class NominalEnding(Instruction):
     """At least n janome tokens whose surface is part of "。！？" right after a noun (名詞…), with
     「…」 and 『…』 removed first."""
 
+    count: int
     params = {"count": int}
 
     def check(self, value: str) -> bool:
@@ -419,6 +444,7 @@ class TwoResponses(Instruction):
 class RepeatPrompt(Instruction):
     """The stripped response starts with the stripped request."""
 
+    prompt_to_repeat: str
     params = {"prompt_to_repeat": str}
 
     def setup(self) -> None:
@@ -433,6 +459,7 @@ class EndPhrase(Instruction):
     """The response and the phrase, each stripped of spaces and then of 」』 at both ends: the
     response ends with the phrase."""
 
+    end_phrase: str
     params = {"end_phrase": str}
 
     def setup(self) -> None:
@@ -447,6 +474,7 @@ class SentenceEnding(Instruction):
     """With 「…」 and 『…』 removed, every non-empty piece between 。！？ ends with the ending (the
     piece after the last mark too, even if it is only a newline)."""
 
+    ending: str
     params = {"ending": str}
     _MARKS = re.compile("[。！？]")
 
@@ -507,6 +535,8 @@ class KanjiNumerals(Instruction):
 class KanjiCount(Instruction):
     """The number of kanji (U+4E00-U+9FAF) against the relation."""
 
+    kanji_limit: int
+    relation: str
     params = {"kanji_limit": int, "relation": str}
 
     def check(self, value: str) -> bool:

@@ -66,7 +66,8 @@ def load_igakuqa(files: Sequence[str], options: Mapping[str, Any]) -> Rows:
             points = str(rec.get("points", "1")).strip()
             if not points.isdigit():
                 raise bad_row(path, f"{i} (problem_id {pid})", "points", f"expected a whole number, got {rec.get('points')!r}")
-            question, choices = rec["problem_text"], list(rec["choices"])
+            question: Any = rec["problem_text"]
+            choices: Any = list(rec["choices"])
             if language == "en":
                 tr = translated.get(pid)
                 if tr is None:

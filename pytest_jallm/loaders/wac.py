@@ -98,7 +98,7 @@ def _documents_of(id_list: str, knp_base: str) -> list[str]:
     return [f"{knp_base.rstrip('/')}{sep}{doc_id[:8]}{sep}{doc_id}.knp" for doc_id in read_text(id_list).split()]
 
 
-_CONVERTERS = {}  # task -> function(document) -> (input, answer); filled below
+_CONVERTERS: dict[str, Any] = {}  # task -> function(document) -> (input, answer); filled below
 
 
 def convert_document(path: str, content: str, task: str) -> tuple[str, str]:
@@ -137,7 +137,7 @@ def _text_with_parentheses(document) -> str:
         if "括弧削除" in sentence.misc_comment:
             inner = next(sentences, None)
             match = _PARENTHESIS.search(inner.misc_comment) if inner is not None else None
-            if match is None:
+            if match is None or inner is None:
                 raise DataError(f"document {document.did}: sentence {sentence.sid} lost a parenthesis that the next sentence does not hold")
             pos = int(match.group(3))
             text = text[:pos] + match.group(1) + inner.text + match.group(2) + text[pos:]

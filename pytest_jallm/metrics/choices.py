@@ -23,6 +23,11 @@ def _answer_lines(text: str) -> list[str]:
     return [line.strip() for line in text.split("\n") if line.strip()]
 
 
+def _most_similar(choices: list[str], text: str) -> str:
+    """The choice most similar to ``text`` (the first on ties, as ``max`` gives)."""
+    return max(choices, key=lambda c: gestalt_ratio(text, c))
+
+
 def _gestalt_accuracy(preds: list[str], golds: list[str], contexts: list[Mapping[str, Any]]) -> MetricResult:
     scores: list[float] = []
     for i, (pred, gold, ctx) in enumerate(zip(preds, golds, contexts, strict=True)):
@@ -33,7 +38,7 @@ def _gestalt_accuracy(preds: list[str], golds: list[str], contexts: list[Mapping
             scores.append(1.0 if best == gold else 0.0)
             continue
         # Several correct choices: each answer line is mapped to its most similar choice.
-        mapped = {max(normed, key=lambda c, line=line: gestalt_ratio(line, c)) for line in _answer_lines(pred)}
+        mapped = {_most_similar(normed, line) for line in _answer_lines(pred)}
         scores.append(1.0 if mapped == set(gold_lines) else 0.0)
     return MetricResult(mean(scores), scores)
 

@@ -150,9 +150,14 @@ def paired_test_table(rows: Sequence[BenchmarkRecord]) -> str:
                      ("-" if max_drop is None else f"{max_drop:g}") + (" UNDERPOWERED" if r.underpowered else "")])
     if not body:
         return ""
-    note = (f"{family_phrase(rows)} (compared with alpha). MDD@80%: the smallest true drop (points) the gate flags 4 "
-            f"times in 5 at max_drop and the corrected alpha, from n and the harmless churn ({churn_phrase(rows)}); "
-            "UNDERPOWERED: the corrected test alone cannot see a drop of max_drop 4 times in 5.")
+    if any(r.mdd is not None for r in rows):
+        mdd = (f"MDD@80%: the smallest true drop (points) the gate flags 4 times in 5 at max_drop and the corrected "
+               f"alpha, from n and the harmless churn ({churn_phrase(rows)}); UNDERPOWERED: the corrected test alone "
+               "cannot see a drop of max_drop 4 times in 5.")
+    else:
+        mdd = ("MDD@80%: only for 0/1 scores (on continuous ones the test's power depends on the sizes of the changes, "
+               "not their count).")
+    note = f"{family_phrase(rows)} (compared with alpha). {mdd}"
     return tabulate(body, headers=STATS_HEADERS, tablefmt="simple", disable_numparse=True) + "\n" + note
 
 

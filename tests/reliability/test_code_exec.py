@@ -227,3 +227,14 @@ def test_disk_writes_are_capped_in_total_and_removed(tmp_path: Path, monkeypatch
     assert sandbox.run_python(FILL.replace("time.sleep(1.5)", "time.sleep(60)"), max_disk_mb=cap_mb,
                               timeout_s=3).reason == "timeout"
     assert list(host_tmp.iterdir()) == [], "the sandbox left files behind"
+
+
+def test_a_complex_value_crosses_as_its_own_fields() -> None:
+    """The child reads a complex number's fields through the base type (no subclass method runs, and
+    no complex.__complex__, which Python 3.10 lacks): a right value passes, a subclass lying about
+    its real part is judged by its true value."""
+    honest = "def f():\n    return complex(1, 2)\n"
+    lying = ("class C(complex):\n    def __complex__(self):\n        return 1 + 2j\n    @property\n"
+             "    def real(self):\n        return 1.0\ndef f():\n    return C(3, 2)\n")
+    tests = {"test_list": ["assert f() == complex(1, 2)"]}
+    assert get_metric("code_exec")([honest, lying], ["", ""], [tests, tests]).per_item == [1.0, 0.0]

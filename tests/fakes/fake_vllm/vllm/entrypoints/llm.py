@@ -11,7 +11,10 @@ defaults. Behaviour mirrored from the real code:
   as the prompts, paired one by one (entrypoints/common/offline.py:253-267);
 * outputs come back in input order (sorted by request id, offline.py:642);
 * ``**kwargs`` go to EngineArgs; unknown names raise TypeError as the real
-  EngineArgs dataclass would.
+  EngineArgs dataclass would, and values are checked against the real
+  annotations (``ENGINE_ARGS_VIA_KWARGS``);
+* ``data_parallel_size > 1`` is refused unless the executor is
+  ``external_launcher`` (llm.py:281-292).
 
 Test hooks (module globals, set with monkeypatch):
 
@@ -44,30 +47,61 @@ DEFAULT_MAX_MODEL_LEN = 4096
 FAIL_ON_CALL: int | None = None
 IGNORE_STOP: bool = False
 
-# A subset of real EngineArgs field names (vllm/engine/arg_utils.py:489ff),
-# enough for tests; the real LLM forwards **kwargs to EngineArgs(...).
-ENGINE_ARGS_VIA_KWARGS = frozenset(
-    {
-        "tokenizer_mode",  # arg_utils.py:505
-        "download_dir",  # :509
-        "load_format",  # :515
-        "kv_cache_dtype",  # :518
-        "max_model_len",  # :520
-        "distributed_executor_backend",  # :531
-        "pipeline_parallel_size",  # :535
-        "data_parallel_size",  # :555
-        "block_size",  # :597
-        "enable_prefix_caching",  # :598
-        "max_num_batched_tokens",  # :616
-        "max_num_seqs",  # :622
-        "disable_log_stats",  # :630
-        "enforce_eager",  # :648
-        "enable_chunked_prefill",  # :713
-        "generation_config",  # :798
-        "override_generation_config",  # :807
-        "async_scheduling",  # :844
-    }
-)
+# A subset of real EngineArgs fields (vllm/engine/arg_utils.py:489ff) with their annotations as
+# written there; the real LLM forwards **kwargs to EngineArgs(...). Values are type-checked
+# against these annotations (_check_type), so a test sees what the real dataclass was declared to take.
+ENGINE_ARGS_VIA_KWARGS: dict[str, str] = {
+    "tokenizer_mode": "TokenizerMode | str",  # arg_utils.py:505
+    "download_dir": "str | None",  # :509
+    "load_format": "str | LoadFormats",  # :515
+    "kv_cache_dtype": "CacheDType | str",  # :518
+    "max_model_len": "int",  # :520
+    "distributed_executor_backend": "str | DistributedExecutorBackend | type[Executor] | None",  # :531-533
+    "pipeline_parallel_size": "int",  # :535
+    "master_addr": "str",  # :536
+    "master_port": "int",  # :537
+    "nnodes": "int",  # :538
+    "node_rank": "int",  # :539
+    "data_parallel_size": "int",  # :555
+    "data_parallel_backend": "DataParallelBackend",  # :564
+    "block_size": "int | None",  # :597
+    "enable_prefix_caching": "bool | None",  # :598
+    "max_num_batched_tokens": "int | None",  # :616
+    "max_num_seqs": "int | None",  # :622
+    "disable_log_stats": "bool",  # :630
+    "enforce_eager": "bool",  # :648
+    "enable_chunked_prefill": "bool | None",  # :713
+    "generation_config": "str",  # :798
+    "override_generation_config": "dict[str, Any]",  # :807
+    "async_scheduling": "bool | None",  # :844
+}
+# Literal aliases of vllm/config/parallel.py:38-39.
+LITERALS: dict[str, tuple[str, ...]] = {
+    "DistributedExecutorBackend": ("ray", "mp", "uni", "external_launcher"),
+    "DataParallelBackend": ("ray", "mp"),
+}
+_SIMPLE = {"int": int, "float": (int, float), "bool": bool, "str": str}
+
+
+def _check_type(name: str, value: Any, annotation: str) -> None:
+    """TypeError unless ``value`` fits one member of the union ``annotation``. Aliases the
+    stand-in does not model (TokenizerMode, LoadFormats, CacheDType) accept any value."""
+    for member in (m.strip() for m in annotation.split("|")):
+        if member == "None":
+            ok = value is None
+        elif member in _SIMPLE:
+            ok = isinstance(value, _SIMPLE[member]) and (member == "bool" or not isinstance(value, bool))
+        elif member in LITERALS:
+            ok = value in LITERALS[member]
+        elif member.startswith("dict["):
+            ok = isinstance(value, dict)
+        elif member.startswith("type["):
+            ok = isinstance(value, type)
+        else:
+            ok = True
+        if ok:
+            return
+    raise TypeError(f"EngineArgs.{name}: {value!r} is not {annotation}")
 
 
 @dataclass
@@ -168,9 +202,20 @@ class LLM:
         spec_tokens: int | None = None,
         **kwargs: Any,
     ) -> None:
-        unknown = sorted(set(kwargs) - ENGINE_ARGS_VIA_KWARGS)
+        unknown = sorted(set(kwargs) - set(ENGINE_ARGS_VIA_KWARGS))
         if unknown:
             raise TypeError(f"EngineArgs.__init__() got unexpected keyword argument(s) {unknown}")
+        _check_type("tensor_parallel_size", tensor_parallel_size, "int")  # llm.py:189
+        for name, value in kwargs.items():
+            _check_type(name, value, ENGINE_ARGS_VIA_KWARGS[name])
+        # llm.py:281-292: data parallelism needs a process per rank.
+        dp_size = int(kwargs.get("data_parallel_size", 1))
+        if dp_size > 1 and kwargs.get("distributed_executor_backend") != "external_launcher":
+            raise ValueError(
+                f"LLM(data_parallel_size={dp_size}) is not supported for single-process usage and may hang. "
+                "Please use the explicit multi-process data-parallel example at "
+                "'examples/features/data_parallel/data_parallel_offline.py'."
+            )
         self.model = model
         self.engine_args: dict[str, Any] = {
             "model": model,
