@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import glob
 import hashlib
 import importlib.metadata
@@ -222,6 +223,19 @@ def _messages(raw: Any) -> tuple[dict[str, str], ...] | None:
     return tuple(raw)
 
 
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Reading an entry makes some 10^5 objects, none garbage: the cyclic collector's passes over them
+    meanwhile are wasted (a third of reading a 10,000-item entry)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 # --- the cache ------------------------------------------------------------------------------------
 
 _warned_roots: set[str] = set()
@@ -247,12 +261,12 @@ class PreparedCache:
         """``spec`` (as :func:`~pytest_jallm.preparation.effective_spec` made it) prepared for ``settings``."""
         name = spec.name
         keys = self._keys(spec, spec_path, settings)
-        hit = self._load(name, "prepared", keys["prepared"])
-        if hit is not None:
-            prep = self._decoded(hit, name, keys["prepared"], spec, spec_path, settings)
-            if prep is not None:
-                _raise_again(hit.warnings)
-                return prep
+        with _collector_paused():
+            hit = self._load(name, "prepared", keys["prepared"])
+            prep = None if hit is None else self._decoded(hit, name, keys["prepared"], spec, spec_path, settings)
+        if hit is not None and prep is not None:
+            _raise_again(hit.warnings)
+            return prep
         deps, seen = Deps(), []
         known = self._load(name, "data", keys["data"]) if settings.limit else None
         head_fp = None
