@@ -256,41 +256,53 @@ def fig_generation(tmp: Path, model: Path, n: int, repeat: int) -> dict[str, Any
     }
 
 
-def fig_cached(tmp: Path, model: Path, suite: Path, pairs: int = 5) -> dict[str, Any]:
+def fig_cached(tmp: Path, model: Path, suite: Path, pairs: int = 5, against: Path | None = None) -> dict[str, Any]:
     """A fully cached re-run next to pytest's own start-up, in alternating pairs of fresh processes
-    (so drift in the machine's speed hits both alike); the fastest of each side counts."""
+    (so drift in the machine's speed hits both alike); the fastest of each side counts. With
+    ``against`` (another checkout of pytest-jallm), its re-run and start-up are measured in the same
+    rounds, the code taken from there through PYTHONPATH: a before/after in one run."""
     cache = tmp / "cache.sqlite"
     cached_cmd = pytest_cmd(suite, model, "--jallm-cache", str(cache))
     # pytest's floor: collecting an empty folder, same flags, same interpreter, plugin loaded.
     startup_cmd = [sys.executable, "-m", "pytest", "--co", "-q", "-p", "no:cacheprovider", str(suite / "thresholds")]
-    fill = measure(cached_cmd, cwd=suite, env=base_env(), check=False)  # generations and the prepared benchmark
-    measure(cached_cmd, cwd=suite, env=base_env(), check=False)  # warm-up: page cache, bytecode
-    runs, startups = [], []
+    sides = {"now": base_env()}
+    if against is not None:
+        sides["against"] = {**base_env(), "PYTHONPATH": str(against.resolve())}
+    fill = measure(cached_cmd, cwd=suite, env=sides["now"], check=False)  # generations and the prepared benchmark
+    for env in sides.values():
+        measure(cached_cmd, cwd=suite, env=env, check=False)  # warm-up: page cache, bytecode, the other side's caches
+    timed: dict[tuple[str, str], list[dict[str, Any]]] = {(side, kind): [] for side in sides for kind in ("run", "startup")}
     for r in range(pairs):
-        first, second = (cached_cmd, startup_cmd) if r % 2 == 0 else (startup_cmd, cached_cmd)
-        for cmd in (first, second):
-            m = measure(cmd, cwd=suite, env=base_env(), check=False)
-            (runs if cmd is cached_cmd else startups).append(m)
-    best = min(runs, key=lambda x: x["wall_s"])
-    if "0 generated" not in best["output"]:
-        raise SystemExit("cached re-run generated something:\n" + best["output"][-2000:])
-    per_item = measure(pytest_cmd(suite, model, "--jallm-cache", str(cache), "--jallm-items"),
-                       cwd=suite, env=base_env(), check=False)
-    startup = min(x["wall_s"] for x in startups)
-    return {
-        "timings": plugin_timings(best["output"]),
-        "fill_wall_s": fill["wall_s"],
-        "wall_s": best["wall_s"],
-        "all_s": [x["wall_s"] for x in runs],
-        "cpu_s": min(x["cpu_s"] for x in runs),
-        "peak_rss_mb": best["peak_rss_mb"],
-        "pytest_startup_s": startup,
-        "pytest_startup_all_s": [x["wall_s"] for x in startups],
-        "pytest_startup_cpu_s": min(x["cpu_s"] for x in startups),
-        "beyond_startup_s": best["wall_s"] - startup,
-        "ratio_to_startup": best["wall_s"] / startup,
-        "per_item_mode_wall_s": per_item["wall_s"],
-    }
+        order = [(side, kind) for side in sides for kind in ("run", "startup")]
+        for side, kind in (order if r % 2 == 0 else order[::-1]):
+            cmd = cached_cmd if kind == "run" else startup_cmd
+            timed[(side, kind)].append(measure(cmd, cwd=suite, env=sides[side], check=False))
+    out: dict[str, Any] = {"fill_wall_s": fill["wall_s"]}
+    for side in sides:
+        runs, startups = timed[(side, "run")], timed[(side, "startup")]
+        best = min(runs, key=lambda x: x["wall_s"])
+        if "0 generated" not in best["output"]:
+            raise SystemExit(f"cached re-run ({side}) generated something:\n" + best["output"][-2000:])
+        startup = min(x["wall_s"] for x in startups)
+        figures = {
+            "timings": plugin_timings(best["output"]),
+            "wall_s": best["wall_s"],
+            "all_s": [x["wall_s"] for x in runs],
+            "cpu_s": min(x["cpu_s"] for x in runs),
+            "peak_rss_mb": best["peak_rss_mb"],
+            "pytest_startup_s": startup,
+            "pytest_startup_all_s": [x["wall_s"] for x in startups],
+            "pytest_startup_cpu_s": min(x["cpu_s"] for x in startups),
+            "beyond_startup_s": best["wall_s"] - startup,
+            "ratio_to_startup": best["wall_s"] / startup,
+        }
+        if side == "now":
+            out.update(figures)
+        else:
+            out["against"] = {"checkout": str(against), **figures}
+    out["per_item_mode_wall_s"] = measure(pytest_cmd(suite, model, "--jallm-cache", str(cache), "--jallm-items"),
+                                          cwd=suite, env=base_env(), check=False)["wall_s"]
+    return out
 
 
 PARAM_TEST = "import pytest\n\n@pytest.mark.parametrize('i', range({n}))\ndef test_item(i):\n    pass\n"
@@ -430,10 +442,14 @@ def machine() -> dict[str, Any]:
 
 
 def cached_row(c: dict[str, Any]) -> list[str]:
-    return ["4 cached re-run", f"{c['wall_s']:.2f} s",
-            f"{c['items']} items; pytest start-up {c['pytest_startup_s']:.2f} s, beyond it {c['beyond_startup_s']:+.2f} s "
-            f"(goal ≤ +1 s: {'met' if c['beyond_startup_s'] <= 1 else 'NOT met'}), ratio {c['ratio_to_startup']:.2f}; "
-            f"fastest of {len(c['all_s'])} alternating pairs; with --jallm-items {c['per_item_mode_wall_s']:.2f} s"]
+    detail = (f"{c['items']} items; pytest start-up {c['pytest_startup_s']:.2f} s, beyond it {c['beyond_startup_s']:+.2f} s "
+              f"(goal ≤ +1 s: {'met' if c['beyond_startup_s'] <= 1 else 'NOT met'}), ratio {c['ratio_to_startup']:.2f}; "
+              f"fastest of {len(c['all_s'])} alternating pairs; with --jallm-items {c['per_item_mode_wall_s']:.2f} s")
+    a = c.get("against")
+    if a:
+        detail += (f"; {a['checkout']} in the same rounds: {a['wall_s']:.2f} s, start-up {a['pytest_startup_s']:.2f} s, "
+                   f"beyond it {a['beyond_startup_s']:+.2f} s")
+    return ["4 cached re-run", f"{c['wall_s']:.2f} s", detail]
 
 
 def table(results: dict[str, Any]) -> str:
@@ -510,6 +526,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", action="store_true", help="keep the temporary workspace")
     ap.add_argument("--only", choices=["cached"], help="only figure 4: the cached re-run next to pytest's start-up")
     ap.add_argument("--pairs", type=int, default=5, help="alternating (cached re-run, start-up) pairs of figure 4")
+    ap.add_argument("--against", type=Path, default=None,
+                    help="another pytest-jallm checkout whose figure 4 is measured in the same rounds (before/after)")
     args = ap.parse_args(argv)
     sizes = sorted(int(s) for s in args.sizes.split(","))
     if args.setup_lm_eval:
@@ -531,7 +549,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.only == "cached":
             print(f"[4] cached re-run, {args.items} items", flush=True)
             suite = make_suite(tmp, args.items)
-            results["cached"] = fig_cached(tmp, args.model, suite, args.pairs)
+            results["cached"] = fig_cached(tmp, args.model, suite, args.pairs, args.against)
             results["cached"]["items"] = args.items
             done()
             return report(args, results, started, tmp)
@@ -539,7 +557,7 @@ def main(argv: list[str] | None = None) -> int:
         results["generation"] = fig_generation(tmp, args.model, args.items, args.repeat)
         done()
         print("[4] cached re-run", flush=True)
-        results["cached"] = fig_cached(tmp, args.model, Path(results["generation"]["suite"]), args.pairs)
+        results["cached"] = fig_cached(tmp, args.model, Path(results["generation"]["suite"]), args.pairs, args.against)
         results["cached"]["items"] = args.items
         done()
         print(f"[5] collection at {sizes}", flush=True)
