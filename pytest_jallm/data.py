@@ -19,11 +19,12 @@ import os
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from .errors import DataError
 from .loaders import LOADERS
-from .loaders.files import json_lines
+from .loaders.files import json_head_rows, json_lines
+from .readlog import note_code, note_glob, note_library, note_uncacheable
 from .sources import DataConfig, SourceFiles, activate, check_no_escape, inside, is_url
 from .spec import BenchmarkSpec, Source
 
@@ -65,6 +66,7 @@ def resolve_files(source: Source, spec_dir: Path, data_dir: Path | None, where: 
         for pattern in source.mirrors():
             full = inside(data_dir, pattern, where)
             hits = sorted(glob.glob(str(full)))
+            note_glob(str(full), hits)
             for hit in hits:
                 check_no_escape(data_dir, hit, where)
             if not hits:
@@ -80,6 +82,7 @@ def resolve_files(source: Source, spec_dir: Path, data_dir: Path | None, where: 
         for pattern in source.locations():
             full = pattern if os.path.isabs(pattern) else str(spec_dir / pattern)
             hits = sorted(glob.glob(full))
+            note_glob(full, hits)
             if not hits:
                 raise DataError(f"{where}: file '{pattern}' not found (looked for {full})")
             files += hits
@@ -222,6 +225,7 @@ def _load_file_format(fmt: str, files: Sequence[str], source: Source) -> list[di
             return rows
     import datasets
 
+    note_library("datasets")  # its readers (pyarrow, ujson) shape the rows
     datasets.disable_progress_bars()
     # Local files need no network: skip datasets' download-count ping, which
     # waits up to 3 s per call when DNS is black-holed (air-gapped clusters).
@@ -274,6 +278,8 @@ def _hub_reachable() -> bool:
 def _load_hf(source: Source, data_dir: Path | None, where: str = "hf source") -> list[dict[str, Any]]:
     import datasets
 
+    note_uncacheable(f"{source.hf} is a Hugging Face dataset (datasets keeps its own cache)")
+
     datasets.disable_progress_bars()
     if data_dir is not None:
         local = inside(data_dir, hf_mirror(source), f"{source.hf}: mirror")
@@ -321,22 +327,40 @@ def _hub_offline(offline: bool):
 
 
 def load_rows(
-    source: Source, spec_dir: Path, data_dir: Path | None, where: str, config: DataConfig | None = None
+    source: Source, spec_dir: Path, data_dir: Path | None, where: str, config: DataConfig | None = None,
+    *, max_rows: int | None = None,
 ) -> tuple[list[dict[str, Any]], str]:
     """Rows of a source, filtered by `where`/`exclude`, and a description of where they came from.
 
     ``config`` sets the download cache and URL map (default: from the environment); the
-    data directory is always ``data_dir``."""
-    rows, origin, _ = load_source(source, spec_dir, data_dir, where, config)
+    data directory is always ``data_dir``. ``max_rows``: see :func:`load_source`."""
+    rows, origin, _ = load_source(source, spec_dir, data_dir, where, config, max_rows=max_rows)
     return rows, origin
 
 
+def row_filter(source: Source) -> Callable[[Mapping[str, Any]], bool] | None:
+    """The source's `where`/`exclude` as one predicate (None: every row is kept)."""
+    if not source.where and not source.exclude:
+        return None
+    wanted = {col: str(value) for col, value in source.where.items()}
+    banned = {col: {str(v) for v in values} for col, values in source.exclude.items()}
+    return lambda r: (all(str(r.get(c)) == v for c, v in wanted.items())
+                      and not any(str(r.get(c)) in b for c, b in banned.items()))
+
+
 def load_source(
-    source: Source, spec_dir: Path, data_dir: Path | None, where: str, config: DataConfig | None = None
+    source: Source, spec_dir: Path, data_dir: Path | None, where: str, config: DataConfig | None = None,
+    *, max_rows: int | None = None,
 ) -> tuple[list[dict[str, Any]], str, SourceFiles]:
-    """:func:`load_rows`, also returning the files it read (what `data fetch` copies)."""
+    """:func:`load_rows`, also returning the files it read (what `data fetch` copies).
+
+    ``max_rows``: only the first rows (after `where`/`exclude`) are wanted. A JSON Lines file is then
+    read no further, and a loader that keeps file order (``stops_at_max_rows``) is told to stop there.
+    The caller must know that a full read of this source parses its files with the standard library
+    (no `datasets` noted: :mod:`pytest_jallm.readlog`), so the first rows are the same either way."""
     config = dataclasses.replace(config or DataConfig.from_options(), data_dir=data_dir)
     fetched = source_files(source, spec_dir, config, where)
+    keep = row_filter(source)
     if source.hf:
         if data_dir is not None and source.mirror and not inside(data_dir, hf_mirror(source), where).is_dir():
             raise DataError(
@@ -347,17 +371,15 @@ def load_source(
         origin = f"hf:{source.hf}/{source.hf_config or ''}:{source.split}"
     else:
         with activate(fetched):
-            rows, origin = _load_files(source, spec_dir, data_dir, where, fetched)
-    for col, value in source.where.items():
-        rows = [r for r in rows if str(r.get(col)) == str(value)]
-    for col, values in source.exclude.items():
-        banned = {str(v) for v in values}
-        rows = [r for r in rows if str(r.get(col)) not in banned]
-    return rows, origin, fetched
+            rows, origin = _load_files(source, spec_dir, data_dir, where, fetched, max_rows, keep)
+    if keep is not None:
+        rows = [r for r in rows if keep(r)]
+    return (rows if max_rows is None else rows[:max_rows]), origin, fetched
 
 
 def _load_files(
-    source: Source, spec_dir: Path, data_dir: Path | None, where: str, fetched: SourceFiles
+    source: Source, spec_dir: Path, data_dir: Path | None, where: str, fetched: SourceFiles,
+    max_rows: int | None = None, keep: Callable[[Mapping[str, Any]], bool] | None = None,
 ) -> tuple[list[dict[str, Any]], str]:
     if source.url and data_dir is not None and source.mirror and fetched.pairs:
         files = [fetched.local(u) for u in source.locations()]  # each mirror, checked against its pin
@@ -373,7 +395,10 @@ def _load_files(
     origin = files[0] if len(files) == 1 else f"{files[0]} (+{len(files) - 1} more files)"
     try:
         if fmt in LOADERS:
-            rows = LOADERS[fmt](files, source.loader_options)
+            note_code(LOADERS[fmt])
+            rows = LOADERS[fmt](files, _loader_options(LOADERS[fmt], source, max_rows))
+        elif max_rows is not None and fmt in ("json", "jsonl") and all(os.path.isfile(f) for f in files):
+            rows = json_head_rows(files, max_rows, keep)
         elif fmt in _EXTENSION_FORMATS.values():
             rows = _load_file_format(fmt, files, source)
         else:
@@ -394,6 +419,18 @@ def _load_files(
         cause = f" ({type(root).__name__}: {root})" if root is not e else ""
         raise DataError(f"{origin}: could not read as {fmt}: {type(e).__name__}: {e}{cause}") from e
     return rows, origin
+
+
+# Loader options that reorder or drop rows after reading: a loader with one of them cannot stop early.
+_REORDERING_OPTIONS = ("shuffle_seed", "skip", "slice", "max_chars", "file_shuffle_seed", "file_slice")
+
+
+def _loader_options(loader: Any, source: Source, max_rows: int | None) -> Mapping[str, Any]:
+    options = source.loader_options
+    if (max_rows is None or not getattr(loader, "stops_at_max_rows", False) or source.where or source.exclude
+            or any(k in options for k in _REORDERING_OPTIONS)):
+        return options
+    return {**options, "max_rows": min(max_rows, int(options.get("max_rows", max_rows)))}
 
 
 def _not_utf8(files: Sequence[str], origin: str, e: UnicodeDecodeError) -> str:
@@ -492,9 +529,12 @@ def check_labels(spec: BenchmarkSpec, examples: Iterable[Example], origin: str) 
 
 def load_examples(
     spec: BenchmarkSpec, spec_dir: Path, data_dir: Path | None, limit: int | None = None,
-    config: DataConfig | None = None,
+    config: DataConfig | None = None, *, read_limit: int | None = None,
 ) -> list[Example]:
-    rows, origin = load_rows(spec.source, spec_dir, data_dir, f"{spec.name}: source", config)
+    """The source's examples (the first ``limit``). ``read_limit``: read no further than that many
+    rows where the reader can stop (see :func:`load_source` for what the caller must know); only the
+    rows read are checked for duplicate ids and labels."""
+    rows, origin = load_rows(spec.source, spec_dir, data_dir, f"{spec.name}: source", config, max_rows=read_limit)
     if not rows:
         raise DataError(f"{spec.name}: source {origin} has no rows (after 'where'/'exclude' filters)")
     examples = rows_to_examples(spec, rows, origin)

@@ -20,6 +20,7 @@ from .backends.base import (
     RequestErrors,
 )
 from .context_fit import FittingBackend, keyed_identity
+from .filehash import HASHES
 from .preparation import (
     REASONING_MODE,
     PreparedBenchmark,
@@ -27,6 +28,7 @@ from .preparation import (
     effective_spec,
     prepare,
     reasoning_from_options,
+    render_items,
     render_requests,
     request_records,
     resolve_mode,
@@ -38,7 +40,7 @@ from .specfile import check_extensions
 
 __all__ = [
     "REASONING_MODE", "BenchmarkResult", "Evaluation", "ItemOutcome", "PreparedBenchmark", "RunSettings", "effective_spec",
-    "prepare", "reasoning_from_options", "render_requests", "request_records", "resolve_mode", "score_benchmark",
+    "prepare", "reasoning_from_options", "render_items", "render_requests", "request_records", "resolve_mode", "score_benchmark",
     "shuffle_choices",
 ]
 
@@ -107,13 +109,21 @@ class Evaluation:
             self._cache = GenerationCache(self.settings.cache_path)
         return self._cache
 
+    def _prepared_cache(self):
+        if self.settings.prepared_dir is None:
+            return None
+        from .prepcache import PreparedCache
+
+        return PreparedCache(self.settings.prepared_dir)
+
     def prepared(self, spec: BenchmarkSpec, spec_path: Path) -> PreparedBenchmark:
         if spec.name not in self._prepared:
             started = time.perf_counter()
             try:
                 check_extensions(effective_spec(spec, self.settings), spec_path)  # a broken one fails this benchmark alone
-                self._prepared[spec.name] = prepare(spec, spec_path, self.settings)
+                self._prepared[spec.name] = prepare(spec, spec_path, self.settings, self._prepared_cache())
             finally:
+                HASHES.flush()  # the data files hashed (pins, the prepared cache's checks): not hashed again next run
                 self.timings["prepare"] += time.perf_counter() - started
             self._prepared[spec.name].seconds = time.perf_counter() - started
         return self._prepared[spec.name]
@@ -242,7 +252,8 @@ class Evaluation:
                 f"--jallm-max-backend-errors); first: item {prep.examples[first].id}: {failed[first]}"
             )
         keep = [i for i in range(n) if i not in failed]
-        kept = replace(prep, examples=[prep.examples[i] for i in keep], requests=[prep.requests[i] for i in keep])
+        kept = replace(prep, examples=[prep.examples[i] for i in keep], requests=[prep.requests[i] for i in keep],
+                       inputs=None if prep.inputs is None else [prep.inputs[i] for i in keep])
         return kept, [outputs[i] for i in keep], {prep.examples[i].id: cause for i, cause in failed.items()}  # type: ignore[misc]
 
     def _run_judged(self, prep: PreparedBenchmark) -> None:

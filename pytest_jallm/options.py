@@ -36,6 +36,8 @@ def run_settings(config: pytest.Config, root: Path, *, progress: TerminalProgres
         num_fewshot=num_fewshot,
         sampling=SamplingSettings(seed=opt("jallm_seed")),
         cache_path=cache_path,
+        # Prepared benchmarks beside the generation cache (.jallm/prepared/), bypassed with it.
+        prepared_dir=None if cache_path is None else cache_path.parent / "prepared",
         reasoning=reasoning,
         answer_preset=answer_preset(opt("jallm_answer_preset")),
         mode=opt("jallm_mode"),

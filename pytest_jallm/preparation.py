@@ -16,7 +16,7 @@ from .backends.base import (
 from .context_fit import DEFAULT_POLICY
 from .data import DataError, Example, fingerprint, load_examples, load_fewshots
 from .medharness import shuffle_permutations
-from .prompt import prompt_hash, render, render_messages
+from .prompt import prompt_hash, template_of
 from .prompt_format import CANONICAL, PromptFormat
 from .sources import DataConfig
 from .spec import BenchmarkSpec
@@ -51,6 +51,9 @@ class RunSettings:
     # --jallm-save-outputs FILE: every request's raw output appended as a JSON line as it arrives
     # (recordings.OutputsWriter), for `--jallm-backend replay`.
     save_outputs: Path | None = None
+    # Prepared benchmarks cached on disk (pytest_jallm.prepcache: Evaluation.prepared), beside the
+    # generation cache; None with --jallm-no-cache.
+    prepared_dir: Path | None = None
 
 
 REASONING_MODE = "reasoning"
@@ -85,6 +88,14 @@ class PreparedBenchmark:
     data_fingerprint: str
     seconds: float = 0.0  # loading data and rendering prompts
     fmt: PromptFormat = CANONICAL  # the prompt format the requests were rendered in (variants: another)
+    # Each example's input block in the canonical format, rendered with its prompt (ItemOutcome.input);
+    # None: scoring renders them.
+    inputs: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        if len(self.requests) != len(self.examples) or (self.inputs is not None and len(self.inputs) != len(self.examples)):
+            raise ValueError(f"{self.spec.name}: {len(self.examples)} examples, {len(self.requests)} requests and "
+                             f"{'no' if self.inputs is None else len(self.inputs)} inputs: they must correspond")
 
     def with_fewer_shots(self, index: int, shots: int, chat: bool) -> GenerationRequest:
         """Item ``index``'s request rendered with only the first ``shots`` few-shot examples."""
@@ -141,36 +152,74 @@ def shuffle_choices(spec: BenchmarkSpec, examples: Sequence[Example], seed: int)
     return out
 
 
+def render_items(
+    spec: BenchmarkSpec, examples: Sequence[Example], shots: Sequence[Example], chat: bool, fmt: PromptFormat = CANONICAL
+) -> tuple[list[Example], list[GenerationRequest], list[str]]:
+    """The backend requests of ``examples`` under the prompt format ``fmt``, the examples with the
+    gold that format gives them (a label moves with its choice; canonical: unchanged), and each
+    example's canonical input block; what the items share (instruction, few-shots) is rendered once."""
+    labels = fmt.labels(spec)
+    guided = tuple(labels) if labels else None
+    stop = tuple(spec.stop)
+    render_item = template_of(spec).item_renderer(spec, shots, fmt, chat)
+    out, requests, inputs = [], [], []
+    for ex in examples:
+        item = render_item(ex)
+        out.append(ex if item.gold == ex.gold else replace(ex, gold=item.gold))
+        requests.append(GenerationRequest(prompt=item.prompt, max_new_tokens=spec.max_new_tokens, stop=stop,
+                                          messages=item.messages, guided_choices=guided, item=ItemRef(spec.name, ex.id)))
+        inputs.append(item.input)
+    return out, requests, inputs
+
+
 def render_requests(
     spec: BenchmarkSpec, examples: Sequence[Example], shots: Sequence[Example], chat: bool, fmt: PromptFormat = CANONICAL
 ) -> tuple[list[Example], list[GenerationRequest]]:
-    """The backend requests of ``examples`` under the prompt format ``fmt``, and the examples with the
-    gold that format gives them (a label moves with its choice; canonical: unchanged)."""
-    labels = fmt.labels(spec)
-    guided = tuple(labels) if labels else None
-    out, requests = [], []
-    for ex in examples:
-        text, gold = render(spec, ex, shots, fmt)
-        out.append(ex if gold == ex.gold else replace(ex, gold=gold))
-        messages = render_messages(spec, ex, shots, fmt) if chat else None
-        requests.append(GenerationRequest(prompt=text, max_new_tokens=spec.max_new_tokens, stop=tuple(spec.stop),
-                                          messages=messages, guided_choices=guided, item=ItemRef(spec.name, ex.id)))
+    """:func:`render_items` without the input blocks."""
+    out, requests, _ = render_items(spec, examples, shots, chat, fmt)
     return out, requests
 
 
-def prepare(spec: BenchmarkSpec, spec_path: Path, settings: RunSettings) -> PreparedBenchmark:
+def prepare(spec: BenchmarkSpec, spec_path: Path, settings: RunSettings, cache: Any = None) -> PreparedBenchmark:
+    """The benchmark as this run evaluates it. ``cache`` (a :class:`pytest_jallm.prepcache.PreparedCache`)
+    gives it from disk when it holds it for the same spec, data files, settings and code."""
     spec = effective_spec(spec, settings)
     if spec.judge is not None:  # a judged chat benchmark is a conversation: always through the chat template
         settings = replace(settings, chat=True)
+    if cache is not None:
+        return cache.prepare(spec, spec_path, settings)
+    examples, data_fingerprint = load_items(spec, spec_path, settings)
+    return assemble(spec, spec_path, settings, examples, load_shots(spec, spec_path, settings), data_fingerprint)
+
+
+def load_items(spec: BenchmarkSpec, spec_path: Path, settings: RunSettings,
+               data_fingerprint: str | None = None) -> tuple[list[Example], str]:
+    """The examples this run evaluates (the first ``limit``, choices shuffled as the run says) and the
+    fingerprint of the full data. Given the full data's fingerprint (``data_fingerprint``: known from an
+    earlier read of the same files), a source read in order is read no further than the limit."""
     spec_dir = spec_path.parent
-    # The fingerprint covers the full data even on a --jallm-limit smoke run, so a limited run
-    # still pairs with (is not "stale" against) a baseline of the whole benchmark.
-    all_examples = load_examples(spec, spec_dir, settings.data_dir, None, settings.data_config)
+    if data_fingerprint is not None and settings.limit:
+        examples = load_examples(spec, spec_dir, settings.data_dir, settings.limit, settings.data_config,
+                                 read_limit=settings.limit)
+    else:
+        # The fingerprint covers the full data even on a --jallm-limit smoke run, so a limited run
+        # still pairs with (is not "stale" against) a baseline of the whole benchmark.
+        examples = load_examples(spec, spec_dir, settings.data_dir, None, settings.data_config)
     if settings.shuffle_choices is not None:
-        all_examples = shuffle_choices(spec, all_examples, settings.shuffle_choices)  # one draw per item, in order
-    examples = all_examples if settings.limit is None else all_examples[: settings.limit]
-    shots = load_fewshots(spec, spec_dir, settings.data_dir, settings.data_config)
-    examples, requests = render_requests(spec, examples, shots, settings.chat)
+        # One draw per item, in order: the first items' draws do not depend on the rest.
+        examples = shuffle_choices(spec, examples, settings.shuffle_choices)
+    if data_fingerprint is None:
+        data_fingerprint = fingerprint(examples)
+    return (examples if settings.limit is None else examples[: settings.limit]), data_fingerprint
+
+
+def load_shots(spec: BenchmarkSpec, spec_path: Path, settings: RunSettings) -> list[Example]:
+    return load_fewshots(spec, spec_path.parent, settings.data_dir, settings.data_config)
+
+
+def assemble(spec: BenchmarkSpec, spec_path: Path, settings: RunSettings, examples: list[Example],
+             shots: list[Example], data_fingerprint: str) -> PreparedBenchmark:
+    examples, requests, inputs = render_items(spec, examples, shots, settings.chat)
     return PreparedBenchmark(
         spec=spec,
         spec_path=spec_path,
@@ -178,7 +227,8 @@ def prepare(spec: BenchmarkSpec, spec_path: Path, settings: RunSettings) -> Prep
         shots=shots,
         requests=requests,
         prompt_hash=prompt_hash(spec, shots, settings.chat, settings.shuffle_choices),
-        data_fingerprint=fingerprint(all_examples),
+        data_fingerprint=data_fingerprint,
+        inputs=inputs,
     )
 
 

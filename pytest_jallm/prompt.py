@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, NamedTuple, Sequence
 
 from .answers import Answer, Extraction, normalize
 from .medharness import HARNESS_TEMPLATES, harness_response, render_harness_prompt
@@ -33,6 +33,18 @@ if TYPE_CHECKING:
     from .spec import BenchmarkSpec
 
 Messages = tuple[Mapping[str, str], ...]
+
+
+class RenderedItem(NamedTuple):
+    """One example as a backend request needs it, and the input block reports show."""
+
+    prompt: str
+    gold: str  # moved with its choice where the format reorders or relabels choices
+    messages: Messages | None  # with chat only
+    input: str  # the example's input block in the canonical format (ItemOutcome.input)
+
+
+ItemRenderer = Callable[["Example"], RenderedItem]
 
 
 class TemplateSpecError(ValueError):
@@ -60,6 +72,18 @@ class PromptTemplate:
             messages.append({"role": "system", "content": spec.system_prompt})
         messages.append({"role": "user", "content": self.render(spec, example, shots, fmt)[0]})
         return tuple(messages)
+
+    def item_renderer(self, spec: BenchmarkSpec, shots: Sequence[Example], fmt: PromptFormat = CANONICAL,
+                      chat: bool = False) -> ItemRenderer:
+        """Renders one example after another under the same spec, few-shots and format. A template
+        whose prompts share a head (instruction, few-shots) renders it once here, not per item."""
+
+        def render_item(example: Example) -> RenderedItem:
+            text, gold = self.render(spec, example, shots, fmt)
+            messages = self.render_messages(spec, example, shots, fmt) if chat else None
+            return RenderedItem(text, gold, messages, CANONICAL.render_input(spec, example)[0])
+
+        return render_item
 
     def hash_payload(self) -> list[str]:
         """The template's own part of the prompt hash (its texts)."""
@@ -93,28 +117,26 @@ class Template(PromptTemplate):
     response_header: str
 
     def render(self, spec, example, shots, fmt=CANONICAL):
-        t = fmt.headers(self)
-        instruction = fmt.instruction(spec)
-        parts = [t.preamble]
-        if not fmt.instruction_after:
-            parts += [t.instruction_header, instruction]
-        for shot in shots:
-            text, gold = fmt.render_input(spec, shot)
-            parts += [t.input_header, text, t.response_header, gold]
-        text, gold = fmt.render_input(spec, example)
-        parts += [t.input_header, text]
-        if fmt.instruction_after:
-            parts += [t.instruction_header, instruction]
-        parts.append(t.response_header)
-        return "".join(parts), gold
+        return self.item_renderer(spec, shots, fmt)(example)[:2]
 
     def render_messages(self, spec, example, shots, fmt=CANONICAL):
         """The instruction leads each user turn (follows it under ``instruction_after``); shots become
         prior turns."""
-        messages: list[dict[str, str]] = []
-        if spec.system_prompt:
-            messages.append({"role": "system", "content": spec.system_prompt})
+        return self.item_renderer(spec, shots, fmt, chat=True)(example).messages
+
+    def item_renderer(self, spec, shots, fmt=CANONICAL, chat=False):
+        t = fmt.headers(self)
         instruction = fmt.instruction(spec)
+        shot_blocks = [fmt.render_input(spec, shot) for shot in shots]
+        head = [t.preamble]
+        if not fmt.instruction_after:
+            head += [t.instruction_header, instruction]
+        for text, gold in shot_blocks:
+            head += [t.input_header, text, t.response_header, gold]
+        head.append(t.input_header)
+        tail = [t.instruction_header, instruction] if fmt.instruction_after else []
+        tail.append(t.response_header)
+        prefix, suffix = "".join(head), "".join(tail)
 
         def user(text: str) -> dict[str, str]:
             if not instruction:  # a prompt complete in itself (the `plain` template): the turn is the input
@@ -122,11 +144,18 @@ class Template(PromptTemplate):
             content = f"{text}\n\n{instruction}" if fmt.instruction_after else f"{instruction}\n\n{text}"
             return {"role": "user", "content": content}
 
-        for shot in shots:
-            text, gold = fmt.render_input(spec, shot)
-            messages += [user(text), {"role": "assistant", "content": gold}]
-        messages.append(user(fmt.render_input(spec, example)[0]))
-        return tuple(messages)
+        turns: list[dict[str, str]] = [{"role": "system", "content": spec.system_prompt}] if spec.system_prompt else []
+        for text, gold in shot_blocks:
+            turns += [user(text), {"role": "assistant", "content": gold}]
+        canonical = fmt == CANONICAL
+
+        def render_item(example):
+            text, gold = fmt.render_input(spec, example)
+            messages = (*(dict(m) for m in turns), user(text)) if chat else None  # fresh dicts per request
+            shown = text if canonical else CANONICAL.render_input(spec, example)[0]
+            return RenderedItem(prefix + text + suffix, gold, messages, shown)
+
+        return render_item
 
     def hash_payload(self):
         return [self.preamble, self.instruction_header, self.input_header, self.response_header]

@@ -118,6 +118,7 @@ def score_benchmark(
     ooc_rate = 100 * sum(ooc_flags) / len(ooc_flags) if (spec.labels and ooc_flags) else None
     oof_rate = 100 * sum(not a.in_format for a in answers) / len(answers) if answers else None
     per_item, details = result.per_item, result.details
+    inputs = prep.inputs if prep.inputs is not None else [render_input(spec, ex) for ex in prep.examples]
     items = [
         ItemOutcome(
             id=ex.id,
@@ -128,7 +129,7 @@ def score_benchmark(
             score=None if per_item is None else float(per_item[i]),
             ooc=ooc_flags[i],
             in_format=answers[i].in_format,
-            input=render_input(spec, ex),
+            input=inputs[i],
             detail=details[i] if details else "",
         )
         for i, (ex, req, out, pred) in enumerate(zip(prep.examples, prep.requests, outputs, preds, strict=True))

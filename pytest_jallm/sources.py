@@ -45,6 +45,8 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 from . import netio
 from .atomic import atomic_file
 from .errors import DataError
+from .filehash import HASHES
+from .readlog import note_read
 from .redact import redact, url_secrets
 
 URL_RE = re.compile(r"^[a-z][a-z0-9+.-]*://", re.I)
@@ -159,20 +161,10 @@ def tqdm_progress(desc: str, total: int | None):
 
 # hashing ---------------------------------------------------------------------------------------
 
-_HASHES: dict[tuple[str, int, int], str] = {}
-
-
 def sha256_of(path: str | os.PathLike) -> str:
-    """The file's sha256, remembered per (path, size, mtime) for this process."""
-    st = os.stat(path)
-    key = (os.path.realpath(path), st.st_size, st.st_mtime_ns)
-    if key not in _HASHES:
-        h = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(CHUNK), b""):
-                h.update(chunk)
-        _HASHES[key] = h.hexdigest()
-    return _HASHES[key]
+    """The file's sha256, remembered while its size, mtime and inode stay the same
+    (:mod:`pytest_jallm.filehash`, across runs)."""
+    return HASHES.sha256(path)
 
 
 def mismatch(what: str, expected: str, actual: str, advice: str) -> DataError:
@@ -258,7 +250,12 @@ class SourceFiles:
         return self.pins.get(mirror) if mirror else None
 
     def local(self, location: str) -> str:
-        """A verified local path for a URL or a local path."""
+        """A verified local path for a URL or a local path (noted as read: :mod:`pytest_jallm.readlog`)."""
+        path = self._local(location)
+        note_read(path)
+        return path
+
+    def _local(self, location: str) -> str:
         if not is_url(location):
             return self._local_path(location)
         mirror = self.mirror_of(location)
@@ -461,6 +458,7 @@ def local_file(location: str) -> str:
 
 def read_pins_file(path: Path) -> dict[str, str]:
     """A sha256sum-format file: '<64 hex>  <path>' per line; '#' starts a comment."""
+    note_read(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as e:

@@ -19,6 +19,8 @@ import _pytest.pytester
 # Local model revisions are memoised under ~/.cache; tests (and the subprocesses they
 # start, which inherit this) keep theirs in a throw-away directory instead.
 os.environ.setdefault("JALLM_REVISION_MEMO", os.path.join(tempfile.mkdtemp(prefix="jallm-revmemo-"), "memo.json"))
+# Likewise the data files' hashes (pytest_jallm.filehash).
+os.environ.setdefault("JALLM_HASH_MEMO", os.path.join(tempfile.mkdtemp(prefix="jallm-hashmemo-"), "memo.json"))
 
 _LIBRARY_DIRS = tuple(
     {

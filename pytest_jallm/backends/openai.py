@@ -477,3 +477,22 @@ class OpenAIBackend:
 
     def close(self) -> None:
         self._closed = True
+
+    # ----- the context check (pytest_jallm.context_fit), asked of the server: openai_context.py -----
+
+    def context_window(self) -> int | None:
+        """The served model's ``max_model_len`` (``GET /v1/models``), when the server can also count
+        tokens (``POST /tokenize``); else None, and the run says once that prompts go unchecked."""
+        return self._server_context().window()
+
+    def count_prompt_tokens(self, requests: Sequence[GenerationRequest]) -> list[int]:
+        """Each prompt's length in tokens as the server will encode it (``POST /tokenize``, concurrently)."""
+        return self._server_context().count(requests)
+
+    def _server_context(self) -> Any:
+        context = getattr(self, "_context", None)
+        if context is None:
+            from .openai_context import ServerContext
+
+            context = self._context = ServerContext(self)
+        return context

@@ -8,7 +8,7 @@ import json
 import random
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from ..errors import DataError
 from ..sources import local_file
@@ -82,13 +82,13 @@ def text_of(elem: ET.Element | None) -> str:
 _JSON_KINDS = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "true/false", type(None): "null"}
 
 
-def json_lines(path: str, text: str | None = None) -> list[tuple[int, dict[str, Any]]]:
+def json_lines(path: str, text: str | None = None, first_line: int = 1) -> list[tuple[int, dict[str, Any]]]:
     """The objects of a JSON Lines file with their line numbers (blank lines skipped). A malformed or
     non-object line is a DataError naming the file and the line. Lines are split on "\n" only: U+2028
     and U+2029 may stand inside a JSON string."""
     text = read_text(path) if text is None else text
     out = []
-    for number, line in enumerate(text.split("\n"), start=1):
+    for number, line in enumerate(text.split("\n"), start=first_line):
         if not line.strip():
             continue
         try:
@@ -106,3 +106,43 @@ def json_lines(path: str, text: str | None = None) -> list[tuple[int, dict[str, 
 def json_objects(path: str) -> list[dict[str, Any]]:
     """The objects of a JSON Lines file, in order."""
     return [row for _, row in json_lines(path)]
+
+
+def json_rows_head(path: str) -> Iterator[dict[str, Any]]:
+    """The objects of a local JSON Lines file (or JSON array) one at a time, read only as far as the
+    caller takes them; errors as :func:`json_lines` gives them. Lines are split on "\n" only."""
+    with open(path, "rb") as fh:
+        first = fh.read(1 << 16)
+        if first.lstrip().startswith(b"["):  # a JSON array: one document, read whole
+            try:
+                rows = json.loads((first + fh.read()).decode("utf-8"))
+            except ValueError as e:
+                raise DataError(f"{path}: not valid JSON ({e})") from None
+            if not isinstance(rows, list) or not all(type(r) is dict for r in rows):
+                raise DataError(f"{path}: expected a JSON array of objects")
+            yield from rows
+            return
+        fh.seek(0)
+        for number, raw in enumerate(fh, start=1):
+            line = raw.decode("utf-8")
+            if not line.strip():
+                continue
+            yield json_lines(path, line, first_line=number)[0][1]
+
+
+def json_head_rows(files: Sequence[str], max_rows: int,
+                   keep: Callable[[Mapping[str, Any]], bool] | None = None) -> list[dict[str, Any]]:
+    """The first ``max_rows`` kept rows of local JSON Lines files, tagged with ``_file`` (the file's
+    stem) and ``_row`` (the row's index in its file), as a full read tags them."""
+    rows: list[dict[str, Any]] = []
+    for path in files:
+        if len(rows) >= max_rows:
+            break
+        stem = Path(path.split("?")[0]).stem
+        for i, row in enumerate(json_rows_head(path)):
+            row["_file"], row["_row"] = stem, i
+            if keep is None or keep(row):
+                rows.append(row)
+                if len(rows) >= max_rows:
+                    break
+    return rows

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from ..errors import DataError
+from ..readlog import note_library
 from . import register_loader
 from .files import (
     Rows,
@@ -104,6 +105,7 @@ def _table_rows(path: str, columns: Sequence[str] | None) -> Iterable[dict[str, 
     if suffix == ".parquet":
         import pyarrow.parquet as pq
 
+        note_library("pyarrow")
         yield from pq.read_table(local_path(path)).to_pylist()
         return
 

@@ -17,6 +17,7 @@ from functools import lru_cache
 from typing import Any, Mapping, Sequence
 
 from ..errors import DataError
+from ..readlog import note_library
 from . import register_loader
 from .files import Rows, bad_row, file_stem, postprocess, read_text
 
@@ -48,6 +49,7 @@ def load_wac(files: Sequence[str], options: Mapping[str, Any]) -> Rows:
     sorted order: a few-shot pool needs only the first few, and parsing all 1,517 train
     documents takes about 20 s.
     """
+    note_library("rhoknp")  # its parse is the answer
     task = options.get("task")
     if task not in TASKS:
         raise DataError(f"wac loader: option 'task' is {task!r}; expected one of {', '.join(TASKS)}")
@@ -80,6 +82,11 @@ def load_wac(files: Sequence[str], options: Mapping[str, Any]) -> Rows:
             if limit is not None and len(rows) >= int(limit):
                 break
     return postprocess(rows, options)
+
+
+# Rows come in sorted document order and `max_rows` stops there: the data layer may pass a run's
+# --jallm-limit down as `max_rows` (pytest_jallm.data.load_source).
+load_wac.stops_at_max_rows = True  # type: ignore[attr-defined]
 
 
 def _is_url(location: str) -> bool:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Mapping, Sequence
 
 from ..data import Example
-from ..evaluation import BenchmarkResult, Evaluation, PreparedBenchmark, render_requests
+from ..evaluation import BenchmarkResult, Evaluation, PreparedBenchmark, render_items
 from ..prompt import render
 from ..prompt_format import CANONICAL, FEATURES, PromptFormat
 from ..spec import BenchmarkSpec
@@ -159,10 +159,10 @@ class VariantSearch:
         """The benchmark's sample under ``fmt``, prepared as the benchmark test prepares its items."""
         b = self.benches[name]
         spec = b.prep.spec
-        examples, requests = render_requests(spec, b.sample, b.prep.shots, self.evaluation.settings.chat, fmt)
+        examples, requests, inputs = render_items(spec, b.sample, b.prep.shots, self.evaluation.settings.chat, fmt)
         labels = fmt.labels(spec)  # scored against the labels the format's choices carry
         scoring_spec = spec if labels == spec.labels else spec.model_copy(update={"labels": labels})
-        return replace(b.prep, spec=scoring_spec, examples=examples, requests=requests, fmt=fmt)
+        return replace(b.prep, spec=scoring_spec, examples=examples, requests=requests, fmt=fmt, inputs=inputs)
 
     def evaluate(self, pairs: Sequence[tuple[str, PromptFormat]]) -> dict[tuple[str, PromptFormat], FormatScore]:
         """Scores of (benchmark, format) pairs; every missing one generated in one backend call."""

@@ -167,3 +167,85 @@ class OpenAIStub:
     def posts(self) -> list[StubRequest]:
         """Requests to the generation endpoints (ignores e.g. GET /version)."""
         return [r for r in self.requests if r.path.endswith("completions")]
+
+
+# --- a server answering as `vllm serve` does ----------------------------------------------------------
+# Field names of vLLM 0.33.0's OpenAI-compatible server, read from its wheel:
+# entrypoints/serve/engine/protocol.py (ModelCard, ModelList, ErrorResponse/ErrorInfo) and
+# entrypoints/serve/tokenize/protocol.py (TokenizeCompletionRequest, TokenizeChatRequest, TokenizeResponse);
+# /tokenize is routed at the server's root (entrypoints/serve/tokenize/api_router.py), /v1/models under /v1.
+# tests/test_openai_context.py checks these names against the wheel when it is at hand.
+MODEL_CARD_FIELDS = ("id", "object", "created", "owned_by", "root", "parent", "max_model_len", "permission")
+MODEL_LIST_FIELDS = ("object", "data")
+TOKENIZE_COMPLETION_FIELDS = ("model", "prompt", "add_special_tokens", "return_token_strs")
+TOKENIZE_CHAT_FIELDS = ("model", "messages", "add_generation_prompt", "return_token_strs", "continue_final_message",
+                        "add_special_tokens", "chat_template", "chat_template_kwargs", "media_io_kwargs",
+                        "mm_processor_kwargs", "tools")
+TOKENIZE_RESPONSE_FIELDS = ("count", "max_model_len", "tokens", "token_strs")
+ERROR_INFO_FIELDS = ("message", "type", "param", "code")
+
+
+def vllm_error(status: int, message: str, kind: str = "BadRequestError") -> Reply:
+    return Reply(status=status, json={"error": {"message": message, "type": kind, "param": None, "code": status}})
+
+
+@dataclass
+class VLLMLike:
+    """A handler answering like `vllm serve --max-model-len N`: ``GET /v1/models`` with the model card's
+    ``max_model_len``, ``POST /tokenize`` (``count``, ``max_model_len``, ``tokens``, ``token_strs``), and
+    completions that refuse a prompt with no room left for ``max_tokens`` (HTTP 400, as vLLM's
+    renderer does). One token per character; a raw prompt gets one BOS token (``add_special_tokens``),
+    a conversation is rendered ``<|role|>content`` per message plus ``<|assistant|>`` and gets none.
+    ``models=False`` / ``tokenize=False``: a server without those routes (404); ``card_window=False``:
+    a model card without ``max_model_len`` (OpenAI's own shape)."""
+
+    max_model_len: int = 64
+    model: str = "m"
+    models: bool = True
+    tokenize: bool = True
+    card_window: bool = True
+    tokenize_delay: float = 0.0
+    refuse_tokenize: Callable[[Any], bool] = lambda body: False  # noqa: E731
+
+    @staticmethod
+    def chat_text(messages: list[dict[str, Any]], add_generation_prompt: bool = True) -> str:
+        return "".join(f"<|{m['role']}|>{m['content']}" for m in messages) + ("<|assistant|>" if add_generation_prompt else "")
+
+    def tokens(self, body: dict[str, Any]) -> list[int]:
+        if "messages" in body:
+            text = self.chat_text(body["messages"], body.get("add_generation_prompt", True))
+            special = body.get("add_special_tokens", False)
+        else:
+            text, special = body["prompt"], body.get("add_special_tokens", True)
+        return ([1] if special else []) + [ord(c) for c in text]
+
+    def __call__(self, req: StubRequest) -> Reply:
+        path = req.path.split("?")[0]
+        if path == "/v1/models":
+            if not self.models:
+                return vllm_error(404, "Not Found", "NotFoundError")
+            card = {"id": self.model, "object": "model", "created": 0, "owned_by": "vllm", "root": "/models/" + self.model,
+                    "parent": None, "max_model_len": self.max_model_len, "permission": []}
+            if not self.card_window:
+                card = {"id": self.model, "object": "model", "created": 0, "owned_by": "openai"}
+            return Reply(json={"object": "list", "data": [card]})
+        if path == "/tokenize":
+            if not self.tokenize:
+                return Reply(status=404, json={"detail": "Not Found"})  # FastAPI's answer to an unknown route
+            body = req.body
+            if not isinstance(body, dict) or ("prompt" in body) == ("messages" in body) or self.refuse_tokenize(body):
+                return vllm_error(400, "expected a prompt or messages")
+            tokens = self.tokens(body)
+            return Reply(json={"count": len(tokens), "max_model_len": self.max_model_len, "tokens": tokens,
+                               "token_strs": None}, delay=self.tokenize_delay)
+        if path.endswith("completions") and isinstance(req.body, dict):
+            body = dict(req.body)
+            if path.endswith("/chat/completions"):
+                body.setdefault("add_special_tokens", False)
+            n, room = len(self.tokens(body)), self.max_model_len - int(req.body.get("max_tokens", 16))
+            if n > room:
+                return vllm_error(400, f"This model's maximum context length is {self.max_model_len} tokens. However, "
+                                       f"your prompt contains {n} input tokens, which exceeds the {room} left for "
+                                       f"{req.body.get('max_tokens')} output tokens.")
+            return echo(req)
+        return Reply(status=404, json={"detail": "Not Found"})

@@ -30,9 +30,12 @@ def test_api_key_never_leaves_the_environment(pytester: pytest.Pytester, monkeyp
     write_suite(pytester.path, BENCHES)
     seen_auth: list[str] = []
 
+    failed_once: list[int] = []
+
     def flaky(req) -> Reply:
         seen_auth.append(req.headers.get("Authorization", ""))
-        if req.path.endswith("/completions") and req.n == 1:  # the first generation request fails once,
+        if req.path.endswith("/completions") and not failed_once:  # the first generation request fails once,
+            failed_once.append(req.n)
             return Reply(status=500, json={"error": f"bad header {req.headers.get('Authorization')}"},  # quoting the key
                          headers={"Retry-After": "0"})
         return _answer(req)
