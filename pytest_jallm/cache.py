@@ -162,7 +162,7 @@ def _storable(text: str) -> str:
 def _request_dict(r: GenerationRequest, per_item: bool = False) -> dict[str, Any]:
     # `r.item` is left out: the same request for another item is the same generation, except for
     # a backend whose outputs are per item (BackendIdentity.outputs_per_item: recorded outputs).
-    out = {
+    out: dict[str, Any] = {
         "prompt": r.prompt,
         "messages": None if r.messages is None else [dict(m) for m in r.messages],
         "max_new_tokens": r.max_new_tokens,
@@ -251,7 +251,7 @@ class GenerationCache:
 
     # -- connection ---------------------------------------------------------
 
-    def _unusable(self, e: BaseException) -> CacheError:
+    def _unusable(self, e: BaseException | str) -> CacheError:
         return CacheError(
             f"generation cache {self.path} is not a usable SQLite database ({e}). "
             f"It holds only cached generations: delete it (rm '{self.path}'*, or "

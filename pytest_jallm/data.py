@@ -64,9 +64,9 @@ def resolve_files(source: Source, spec_dir: Path, data_dir: Path | None, where: 
     if data_dir is not None and source.mirror:
         files: list[str] = []
         for pattern in source.mirrors():
-            full = inside(data_dir, pattern, where)
-            hits = sorted(glob.glob(str(full)))
-            note_glob(str(full), hits)
+            mirrored = str(inside(data_dir, pattern, where))
+            hits = sorted(glob.glob(mirrored))
+            note_glob(mirrored, hits)
             for hit in hits:
                 check_no_escape(data_dir, hit, where)
             if not hits:
@@ -384,11 +384,11 @@ def _load_files(
     if source.url and data_dir is not None and source.mirror and fetched.pairs:
         files = [fetched.local(u) for u in source.locations()]  # each mirror, checked against its pin
     else:
-        files = resolve_files(source, spec_dir, data_dir, where)
-        if files is None:
+        resolved = resolve_files(source, spec_dir, data_dir, where)
+        if resolved is None:
             files = source.locations()  # URLs: named loaders fetch them (and what they name) themselves
         else:
-            files = [fetched.local(f) for f in files]
+            files = [fetched.local(f) for f in resolved]
     fmt = _infer_format(source, files)
     if fmt not in LOADERS:
         files = [fetched.local(f) if is_url(f) else f for f in files]  # datasets reads local files only

@@ -76,7 +76,7 @@ class Evaluation:
         self.timings: dict[str, float] = {"prepare": 0.0, "load": 0.0, "generate": 0.0, "score": 0.0}
         self._cache = None
         self._identity: BackendIdentity | None = None
-        self._outputs = None  # recordings.OutputsWriter, opened at the first output
+        self._outputs: Any = None  # recordings.OutputsWriter, opened at the first output
 
     @property
     def backend(self) -> Backend:
@@ -144,14 +144,18 @@ class Evaluation:
             self._run_judged(p)
         if not todo:
             return
+        outcomes: list[BenchmarkResult | BaseException]
         try:
-            outcomes = self.generate_and_score(todo)
+            outcomes = list(self.generate_and_score(todo))
         except BaseException as e:  # KeyboardInterrupt: the cache already holds what finished
             outcomes = [e] * len(todo)
             raise
         finally:
             for p, outcome in zip(todo, outcomes, strict=True):
-                (self.results if isinstance(outcome, BenchmarkResult) else self.errors)[p.spec.name] = outcome
+                if isinstance(outcome, BenchmarkResult):
+                    self.results[p.spec.name] = outcome
+                else:
+                    self.errors[p.spec.name] = outcome
 
     def generate_and_score(self, todo: Sequence[PreparedBenchmark], *, tally: bool = True) -> list[BenchmarkResult | Exception]:
         """Every prompt of ``todo`` generated in one backend call through the cache, then each benchmark's

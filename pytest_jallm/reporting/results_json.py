@@ -150,7 +150,7 @@ def run_meta(
     """Metadata of a run: derived from the rows' provenance, then what was given on the command line."""
     pbs = [r.extra.get("produced_by") or {} for r in rows]
     settings = [pb.get("settings") or {} for pb in pbs]
-    shots = [pb.get("num_fewshot") for pb in pbs if isinstance(pb.get("num_fewshot"), int)]
+    shots: list[int] = [pb["num_fewshot"] for pb in pbs if isinstance(pb.get("num_fewshot"), int)]
     meta: dict[str, Any] = {
         "model": model,
         "revision": _uniform([pb.get("model_revision") for pb in pbs]),

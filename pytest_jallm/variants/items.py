@@ -151,7 +151,7 @@ class Reporter:
             return
         for key, value in report.user_properties:
             if key == PROPERTY:
-                self.rows.append(json.loads(value))
+                self.rows.append(json.loads(str(value)))
 
     @pytest.hookimpl(trylast=True)
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
