@@ -295,6 +295,17 @@ class _SummaryCollector:
     def __init__(self, config: pytest.Config):
         self.config = config
 
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        """A file that could not be collected (a broken spec) failed the run: the reports say so, as pytest's
+        exit status does, also under --continue-on-collection-errors (and from xdist workers)."""
+        if not report.failed:
+            return
+        started = _started(self.config)
+        if started is not None:
+            from .reporting.record import collection_error_reason
+
+            started.collection_errors[report.nodeid] = collection_error_reason(str(report.longrepr), report.nodeid)
+
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         summary = next((value for key, value in report.user_properties if key == "jallm_summary"), None)
         if report.failed and summary is None:

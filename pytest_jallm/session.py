@@ -64,6 +64,7 @@ class JallmSession:
         self.summaries: list[BenchmarkRecord] = []
         self.benchmark_tests: list[Any] = []  # the spec of every selected benchmark test (each is a report row)
         self.other_failed: list[str] = []  # node ids of failed tests that are not benchmark tests (per-example …)
+        self.collection_errors: dict[str, str] = {}  # node id -> one-line reason, of files that could not be collected
         self.unpinned: list[str] = []  # messages of the run's UnpinnedDataWarnings, said in one line at the end
         self._thresholds: ThresholdFileModel | None = None
         self._baselines: dict[str, Baseline | BaselineError | None] = {}
@@ -134,6 +135,9 @@ class JallmSession:
         (it stopped first: -x, --maxfail, Ctrl-C). An xdist controller knows only the reported ones."""
         seen = {r.name for r in self.summaries}
         why = "the session stopped before this benchmark's test ran (-x, --maxfail or an interruption)"
+        if self.collection_errors:  # pytest stops after collection unless --continue-on-collection-errors
+            why = (f"the session stopped before this benchmark's test ran ({len(self.collection_errors)} error(s) during "
+                   "collection; --continue-on-collection-errors runs the rest)")
         return self.summaries + [unscored_record(spec.name, spec.category, spec.primary_metric, Verdict.NOT_RUN, why,
                                                  in_average=spec.counts_in_average)
                                  for spec in self.benchmark_tests if spec.name not in seen]
@@ -141,7 +145,8 @@ class JallmSession:
     def other_failures(self) -> OtherFailures:
         """What failed the run besides the benchmark verdicts (for every report's headline)."""
         return OtherFailures(failed_tests=sorted(set(self.other_failed)),
-                             strict_unused=list(self.unused) if self.strict else [])
+                             strict_unused=list(self.unused) if self.strict else [],
+                             collection_errors=[f"{node}: {why}" for node, why in sorted(self.collection_errors.items())])
 
     # --- thresholds and baselines -------------------------------------------
 

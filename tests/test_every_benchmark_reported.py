@@ -14,7 +14,7 @@ from jallm_toy import BENCHMARKS, base_args, comparable, write_script, write_sui
 from pytest_jallm.__main__ import main as cli
 from pytest_jallm.gate import Verdict, unscored_record
 from pytest_jallm.reporting.markdown import render_markdown
-from pytest_jallm.reporting.record import BenchmarkRecord, averages
+from pytest_jallm.reporting.record import BenchmarkRecord, OtherFailures, averages, collection_error_reason
 from pytest_jallm.reporting.terminal import average_note, render_terminal
 
 REPORTS = ("--jallm-report-md", "r.md", "--jallm-report-html", "r.html", "--jallm-results-json", "r.json",
@@ -180,6 +180,65 @@ def test_shards_with_an_erroring_benchmark_merge_into_the_unsharded_run(toy: pyt
     assert comparable(_doc(toy.path, "merged.json")) == comparable(_doc(toy.path, "whole.json"))
     assert "**❌ gate failed** — 2/3 benchmarks passed (2 no baseline, 1 error)" in \
         (toy.path / "merged.md").read_text(encoding="utf-8")
+
+
+
+def _break_spec(root: Path, name: str) -> None:
+    """A hand-edited spec with a misspelt required key: pytest cannot collect the file."""
+    spec = root / "benchmarks" / f"{name}.yaml"
+    spec.write_text(spec.read_text(encoding="utf-8").replace("category:", "categry:"), encoding="utf-8")
+
+
+BROKEN_SPEC = "benchmarks/toy_nli.yaml: key 'category': required key is missing"
+
+
+def test_a_spec_that_cannot_be_collected_fails_every_headline(toy: pytest.Pytester) -> None:
+    _break_spec(toy.path, "toy_nli")
+    result = toy.runpytest(*base_args(write_script(toy.path), *REPORTS))
+    assert result.ret == pytest.ExitCode.INTERRUPTED  # pytest's rule: nothing runs after a collection error
+    assert _headline(result).startswith("pytest-jallm: gate failed — 0/2 benchmarks passed (2 not run); also failed: "
+                                        f"1 file(s) not collected: {BROKEN_SPEC}")
+    assert "1 error(s) during collection; --continue-on-collection-errors runs the rest" in result.stdout.str()
+    assert _doc(toy.path)["other_failures"]["collection_errors"][0].startswith(BROKEN_SPEC)
+
+
+def test_continue_on_collection_errors_runs_the_rest_and_still_fails_the_reports(toy: pytest.Pytester) -> None:
+    # Before, the other benchmarks passed and every report said "gate passed" while pytest exited 1.
+    _break_spec(toy.path, "toy_nli")
+    result = toy.runpytest(*base_args(write_script(toy.path), "--continue-on-collection-errors", *REPORTS))
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.assert_outcomes(passed=2, errors=1)
+    assert _headline(result).startswith("pytest-jallm: gate failed — 2/2 benchmarks passed (2 no baseline); also "
+                                        f"failed: 1 file(s) not collected: {BROKEN_SPEC}")
+    assert "**❌ gate failed** — 2/2 benchmarks passed" in (toy.path / "r.md").read_text(encoding="utf-8")
+    assert "gate failed" in (toy.path / "r.html").read_text(encoding="utf-8")
+
+
+@pytest.mark.slow
+def test_a_collection_error_reaches_the_reports_from_xdist_workers(toy: pytest.Pytester) -> None:
+    _break_spec(toy.path, "toy_nli")
+    result = toy.runpytest_subprocess(*base_args(write_script(toy.path), "-n", "2", "--continue-on-collection-errors",
+                                                 "--jallm-results-json", "r.json"))
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert _headline(result).startswith("pytest-jallm: gate failed — 2/2 benchmarks passed")
+    assert [e.split(" (and")[0] for e in _doc(toy.path)["other_failures"]["collection_errors"]] == [BROKEN_SPEC]
+
+
+def test_a_collection_error_is_said_in_one_line_naming_the_exception() -> None:
+    traceback = ("/venv/_pytest/python.py:528: in importtestmodule\n    mod = import_path(\n"
+                 "E     File \"/w/benchmarks/test_bad.py\", line 1\nE       def test_x(:\nE                  ^\n"
+                 "E   SyntaxError: invalid syntax")
+    assert collection_error_reason(traceback, "benchmarks/test_bad.py") == "SyntaxError: invalid syntax"
+    spec = "/home/u/suite/benchmarks/jnli.yaml: key 'metrics.0': unknown metric 'acc'\nsecond line"
+    assert collection_error_reason(spec, "benchmarks/jnli.yaml") == "key 'metrics.0': unknown metric 'acc'"
+    assert collection_error_reason("other.yaml: broken", "benchmarks/jnli.yaml") == "other.yaml: broken"
+
+
+def test_shards_report_a_collection_error_once() -> None:
+    shard = OtherFailures(collection_errors=["benchmarks/x.yaml: key 'category': required key is missing"])
+    merged = OtherFailures.merged([shard, shard, OtherFailures()])
+    assert merged.collection_errors == shard.collection_errors
+    assert merged.lines() == ["1 file(s) not collected: benchmarks/x.yaml: key 'category': required key is missing"]
 
 
 # --- the renderings, from records ---------------------------------------------------------

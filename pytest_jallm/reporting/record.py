@@ -14,7 +14,8 @@ from ..gate.record import BenchmarkRecord, RunSeconds, RunStats
 from ..spec import CATEGORIES, CATEGORIES_OUT_OF_AVERAGE
 
 __all__ = ["AVERAGE_CATEGORIES", "Averages", "BenchmarkRecord", "OtherFailures", "RunSeconds", "RunStats", "averages",
-           "category_order"]
+           "category_order",
+           "collection_error_reason"]
 
 # The leaderboard's AVG is over these categories, in this column order.
 AVERAGE_CATEGORIES = tuple(c for c in CATEGORIES if c not in CATEGORIES_OUT_OF_AVERAGE)
@@ -34,7 +35,8 @@ class Averages(BaseModel):
 
 class OtherFailures(BaseModel):
     """What failed a run besides the benchmark verdicts, so that a report's headline agrees with pytest's
-    exit status: failed tests that are not benchmark tests, and --jallm-strict's unused entries."""
+    exit status: failed tests that are not benchmark tests, files that could not be collected (a broken
+    spec), and --jallm-strict's unused entries."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -42,12 +44,18 @@ class OtherFailures(BaseModel):
                                                                       "tests (per-example, variants, plain tests)")
     strict_unused: list[str] = Field(default_factory=list, description="threshold entries and baseline files matching "
                                                                        "no collected benchmark, in a --jallm-strict run")
+    collection_errors: list[str] = Field(default_factory=list, description="'node id: reason' of each file pytest "
+                                                                           "could not collect (a broken spec): its "
+                                                                           "benchmarks are in no row")
 
     def __bool__(self) -> bool:
-        return bool(self.failed_tests or self.strict_unused)
+        return bool(self.failed_tests or self.strict_unused or self.collection_errors)
 
     def lines(self) -> list[str]:
         out = []
+        if self.collection_errors:
+            shown = "; ".join(self.collection_errors[:3]) + (" …" if len(self.collection_errors) > 3 else "")
+            out.append(f"{len(self.collection_errors)} file(s) not collected: {shown}")
         if self.failed_tests:
             shown = ", ".join(self.failed_tests[:3]) + (" …" if len(self.failed_tests) > 3 else "")
             out.append(f"{len(self.failed_tests)} other test(s) (per-example, variants or not pytest-jallm's): {shown}")
@@ -59,7 +67,23 @@ class OtherFailures(BaseModel):
     def merged(cls, parts: Sequence[OtherFailures]) -> OtherFailures:
         """Shards of one run: what one unsharded run would have recorded."""
         return cls(failed_tests=sorted({t for p in parts for t in p.failed_tests}),
-                   strict_unused=sorted({u for p in parts for u in p.strict_unused}))
+                   strict_unused=sorted({u for p in parts for u in p.strict_unused}),
+                   collection_errors=sorted({e for p in parts for e in p.collection_errors}))
+
+
+def collection_error_reason(longrepr: str, node_id: str = "") -> str:
+    """One line for a file pytest could not collect: the exception pytest marks with `E` (last), else the
+    first line, without the file's own path in front (the node id names it)."""
+    from ..gate.build import one_line
+
+    lines = [line for line in longrepr.splitlines() if line.strip()]
+    marked = [line[1:].strip() for line in lines if line.startswith("E ")]
+    reason = marked[-1] if marked else (lines[0].strip() if lines else "")
+    file_part = node_id.split("::")[0]
+    head, sep, rest = reason.partition(": ")
+    if file_part and sep and head.replace("\\", "/").endswith(file_part):
+        reason = rest
+    return one_line(reason)
 
 
 def category_order(cat: str) -> int:

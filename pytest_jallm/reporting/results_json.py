@@ -21,8 +21,8 @@ Schema history
 4: every selected benchmark is a row, also one with no score: verdict `error` (its data, spec or
    backend failed: `reason`, one line, and `error_kind`), `skipped` or `not run` (the session
    stopped first), with `score` null; `averages.unscored` names them (AVG leaves them out, not
-   counted as 0); `other_failures` says what else failed the run (per-example tests, unused
-   threshold entries under --jallm-strict), so the file's verdict agrees with pytest's exit status.
+   counted as 0); `other_failures` says what else failed the run (per-example tests, files that
+   could not be collected, unused threshold entries under --jallm-strict), so the file's verdict agrees with pytest's exit status.
    Version 3 files are read as they are (they have no such rows).
 
 `results_json_schema()` gives the JSON Schema of the current version; the pydantic models
