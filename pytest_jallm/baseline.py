@@ -59,9 +59,9 @@ ThresholdError = FileKeyError  # a thresholds file is invalid
 
 
 class BaselineError(JallmError):
-    show_type = False
-
     """A baseline file is unreadable or inconsistent; the message names the file and where."""
+
+    show_type = False
 
     def __init__(self, path: Path | str, where: str, problem: str):
         self.path, self.where, self.problem = str(path), where, problem
@@ -408,6 +408,9 @@ def validate_baseline(b: Baseline) -> list[tuple[str, str]]:
 
 def atomic_write_baseline(path: Path, b: Baseline) -> bool:
     """Write one benchmark's baseline atomically; True when the file's content changed."""
+    if not b.produced_by:  # reading refuses such a file: never write one
+        raise BaselineError(path, "line 2", "key 'produced_by' is empty: a baseline must record what produced it "
+                                            "(model revision, prompt template hash, data fingerprint, backend)")
     text = render_baseline(b)
     with _locked(path):
         try:

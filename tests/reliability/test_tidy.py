@@ -62,7 +62,8 @@ KILLED_BASELINE_WRITE = """
         os.kill(os.getpid(), signal.SIGKILL)
     setattr(os, sys.argv[3], killed)  # kill -9 with the temp file written (fsync) or about to be renamed (replace)
     atomic_write_baseline(Path(sys.argv[1]), Baseline(benchmark="toy_a", metric="exact_match", score=100.0,
-                          ooc_rate=0.0, n=2, binary=True, items={"a": 1.0, "b": 1.0}))
+                          ooc_rate=0.0, n=2, binary=True, items={"a": 1.0, "b": 1.0},
+                          produced_by={"backend": "scripted", "prompt_hash": "p", "data_fingerprint": "d"}))
 """
 
 

@@ -80,6 +80,16 @@ def test_a_baseline_with_an_empty_provenance_is_refused(pytester: pytest.Pyteste
                                  "produced this baseline*"])
 
 
+def test_a_baseline_with_an_empty_provenance_is_never_written(tmp_path: Path) -> None:
+    from pytest_jallm.baseline import Baseline, BaselineError, atomic_write_baseline
+
+    path = tmp_path / "toy_a.baseline.jsonl"
+    with pytest.raises(BaselineError, match="key 'produced_by' is empty: a baseline must record what produced it"):
+        atomic_write_baseline(path, Baseline(benchmark="toy_a", metric="exact_match", score=100.0, ooc_rate=0.0, n=1,
+                                             binary=True, items={"a": 1.0}))
+    assert not path.exists()
+
+
 def test_a_provenance_without_prompt_hash_or_data_fingerprint_makes_it_stale(pytester: pytest.Pytester) -> None:
     script = _suite(pytester.path)
     pytester.runpytest(*_args(script, "--jallm-update-baseline")).assert_outcomes(passed=2)
