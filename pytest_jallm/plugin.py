@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from .session import JallmSession
 
 WORKER_COLLECTED = "jallm_collected"  # workeroutput key: the benchmarks an xdist worker collected
+WORKER_BENCHMARK_TESTS = "jallm_benchmark_tests"  # workeroutput key: its selected benchmark tests (the report's rows)
 _START_ERROR = pytest.StashKey[pytest.UsageError]()  # why the session could not start when a spec was collected
 _OPTION_DEFAULTS: dict[str, Any] = {}  # dest -> default of every option in the jallm group (a run "uses" one that differs)
 
@@ -256,7 +257,10 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     from .items import BenchmarkItem, _JallmItem, selected_benchmarks
 
     jallm.selected = selected_benchmarks(session.items)  # after -k/-m and shards deselected
-    jallm.benchmark_tests = [it.spec for it in session.items if isinstance(it, BenchmarkItem)]  # each is a report row
+    from .session import SelectedBenchmark
+
+    # each is a report row
+    jallm.benchmark_tests = [SelectedBenchmark.of(it.spec) for it in session.items if isinstance(it, BenchmarkItem)]
     selected = any(isinstance(it, _JallmItem) for it in session.items)
     if selected and not jallm.model and not session.config.option.collectonly:
         raise pytest.UsageError("benchmark tests were collected but no model was given: pass --model <hf-id-or-local-dir>")
@@ -333,9 +337,12 @@ class _SummaryCollector:
 @pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node, error) -> None:
     """xdist controller: what a worker collected (the controller collects nothing itself)."""
-    collected = getattr(node, "workeroutput", {}).get(WORKER_COLLECTED, ())
-    if collected:
-        _session(node.config).worker_collected.update(collected)
+    output = getattr(node, "workeroutput", {})
+    collected, tests = output.get(WORKER_COLLECTED, ()), output.get(WORKER_BENCHMARK_TESTS, ())
+    if collected or tests:
+        jallm = _session(node.config)
+        jallm.worker_collected.update(collected)
+        jallm.add_worker_benchmark_tests(tests)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -346,6 +353,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     jallm.evaluation.close()
     if jallm.is_worker:  # published as syrupy publishes its report: through workeroutput
         config.workeroutput[WORKER_COLLECTED] = sorted(jallm.spec_paths)  # type: ignore[attr-defined]
+        config.workeroutput[WORKER_BENCHMARK_TESTS] = jallm.benchmark_test_rows()  # type: ignore[attr-defined]
         return
     if config.option.collectonly:
         return

@@ -7,7 +7,7 @@ import gc
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -41,6 +41,19 @@ def model_slug(model: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.\-]+", "__", model).strip("_") or "model"
 
 
+class SelectedBenchmark(NamedTuple):
+    """A selected benchmark test, as much as its report row needs when the test never ran."""
+
+    name: str
+    category: str
+    metric: str
+    in_average: bool
+
+    @classmethod
+    def of(cls, spec: Any) -> SelectedBenchmark:
+        return cls(spec.name, spec.category, spec.primary_metric, spec.counts_in_average)
+
+
 class JallmSession:
     def __init__(self, config: pytest.Config):
         self.config = config
@@ -62,7 +75,7 @@ class JallmSession:
         self.worker_collected: set[str] = set()  # under xdist, the controller learns from the workers what they collected
         self.unused: list[str] = []  # threshold entries and baseline files matching no collected benchmark (at the end)
         self.summaries: list[BenchmarkRecord] = []
-        self.benchmark_tests: list[Any] = []  # the spec of every selected benchmark test (each is a report row)
+        self.benchmark_tests: list[SelectedBenchmark] = []  # every selected benchmark test (each is a report row)
         self.other_failed: list[str] = []  # node ids of failed tests that are not benchmark tests (per-example …)
         self.collection_errors: dict[str, str] = {}  # node id -> one-line reason, of files that could not be collected
         self.unpinned: list[str] = []  # messages of the run's UnpinnedDataWarnings, said in one line at the end
@@ -130,17 +143,30 @@ class JallmSession:
             raise ev.errors[name]
         return ev.results[name]
 
+    def benchmark_test_rows(self) -> list[list[Any]]:
+        """The selected benchmark tests as plain lists: what an xdist worker tells the controller, which
+        collects nothing, so that it can report the ones never run too."""
+        return [list(b) for b in self.benchmark_tests]
+
+    def add_worker_benchmark_tests(self, rows: Any) -> None:
+        known = {b.name for b in self.benchmark_tests}
+        for row in rows:
+            b = SelectedBenchmark(*row)
+            if b.name not in known:
+                known.add(b.name)
+                self.benchmark_tests.append(b)
+
     def report_rows(self) -> list[BenchmarkRecord]:
         """A record per selected benchmark test: those reported, then those the session never ran
-        (it stopped first: -x, --maxfail, Ctrl-C). An xdist controller knows only the reported ones."""
+        (it stopped first: -x, --maxfail, Ctrl-C). An xdist controller learns the selected ones from
+        its workers when they finish (not after Ctrl-C)."""
         seen = {r.name for r in self.summaries}
         why = "the session stopped before this benchmark's test ran (-x, --maxfail or an interruption)"
         if self.collection_errors:  # pytest stops after collection unless --continue-on-collection-errors
             why = (f"the session stopped before this benchmark's test ran ({len(self.collection_errors)} error(s) during "
                    "collection; --continue-on-collection-errors runs the rest)")
-        return self.summaries + [unscored_record(spec.name, spec.category, spec.primary_metric, Verdict.NOT_RUN, why,
-                                                 in_average=spec.counts_in_average)
-                                 for spec in self.benchmark_tests if spec.name not in seen]
+        return self.summaries + [unscored_record(b.name, b.category, b.metric, Verdict.NOT_RUN, why, in_average=b.in_average)
+                                 for b in self.benchmark_tests if b.name not in seen]
 
     def other_failures(self) -> OtherFailures:
         """What failed the run besides the benchmark verdicts (for every report's headline)."""

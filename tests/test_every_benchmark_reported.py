@@ -146,6 +146,16 @@ def test_benchmarks_a_stopped_session_never_ran_are_rows_too(toy: pytest.Pyteste
         "toy_he": "error", "toy_mc": "not run", "toy_nli": "not run"}
 
 
+@pytest.mark.slow
+def test_benchmarks_an_xdist_run_never_ran_are_rows_too(toy: pytest.Pytester) -> None:
+    # The controller collects nothing: it learns the selected benchmarks from its workers' workeroutput.
+    _break_data(toy.path, "toy_he")  # collected first: -x stops the session there
+    result = toy.runpytest_subprocess(*base_args(write_script(toy.path), "-n", "1", "-x", *REPORTS))
+    assert result.ret == pytest.ExitCode.INTERRUPTED  # xdist's -x: its workers are stopped
+    assert _headline(result) == "pytest-jallm: gate failed — 0/3 benchmarks passed (2 not run, 1 error)"
+    assert {b["name"]: b["verdict"] for b in _doc(toy.path)["benchmarks"]} == {
+        "toy_he": "error", "toy_mc": "not run", "toy_nli": "not run"}
+
 def test_failed_per_example_tests_fail_the_headline_as_they_fail_the_run(toy: pytest.Pytester) -> None:
     # No thresholds: every benchmark test passes (no baseline); one per-example test fails, so pytest exits 1.
     result = toy.runpytest(*base_args(write_script(toy.path, wrong={"toy_mc": 1}), "--jallm-items", *REPORTS))
