@@ -162,8 +162,8 @@ OPENAI_OPTIONS = (
 
 REPLAY_OPTIONS = (
     BackendOption("benchmark", "--jallm-replay-benchmark", default=None, metavar="NAME",
-                  help="replay backend: the benchmark whose items recordings that name none answer (FastChat "
-                       "model_answer files); default: any benchmark's item with that id and turn"),
+                  help="replay backend: the benchmark whose items recordings that name none answer by their ids "
+                       "(FastChat model_answer files, outputs files without 'benchmark'); unbound, they answer none"),
     BackendOption("judged_model", "--jallm-replay-judged-model", default=None, metavar="NAME",
                   help="replay backend: of FastChat model_judgment files, serve only the judgments of this model's "
                        "answers (their 'model' field); for a judge: --jallm-judge-replay-judged-model"),

@@ -253,6 +253,8 @@ def _outputs(record: Mapping[str, Any], where: str, benchmark: str | None) -> li
     output = _field(record, "output", str, "the generated text")
     bench = record.get("benchmark")
     item_id = record.get("id")
+    if bench is None:  # a hand-made file that names no benchmark: --jallm-replay-benchmark binds it
+        bench = benchmark
     for key, value in (("benchmark", bench), ("id", item_id)):
         if value is not None and not isinstance(value, str):
             raise _FieldError(f"field '{key}': expected text or null, got {_short(value)}")

@@ -97,7 +97,7 @@ def test_fastchat_turn_n_of_question_q_answers_item_q_turn_n(root: Path) -> None
     assert files
     for path in files:
         answers = _jsonl(path)
-        backend = ReplayBackend(str(path))
+        backend = ReplayBackend(str(path), benchmark="japanese_mt_bench")
         assert backend.kinds == {path.name: "fastchat"}
         requests, expected = [], []
         for a in answers:  # question ids are numbers in some files, text in others
@@ -120,9 +120,21 @@ def test_fastchat_answers_bound_to_a_benchmark_answer_only_its_items() -> None:
     assert bound.generate([_chat("x", ItemRef("japanese_mt_bench", "1"))], SAMPLING) == [first["choices"][0]["turns"][0]]
     texts, failures = _generate(bound, [_chat("x", ItemRef("jcommonsenseqa", "1"))])
     assert texts == [None] and "jcommonsenseqa item '1'" in failures[0]
-    # unbound, an id answers any benchmark's item (the file names none)
-    assert ReplayBackend(str(path)).generate([_chat("x", ItemRef("jcommonsenseqa", "1"))], SAMPLING) == [
-        first["choices"][0]["turns"][0]]
+    # Unbound, an id answers no benchmark's item: JNLI's item "1" is not MT-Bench's question 1. Before, it
+    # was served MT-Bench's answer, silently.
+    texts, failures = _generate(ReplayBackend(str(path)), [_chat("x", ItemRef("jnli", "1")),
+                                                          _chat("x", ItemRef("japanese_mt_bench", "1", 2))])
+    assert texts == [None, None]
+    assert "gpt-4o.jsonl:1 records item '1' but names no benchmark" in failures[0]
+    assert "bind the file with --jallm-replay-benchmark jnli if it answers jnli" in failures[0]
+    assert "records item '1' turn 2 but names no benchmark" in failures[1]
+
+
+def test_an_outputs_file_that_names_no_benchmark_is_bound_like_fastchat_answers(tmp_path: Path) -> None:
+    path = _write(tmp_path / "api.jsonl", [{"benchmark": None, "id": "1", "output": "答え"}])
+    texts, failures = _generate(ReplayBackend(str(path)), [_raw("?", ItemRef("jnli", "1"))])
+    assert texts == [None] and "--jallm-replay-benchmark jnli" in failures[0]
+    assert ReplayBackend(str(path), benchmark="jnli").generate([_raw("?", ItemRef("jnli", "1"))], SAMPLING) == ["答え"]
 
 
 def _judge_request(user: str, item: ItemRef | None = None) -> GenerationRequest:
@@ -279,14 +291,19 @@ def test_precedence_item_and_prompt_then_prompt_then_item_id_then_baseline(tmp_p
         # another item of the same prompt: the prompt's records disagree, so it fails (below); with the
         # item's own prompt changed, the item's record is not served, the prompt's would be
         (_chat("IFだけ", ItemRef("bench", "7")), "by user turn", "last user turn"),
-        (_raw("古い質問は変わった", ItemRef("bench", "2")), "by item id", "item id"),
-        (_raw("?", ItemRef("bench", "3")), "by item id 3", "item id"),
         (_raw("?", ItemRef("bench", "4")), "baseline 4", "baseline prediction"),
     ]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ReplayWarning)
         for request, text, how in cases:
             assert backend.answer(request) == (text, how), request
+        # The FastChat file names no benchmark: unbound it answers none by id; bound, it answers
+        # its benchmark's items by id, after a record of the item's own prompt and before the baseline.
+        assert backend.answer(_raw("?", ItemRef("bench", "3"))) == ("baseline 3", "baseline prediction")
+        bound = ReplayBackend(str(d), benchmark="bench")
+        assert bound.answer(_raw("古い質問は変わった", ItemRef("bench", "2"))) == ("by item id", "item and prompt")
+        assert bound.answer(_raw("?", ItemRef("bench", "3"))) == ("by item id 3", "item and prompt")
+        assert bound.answer(_raw("共通の質問", ItemRef("bench", "1"))) == ("by item and prompt", "item and prompt")
     # the prompt "共通の質問" for an item with no record of its own: two different recorded outputs
     text, why = backend.answer(_raw("共通の質問", ItemRef("bench", "5")))
     assert text is None

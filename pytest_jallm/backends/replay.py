@@ -7,14 +7,17 @@ A request is answered by the first of these that has a recorded output for it:
 
 1. **its item and prompt**: records of the same benchmark, item id and turn that recorded the
    same prompt (``--jallm-save-outputs``: the same chat messages, or the same raw prompt), or
-   no prompt at all (FastChat answers bound to the benchmark by ``--jallm-replay-benchmark``);
+   no prompt at all (FastChat answers, and outputs files with ids but no benchmark, bound to the
+   benchmark by ``--jallm-replay-benchmark``). Unbound, such records answer no item by its id:
+   a question id is a number that other benchmarks' items have too (JNLI's item 1 is not
+   MT-Bench's question 1), so the request fails and says to bind the file;
 2. **its prompt**: for a raw completion, records of the same raw prompt (``--jallm-save-outputs``
    without ``--jallm-chat``, and M-IFEval, which records only the user's prompt); for a chat
    request, records of the same chat messages, else M-IFEval's whose prompt is its last user turn;
-3. **its item id and turn** in a file that names no benchmark (FastChat, not bound), or in a
-   FastChat judgment file (bound or not: a judge request whose prompt was rendered from other
-   question, prompt or reference files than the recorded one; it warns, since a judgment is only
-   that of the same answer when the model side replays the answers FastChat judged);
+3. **its item id and turn** in a FastChat judgment file (bound or not: a judge request whose
+   prompt was rendered from other question, prompt or reference files than the recorded one; it
+   warns, since a judgment is only that of the same answer when the model side replays the
+   answers FastChat judged);
 4. **its item id** in a baseline file (turn 1): the extracted answer, capped at 200 characters
    (a fallback: it warns).
 
@@ -61,7 +64,7 @@ from .base import (
 )
 
 JUDGMENT_BY_ITEM = "question id and turn"  # how a FastChat judgment matched a judge prompt it was not recorded for
-MATCHING_VERSION = "1"  # bump when the matching rules change: cached replays then stop matching
+MATCHING_VERSION = "2"  # bump when the matching rules change: cached replays then stop matching
 _LISTED = 5  # file names listed in a failure message
 
 
@@ -198,11 +201,10 @@ class ReplayBackend:
             if found:
                 return "last user turn", found
         if item is not None:
-            found = self._by_item_any.get((item.item_id, item.turn)) or [  # judgments bound to the benchmark
+            found = [r for r in self._by_item_any.get((item.item_id, item.turn), ()) if r.kind == "fastchat-judgment"] or [
                 r for r in self._by_item.get((item.benchmark, item.item_id, item.turn), ()) if r.kind == "fastchat-judgment"]
             if found:
-                judgments = all(r.kind == "fastchat-judgment" for r in found)
-                return (JUDGMENT_BY_ITEM if judgments else "item id"), found
+                return JUDGMENT_BY_ITEM, found
             if item.turn == 1:
                 from_baseline = self._from_baselines.get((item.benchmark, item.item_id))
                 if from_baseline:
@@ -216,6 +218,12 @@ class ReplayBackend:
         cause = f"no recorded output for {what} in {self._searched()}: neither its item id nor its prompt " \
                 f"{request.prompt[:60]!r}{'…' if len(request.prompt) > 60 else ''} is recorded"
         if item is not None:
+            unbound = [r for r in self._by_item_any.get((item.item_id, item.turn), ()) if r.kind != "fastchat-judgment"]
+            if unbound:
+                cause += (f"; {unbound[0].where} records item {item.item_id!r}" + (f" turn {item.turn}" if item.turn != 1
+                                                                                  else "")
+                          + " but names no benchmark, and other benchmarks have items of that id too: bind the file "
+                            f"with --jallm-replay-benchmark {item.benchmark} if it answers {item.benchmark}")
             other = self._by_item.get((item.benchmark, item.item_id, item.turn))
             if other:
                 cause += (f"; {other[0].where} records this item for another prompt (recorded with other options: "
