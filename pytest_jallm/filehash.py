@@ -19,6 +19,8 @@ import os
 import threading
 from pathlib import Path
 
+from .cachedir import user_cache_dir
+
 CHUNK = 1 << 20
 MAX_ENTRIES = 50_000  # the oldest are dropped beyond this (a catalog reads a few thousand files)
 
@@ -27,8 +29,7 @@ def memo_path() -> Path:
     explicit = os.environ.get("JALLM_HASH_MEMO")
     if explicit:
         return Path(explicit)
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "pytest-jallm" / "file-hashes.json"
+    return user_cache_dir() / "file-hashes.json"
 
 
 def _stamp(st: os.stat_result) -> list[int]:

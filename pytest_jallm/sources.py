@@ -44,6 +44,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from . import netio
 from .atomic import atomic_file
+from .cachedir import user_cache_dir
 from .errors import DataError
 from .filehash import HASHES
 from .readlog import note_read
@@ -71,8 +72,7 @@ def is_url(location: str) -> bool:
 
 
 def default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "pytest-jallm" / "data"
+    return user_cache_dir() / "data"
 
 
 def parse_url_map(values: Sequence[str] | None, env: str | None = None) -> tuple[tuple[str, str], ...]:

@@ -17,6 +17,8 @@ import json
 import os
 from pathlib import Path
 
+from ..cachedir import user_cache_dir
+
 HASHED_SUFFIXES = (".json", ".safetensors", ".bin", ".model", ".txt")
 
 
@@ -24,8 +26,7 @@ def memo_path() -> Path:
     explicit = os.environ.get("JALLM_REVISION_MEMO")
     if explicit:
         return Path(explicit)
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "pytest-jallm" / "local-revisions.json"
+    return user_cache_dir() / "local-revisions.json"
 
 
 def _hashed_files(model_dir: str) -> list[str]:
